@@ -1,0 +1,92 @@
+"""Resources that hide where the lakehouse lives: local files or AWS, chosen by environment.
+
+``build_resources`` is the one place that reads the deployment settings; assets only ever see
+these resources, so the same asset code runs against SQLite + files and against Glue + S3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pyiceberg.catalog import Catalog
+from pydantic import PrivateAttr
+
+from packetx_lakehouse.lib.iceberg import CATALOG_NAME, glue_catalog, local_catalog
+from packetx_lakehouse.lib.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
+from packetx_lakehouse.settings import Settings
+
+
+def _s3_client(region: str, endpoint_url: str) -> Any:
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url or None)
+
+
+class IcebergCatalogResource(dg.ConfigurableResource):
+    """The Iceberg catalog: PyIceberg SQL catalog on SQLite (local) or Glue (AWS)."""
+
+    kind: str = "sql"
+    catalog_name: str = CATALOG_NAME
+    sqlite_path: str = "data/lakehouse/catalog.db"
+    warehouse: str = "data/lakehouse/warehouse"
+    region: str = "us-east-1"
+    endpoint_url: str = ""
+
+    _catalog: Catalog | None = PrivateAttr(default=None)
+
+    def load(self) -> Catalog:
+        """Load once per process: catalog construction opens connections we want to reuse."""
+        if self._catalog is None:
+            if self.kind == "glue":
+                self._catalog = glue_catalog(self.warehouse, self.region, self.endpoint_url, self.catalog_name)
+            else:
+                self._catalog = local_catalog(Path(self.sqlite_path), Path(self.warehouse), self.catalog_name)
+        return self._catalog
+
+
+class ObjectStoreResource(dg.ConfigurableResource):
+    """A local directory (``root``) or, when ``s3_bucket`` is set, an S3 prefix."""
+
+    root: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str = ""
+
+    def store(self) -> ObjectStore:
+        if self.s3_bucket:
+            return S3ObjectStore(_s3_client(self.region, self.endpoint_url), self.s3_bucket, self.s3_prefix)
+        return LocalObjectStore(self.root)
+
+
+class DeviceTimezonesResource(dg.ConfigurableResource):
+    """Time zone of each capturing device; PacketX writes local minutes without a zone."""
+
+    zones: dict[str, str] = {}
+    default: str = "UTC"
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """All resources for one deployment; the only branch between local and AWS."""
+    if settings.is_aws:
+        aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
+        catalog = IcebergCatalogResource(kind="glue", warehouse=settings.s3_warehouse_uri, **aws)
+        landing = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix, **aws)
+        archive = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix, **aws)
+    else:
+        catalog = IcebergCatalogResource(
+            sqlite_path=str(settings.catalog_path), warehouse=str(settings.warehouse_dir)
+        )
+        landing = ObjectStoreResource(root=str(settings.traffic_log_dir))
+        archive = ObjectStoreResource(root=str(settings.archive_dir))
+    return {
+        "iceberg": catalog,
+        "landing": landing,
+        "raw_archive": archive,
+        "device_timezones": DeviceTimezonesResource(
+            zones=settings.device_timezones, default=settings.default_device_timezone
+        ),
+        "duckdb": DuckDBResource(database=str(settings.serving_path)),
+    }

@@ -1,0 +1,1 @@
+"""Pure, Dagster-free building blocks: parsing, schemas, transforms and storage helpers."""

@@ -1,0 +1,110 @@
+"""A minimal object store: a local directory or an S3 prefix, behind one interface.
+
+The landing area (what devices write or upload) and the raw archive (our immutable audit trail)
+both live in one of these; code above never knows which.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object as a listing sees it; ``version`` is an mtime (local) or ETag (S3)."""
+
+    key: str
+    size: int
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+class ObjectStore(Protocol):
+    """What the lakehouse needs from storage: list, read, write, test."""
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]: ...
+    def get(self, key: str) -> bytes: ...
+    def put(self, key: str, data: bytes) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def describe(self, key: str) -> str: ...
+
+
+class LocalObjectStore:
+    """Objects are files under ``root``; keys use '/' on every platform."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.exists():
+            return []
+        found = []
+        for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            stat = path.stat()
+            key = path.relative_to(self.root).as_posix()
+            found.append(ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns)))
+        return found
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write atomically (temp file + rename) so a reader never sees half an object."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def describe(self, key: str) -> str:
+        return str(self._path(key))
+
+
+class S3ObjectStore:
+    """Objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        found = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix):]
+                found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
+        return sorted(found, key=lambda info: info.key)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+
+    def exists(self, key: str) -> bool:
+        response = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix + key, MaxKeys=1)
+        return any(item["Key"] == self.prefix + key for item in response.get("Contents", []))
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"

@@ -1,0 +1,127 @@
+"""Deployment settings, read from the environment only (never from code edits).
+
+With nothing set, everything is local under ``data/`` (the embedded default). ``PACKETX_ENV=aws``
+switches the same resources to S3 + Glue (+ DynamoDB, and a warehouse if a URL is given).
+Credentials are never read here: boto3, PyArrow and PyIceberg take them from the standard AWS
+chain, so they cannot leak into logs or metadata through this object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_START_DATE = "2025-01-01"
+
+
+def _env(name: str, default: str = "") -> str:
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def parse_device_timezones(spec: str) -> dict[str, str]:
+    """Parse ``alice=Europe/Berlin,bob=America/New_York`` into a mapping.
+
+    Raises:
+        ValueError: on an entry without ``=``, so a typo stops the run instead of silently
+            treating a device as UTC.
+    """
+    zones: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        user, sep, zone = entry.partition("=")
+        if not sep or not user.strip() or not zone.strip():
+            raise ValueError(
+                f"PACKETX_DEVICE_TIMEZONES entry {entry!r} is not of the form user=Area/City"
+            )
+        zones[user.strip()] = zone.strip()
+    return zones
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that differs between a laptop and AWS, in one place."""
+
+    env: str = "local"
+    data_dir: Path = Path("data")
+    traffic_log_dir: Path = Path("data/traffic_log")
+    start_date: str = DEFAULT_START_DATE
+    partition_timezone: str = "UTC"
+    device_timezones: dict[str, str] = field(default_factory=dict)
+    default_device_timezone: str = "UTC"
+    s3_bucket: str = ""
+    s3_prefix: str = "lakehouse/"
+    aws_endpoint_url: str = ""
+    aws_region: str = "us-east-1"
+    dynamodb_table: str = "daily_aggregate"
+    warehouse_url: str = ""
+
+    @property
+    def is_aws(self) -> bool:
+        return self.env == "aws"
+
+    @property
+    def lakehouse_dir(self) -> Path:
+        return self.data_dir / "lakehouse"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.lakehouse_dir / "catalog.db"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.lakehouse_dir / "warehouse"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "raw_archive"
+
+    @property
+    def serving_path(self) -> Path:
+        return self.data_dir / "serving" / "packetx.duckdb"
+
+    @property
+    def s3_landing_prefix(self) -> str:
+        return f"{self.s3_prefix}raw_data_upload/"
+
+    @property
+    def s3_archive_prefix(self) -> str:
+        return f"{self.s3_prefix}raw_archive/"
+
+    @property
+    def s3_warehouse_uri(self) -> str:
+        return f"s3://{self.s3_bucket}/{self.s3_prefix}warehouse"
+
+    def device_timezone(self, user: str) -> str:
+        return self.device_timezones.get(user, self.default_device_timezone)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = _env("PACKETX_ENV", "local").lower()
+        if env not in ("local", "aws"):
+            raise ValueError(f"PACKETX_ENV must be 'local' or 'aws', not {env!r}")
+        data_dir = Path(_env("PACKETX_DATA_DIR", "data"))
+        start_date = _env("PACKETX_START_DATE", DEFAULT_START_DATE)
+        dt.date.fromisoformat(start_date)  # fail early on a malformed date
+        prefix = _env("PACKETX_S3_PREFIX", "lakehouse/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        bucket = _env("PACKETX_S3_BUCKET", _env("s3_bucket_name"))
+        if env == "aws" and not bucket:
+            raise ValueError("PACKETX_ENV=aws needs PACKETX_S3_BUCKET (or s3_bucket_name)")
+        return cls(
+            env=env,
+            data_dir=data_dir,
+            traffic_log_dir=Path(_env("PACKETX_TRAFFIC_LOG_DIR", str(data_dir / "traffic_log"))),
+            start_date=start_date,
+            partition_timezone=_env("PACKETX_TIMEZONE", "UTC"),
+            device_timezones=parse_device_timezones(_env("PACKETX_DEVICE_TIMEZONES")),
+            default_device_timezone=_env("PACKETX_DEFAULT_DEVICE_TIMEZONE", "UTC"),
+            s3_bucket=bucket,
+            s3_prefix=prefix,
+            aws_endpoint_url=_env("AWS_ENDPOINT_URL"),
+            aws_region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
+            dynamodb_table=_env("PACKETX_DYNAMODB_TABLE", "daily_aggregate"),
+            warehouse_url=_env("PACKETX_WAREHOUSE_URL"),
+        )
