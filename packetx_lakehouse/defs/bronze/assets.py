@@ -95,7 +95,7 @@ def bronze(
     packets = pa.concat_tables(good) if good else BRONZE_PACKETS.schema.empty_table()
     quarantine = pa.concat_tables(bad) if bad else BRONZE_QUARANTINE.schema.empty_table()
     catalog = iceberg.load()
-    snapshot_props = {"dagster.run_id": context.run_id, "packetx.partitions": f"{days[0]}..{days[-1]}"}
+    snapshot_props = {"dagster.run_id": context.run.run_id, "packetx.partitions": f"{days[0]}..{days[-1]}"}
     packets_written = replace_partitions(ensure_table(catalog, BRONZE_PACKETS), packets, values=days,
                                          snapshot_properties=snapshot_props)
     quarantine_written = replace_partitions(ensure_table(catalog, BRONZE_QUARANTINE), quarantine, values=days,

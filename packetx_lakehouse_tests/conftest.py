@@ -1,0 +1,44 @@
+"""Shared fixtures: a throw-away embedded lakehouse per test, on real local storage."""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.settings import Settings
+
+HEADER = "User,Time Stamp,Source IP,Destination IP,KB Bandwidth,Total KB Bandwidth\n"
+
+
+@dataclasses.dataclass
+class Lakehouse:
+    """A local lakehouse rooted in a temporary directory."""
+
+    settings: Settings
+    defs: dg.Definitions
+
+    @property
+    def landing(self) -> Path:
+        return self.settings.traffic_log_dir
+
+    def catalog(self):
+        return build_resources(self.settings)["iceberg"].load()
+
+    def write_log(self, name: str, body: str, *, header: bool = True) -> Path:
+        path = self.landing / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text((HEADER if header else "") + body)
+        return path
+
+    def append_log(self, name: str, body: str) -> None:
+        with (self.landing / name).open("a") as handle:
+            handle.write(body)
+
+
+@pytest.fixture
+def lakehouse(tmp_path: Path) -> Lakehouse:
+    settings = Settings(data_dir=tmp_path / "data", traffic_log_dir=tmp_path / "data" / "traffic_log")
+    return Lakehouse(settings, build_definitions(settings))

@@ -1,0 +1,133 @@
+import datetime as dt
+import hashlib
+
+import pyarrow.compute as pc
+
+from packetx_lakehouse.defs.bronze.assets import BRONZE_PACKETS_KEY, BRONZE_QUARANTINE_KEY, RAW_ARCHIVE_KEY
+from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, check_partition_key
+from packetx_lakehouse.lib.archive import load_manifest
+from packetx_lakehouse.lib.objectstore import LocalObjectStore
+from packetx_lakehouse.runner import materialize_range
+
+DAY = dt.date(2026, 11, 20)
+ALICE = "alice-2026-11-20.csv"
+BLOCK_1 = (
+    "alice,2026-11-20 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
+    "alice,2026-11-20 09:53,192.168.1.20,142.250.1.1,948.173,1158.17\n"
+)
+BLOCK_2 = (
+    "alice,2026-11-20 09:54,8.8.8.8,192.168.1.20,1.6833e+06,1683500\n"
+    "alice,2026-11-20 09:54,999.1.1.1,192.168.1.20,200,1683500\n"
+)
+
+
+def _run(lakehouse, first=DAY, last=DAY):
+    return materialize_range(lakehouse.defs, first, last, selection="group:bronze")
+
+
+def _table(lakehouse, name):
+    return lakehouse.catalog().load_table(f"packetx_raw.{name}").scan().to_arrow()
+
+
+def test_rerunning_a_day_replaces_it_and_a_grown_file_adds_exactly_the_new_rows(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1)
+    for _ in range(3):
+        assert _run(lakehouse).success
+        packets = _table(lakehouse, "packets")
+        assert packets.num_rows == 2
+    assert sorted(packets.column("line_number").to_pylist()) == [2, 3]
+
+    lakehouse.append_log(ALICE, BLOCK_2)
+    _run(lakehouse)
+    _run(lakehouse)
+    packets, quarantine = _table(lakehouse, "packets"), _table(lakehouse, "quarantine")
+    assert packets.num_rows == 3
+    assert pc.max(packets.column("kb_bandwidth")).as_py() == 1683300.0
+    assert quarantine.to_pylist()[0] | {"ingested_at": None} == {
+        "log_date": DAY,
+        "source_file": ALICE,
+        "line_number": 5,
+        "raw_line": "alice,2026-11-20 09:54,999.1.1.1,192.168.1.20,200,1683500",
+        "reason": "bad Source IP '999.1.1.1'",
+        "ingested_at": None,
+    }
+
+
+def test_rerun_keeps_identical_rows_including_ingest_time(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1)
+    _run(lakehouse)
+    first = _table(lakehouse, "packets").sort_by("line_number")
+    _run(lakehouse)
+    assert _table(lakehouse, "packets").sort_by("line_number").equals(first)
+
+
+def test_other_days_are_untouched_and_a_range_is_one_commit_per_table(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1)
+    lakehouse.write_log("bob-smith-2026-11-21.csv", BLOCK_1.replace("alice", "bob-smith").replace("11-20", "11-21"))
+    result = _run(lakehouse, DAY, DAY + dt.timedelta(days=1))
+    assert result.success
+    table = lakehouse.catalog().load_table("packetx_raw.packets")
+    snapshots_before = len(table.snapshots())
+    lakehouse.append_log(ALICE, BLOCK_2)
+    _run(lakehouse)
+    packets = _table(lakehouse, "packets")
+    by_day = pc.value_counts(packets.column("log_date")).to_pylist()
+    assert {entry["values"]: entry["counts"] for entry in by_day} == {DAY: 3, DAY + dt.timedelta(days=1): 2}
+    assert set(packets.column("user").to_pylist()) == {"alice", "bob-smith"}
+    # PyIceberg's overwrite is a delete + append inside one transaction: one commit, <= 2 snapshots.
+    assert len(lakehouse.catalog().load_table("packetx_raw.packets").snapshots()) - snapshots_before <= 2
+
+
+def test_archive_is_content_addressed_and_bronze_replays_from_it(lakehouse):
+    path = lakehouse.write_log(ALICE, BLOCK_1)
+    _run(lakehouse)
+    lakehouse.append_log(ALICE, BLOCK_2)
+    result = _run(lakehouse)
+    archive = LocalObjectStore(lakehouse.settings.archive_dir)
+    keys = [info.key for info in archive.list() if info.key.endswith(".gz")]
+    assert len(keys) == 2  # both versions kept, never overwritten
+    manifest = load_manifest(archive, DAY)
+    assert manifest[ALICE].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    materialization = result.asset_materializations_for_node("bronze")
+    archive_md = next(m for m in materialization if m.asset_key == RAW_ARCHIVE_KEY).metadata
+    assert archive_md["files"].value == 1 and archive_md["newly_archived"].value == 1
+
+    path.unlink()  # the device cleaned up its landing file: nothing may be lost
+    _run(lakehouse)
+    assert _table(lakehouse, "packets").num_rows == 3
+
+
+def test_metadata_shows_counts_and_preview(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1 + BLOCK_2 + "\n" + "garbage")
+    result = _run(lakehouse)
+    by_key = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("bronze")}
+    packets_md = by_key[BRONZE_PACKETS_KEY]
+    assert packets_md["dagster/row_count"].value == 3
+    assert packets_md["quarantined"].value == 2  # bad IP + unterminated last line
+    assert packets_md["blank_lines"].value == 1
+    assert "192.168.1.20" in packets_md["preview"].value
+    assert "incomplete last line" in by_key[BRONZE_QUARANTINE_KEY]["top_reasons"].value
+
+
+def test_day_without_files_succeeds_with_no_rows(lakehouse):
+    result = _run(lakehouse)
+    assert result.success
+    assert _table(lakehouse, "packets").num_rows == 0
+
+
+def test_out_of_range_dates_get_a_clear_message():
+    assert "before the first partition 2025-01-01" in check_partition_key(
+        DAILY_PARTITIONS, dt.date(2024, 12, 31), "alice-2024-12-31.csv"
+    )
+    far = dt.date.today() + dt.timedelta(days=3)
+    assert "after today's partition" in check_partition_key(DAILY_PARTITIONS, far, "x")
+    assert check_partition_key(DAILY_PARTITIONS, dt.date.today(), "today's file") is None
+
+
+def test_corrupt_gzip_upload_stops_the_run_naming_the_file(lakehouse):
+    lakehouse.landing.mkdir(parents=True, exist_ok=True)
+    (lakehouse.landing / "alice-2026-11-20.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    result = materialize_range(lakehouse.defs, DAY, DAY, selection="group:bronze", raise_on_error=False)
+    assert not result.success
+    error = result.failure_data_for_node("bronze").error
+    assert "alice-2026-11-20.csv.gz: not a readable gzip file" in error.to_string()
