@@ -3,10 +3,12 @@
 import argparse
 import datetime as dt
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from packetx_lakehouse.lib.generator import GeneratorOptions, generate
+from packetx_lakehouse.lib.upload import add_upload_parser, cmd_upload
 from packetx_lakehouse.settings import Settings
 
 def _date(text: str) -> dt.date:
@@ -57,10 +59,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="packetx-lakehouse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {"generate": (_add_generate, cmd_generate), "demo": (_add_demo, cmd_demo)}
+    commands = {
+        "generate": (_add_generate, cmd_generate),
+        "demo": (_add_demo, cmd_demo),
+        "upload": (add_upload_parser, cmd_upload),
+    }
     for add, _ in commands.values():
         add(sub)
     args = parser.parse_args(argv)
+    # Dagster flags beta parameters (backfill_policy, ...) on every import: noise for a CLI user.
+    warnings.filterwarnings("ignore", message=".*is currently in beta")
     try:
         return commands[args.command][1](args)
     except (ValueError, FileNotFoundError) as exc:

@@ -2,6 +2,8 @@
 
 import datetime as dt
 import shutil
+
+import duckdb
 from pathlib import Path
 
 from packetx_lakehouse.definitions import build_definitions
@@ -10,7 +12,15 @@ from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.lib.filenames import parse_log_file_name
 from packetx_lakehouse.lib.generator import GeneratorOptions, generate
 from packetx_lakehouse.lib.iceberg import ensure_table
-from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, BRONZE_QUARANTINE, TableDef
+from packetx_lakehouse.defs.gold.assets import DAILY_TABLES
+from packetx_lakehouse.defs.serving.duckdb import DIMENSIONS
+from packetx_lakehouse.lib.schemas import (
+    BRONZE_PACKETS,
+    BRONZE_QUARANTINE,
+    GOLD_TRAFFIC_ANOMALIES,
+    SILVER_PACKETS,
+    TableDef,
+)
 from packetx_lakehouse.runner import landing_days, materialize_range, project_instance
 from packetx_lakehouse.settings import Settings
 
@@ -65,10 +75,46 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
         return 1
     first, last = ingestible[0], ingestible[-1]
     print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...")
-    result = materialize_range(defs, first, last, instance=project_instance())
+    result = materialize_range(defs, first, last, instance=project_instance(), log_level="WARNING")
     print(f"Run {result.run_id} succeeded.\n")
-    print("Tables (catalog 'packetx' at", settings.catalog_path, ")")
-    for table_def in (BRONZE_PACKETS, BRONZE_QUARANTINE):
-        print(f"  {table_def.identifier:<32} {table_rows(settings, table_def):>10,} rows")
+    print(f"Iceberg tables (catalog 'packetx' at {settings.catalog_path}):")
+    for table_def in (BRONZE_PACKETS, BRONZE_QUARANTINE, SILVER_PACKETS, *DAILY_TABLES, GOLD_TRAFFIC_ANOMALIES,
+                      *DIMENSIONS):
+        print(f"  {table_def.identifier:<40} {table_rows(settings, table_def):>10,} rows")
+    print_answers(settings.serving_path)
     print("\nOpen the Dagster UI:  DAGSTER_HOME=$PWD .venv/bin/dagster dev   -> http://127.0.0.1:3000")
     return 0
+
+
+ANSWERS = {
+    "Top users by traffic": """
+        SELECT user, round(sum(total_kb) / 1024, 1) AS mb, round(sum(outbound_kb) / 1024, 1) AS outbound_mb,
+               round(sum(internal_kb) / 1024, 1) AS internal_mb, count(*) AS days
+        FROM gold.daily_user_bandwidth GROUP BY user ORDER BY mb DESC LIMIT 5""",
+    "Top external hosts": """
+        SELECT remote_ip, round(sum(kb) / 1024, 1) AS mb, count(DISTINCT user) AS users
+        FROM gold.top_external_hosts GROUP BY remote_ip ORDER BY mb DESC LIMIT 5""",
+    "Traffic anomalies (robust z-score over the trailing 7 days)": """
+        SELECT user, hour_utc, round(kb / 1024, 1) AS mb, round(baseline_median_kb / 1024, 1) AS baseline_mb,
+               round(robust_z, 1) AS z
+        FROM gold.traffic_anomalies ORDER BY robust_z DESC LIMIT 5""",
+    "Quarantined lines": """
+        SELECT reason, count(*) AS lines FROM ops.quarantine GROUP BY reason ORDER BY lines DESC LIMIT 5""",
+}
+
+
+def print_answers(database: Path) -> None:
+    """A few real answers from the serving database, as a user would query it."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        for title, sql in ANSWERS.items():
+            cursor = con.execute(sql)
+            header = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+            print(f"\n{title}:")
+            if not rows:
+                print("  (none)")
+                continue
+            widths = [max(len(str(v)) for v in [h, *(r[i] for r in rows)]) for i, h in enumerate(header)]
+            for row in [header, *rows]:
+                print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+    print(f"\nServing database: {database}  (duckdb {database} -c 'SELECT * FROM gold.daily_user_bandwidth')")

@@ -38,6 +38,7 @@ def materialize_range(
     instance: dg.DagsterInstance | None = None,
     selection: str | None = None,
     raise_on_error: bool = True,
+    log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
     """Materialise every (selected) asset for the days ``first..last`` in one run."""
     job = defs.resolve_implicit_global_asset_job_def()
@@ -48,4 +49,5 @@ def materialize_range(
         if selection
         else None,
         raise_on_error=raise_on_error,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,19 @@ def glue_catalog(
 ) -> Catalog:
     """Glue catalog with an S3 warehouse; credentials come from the AWS chain only.
 
-    PyArrow's S3 client ignores ``AWS_ENDPOINT_URL``, so an emulator endpoint is passed to it
-    explicitly as ``s3.endpoint`` (and to Glue as ``glue.endpoint``).
+    Table files go through PyIceberg's fsspec FileIO (s3fs on botocore), so S3 uses exactly the
+    credential chain, retries and endpoint handling of every other boto3 client here. PyArrow's
+    own S3 client would need the endpoint again and fails multipart uploads against moto 5.2.1
+    (moto issue 10055). An emulator endpoint is passed explicitly as ``glue.endpoint`` and
+    ``s3.endpoint``: neither client reads ``AWS_ENDPOINT_URL`` by itself.
     """
-    props = {"type": "glue", "warehouse": warehouse_uri, "glue.region": region, "s3.region": region}
+    props = {
+        "type": "glue",
+        "warehouse": warehouse_uri,
+        "glue.region": region,
+        "s3.region": region,
+        "py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO",
+    }
     if endpoint_url:
         props |= {"glue.endpoint": endpoint_url, "s3.endpoint": endpoint_url}
     return load_catalog(name, **props)
@@ -62,10 +72,12 @@ def ensure_table(catalog: Catalog, table_def: TableDef) -> Table:
             for column in table_def.partition_by:
                 spec.add_identity(column)
     try:
-        return txn.commit_transaction()
+        txn.commit_transaction()
     except Exception:
         # Another run created it between our load and commit: theirs is as good as ours.
-        return catalog.load_table(table_def.identifier)
+        pass
+    # The transaction returns a StagedTable (Glue), which cannot be scanned: load the real one.
+    return catalog.load_table(table_def.identifier)
 
 
 def partition_filter(column: str, values: Iterable[object]) -> BooleanExpression:
@@ -116,7 +128,10 @@ def replace_partitions(
     data = data.cast(table.schema().as_arrow()) if data.schema != table.schema().as_arrow() else data
     for attempt in range(retries):
         try:
-            table.overwrite(data, overwrite_filter=expression, snapshot_properties=snapshot_properties or {})
+            with warnings.catch_warnings():
+                # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                table.overwrite(data, overwrite_filter=expression, snapshot_properties=snapshot_properties or {})
             break
         except CommitFailedException:
             if attempt == retries - 1:

@@ -1,0 +1,102 @@
+"""Serving: the gold tables, the star schema and operational facts in one DuckDB database."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from packetx_lakehouse.defs.bronze.assets import BRONZE_QUARANTINE_KEY
+from packetx_lakehouse.defs.checks import problems_check
+from packetx_lakehouse.defs.gold.assets import asset_key
+from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
+from packetx_lakehouse.defs.resources import IcebergCatalogResource
+from packetx_lakehouse.lib import gold, serving
+from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions
+from packetx_lakehouse.lib.schemas import (
+    BRONZE_PACKETS,
+    BRONZE_QUARANTINE,
+    GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_DATE_DIM,
+    GOLD_DIRECTION_DIM,
+    GOLD_HOURLY_BANDWIDTH,
+    GOLD_IP_DIM,
+    GOLD_PACKETS_FACT,
+    GOLD_TOP_EXTERNAL_HOSTS,
+    GOLD_TRAFFIC_ANOMALIES,
+    GOLD_USERS_DIM,
+    SILVER_PACKETS,
+)
+
+SERVING_KEY = dg.AssetKey(["serving", "duckdb"])
+DAILY_SERVED = (GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS,
+                GOLD_TRAFFIC_ANOMALIES, GOLD_PACKETS_FACT)
+DIMENSIONS = (GOLD_USERS_DIM, GOLD_IP_DIM, GOLD_DATE_DIM, GOLD_DIRECTION_DIM)
+#: Tables whose newest partition the dashboard shows as "freshness per layer".
+FRESHNESS = {"bronze": BRONZE_PACKETS, "silver": SILVER_PACKETS, "gold": GOLD_DAILY_USER_BANDWIDTH}
+
+
+@dg.asset(
+    key=SERVING_KEY,
+    deps=[asset_key(t) for t in DAILY_SERVED + DIMENSIONS] + [BRONZE_QUARANTINE_KEY],
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    automation_condition=dg.AutomationCondition.eager(),
+    pool="duckdb_serving",
+    group_name="serving",
+    kinds={"duckdb"},
+    owners=["team:packetx-data"],
+    description="DuckDB database (<data dir>/serving/packetx.duckdb) with gold.* (aggregates and star "
+    "schema) and ops.* (quarantine, partition freshness): open it with the duckdb CLI and query.",
+    check_specs=[dg.AssetCheckSpec("star_schema_referential_integrity", asset=SERVING_KEY,
+                                   description="every fact finds its user version, IPs, hour and direction")],
+)
+def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, duckdb: DuckDBResource):
+    days = partition_dates(context)
+    catalog = iceberg.load()
+    loaded: dict[str, pa.Table] = {}
+    Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.get_connection() as con:
+        for table_def in DAILY_SERVED:
+            data = read_partitions(ensure_table(catalog, table_def), values=days)
+            serving.replace_days(con, f"gold.{table_def.name}", data, days)
+            loaded[table_def.name] = data
+        for table_def in DIMENSIONS:
+            data = ensure_table(catalog, table_def).scan().to_arrow()
+            serving.replace_table(con, f"gold.{table_def.name}", data)
+            loaded[table_def.name] = data
+        quarantine = read_partitions(ensure_table(catalog, BRONZE_QUARANTINE), values=days)
+        serving.replace_days(con, "ops.quarantine", quarantine.drop_columns(["ingested_at"]), days)
+        serving.replace_table(con, "ops.partitions", _partition_summary(catalog))
+        rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
+    yield dg.MaterializeResult(
+        metadata={
+            "database": dg.MetadataValue.path(duckdb.database),
+            "rows_in_database": dg.MetadataValue.json(rows),
+            "days_refreshed": ", ".join(d.isoformat() for d in days) if len(days) < 8 else f"{days[0]} .. {days[-1]}",
+        }
+    )
+    yield problems_check(
+        "star_schema_referential_integrity",
+        gold.orphan_facts(loaded[GOLD_PACKETS_FACT.name], loaded[GOLD_USERS_DIM.name], loaded[GOLD_IP_DIM.name],
+                          loaded[GOLD_DATE_DIM.name], loaded[GOLD_DIRECTION_DIM.name]),
+    )
+
+
+def _partition_summary(catalog) -> pa.Table:
+    """Rows per layer and day, from Iceberg partition metadata (no data files are read)."""
+    layers, tables, dates, counts = [], [], [], []
+    for layer, table_def in FRESHNESS.items():
+        partitions = ensure_table(catalog, table_def).inspect.partitions()
+        by_day: dict[dt.date, int] = {}
+        for partition, count in zip(partitions.column("partition").to_pylist(),
+                                    partitions.column("record_count").to_pylist()):
+            by_day[partition["log_date"]] = by_day.get(partition["log_date"], 0) + count
+        for day, count in sorted(by_day.items()):
+            layers.append(layer)
+            tables.append(table_def.identifier)
+            dates.append(day)
+            counts.append(count)
+    return pa.table({"layer": layers, "table_name": tables, "log_date": pa.array(dates, pa.date32()),
+                     "rows": pa.array(counts, pa.int64())})

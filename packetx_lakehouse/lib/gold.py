@@ -1,0 +1,433 @@
+"""Silver -> gold: aggregates for people and the star schema for the warehouse.
+
+Every aggregate and the fact table leave restart replays out (silver keeps them only for audit).
+Surrogate keys are stable hashes computed on *unique* values, so they are identical on every run,
+machine and load order; Python's ``hash()`` is salted per process and never used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+
+import polars as pl
+import pyarrow as pa
+
+from packetx_lakehouse.lib.schemas import (
+    DIRECTIONS,
+    GOLD_DAILY_IPS,
+    GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_DATE_DIM,
+    GOLD_DIRECTION_DIM,
+    GOLD_HOURLY_BANDWIDTH,
+    GOLD_IP_DIM,
+    GOLD_PACKETS_FACT,
+    GOLD_TOP_EXTERNAL_HOSTS,
+    GOLD_TRAFFIC_ANOMALIES,
+    GOLD_USER_IP_HOURLY,
+    GOLD_USERS_DIM,
+    TableDef,
+)
+from packetx_lakehouse.lib.silver import dominant_private_ip, scope_lookup
+
+_USER_DAY = ("log_date", "user")
+_MASK_63 = (1 << 63) - 1
+#: Scales the mean absolute deviation to the normal sigma when the MAD is 0 (Iglewicz-Hoaglin).
+_MEAN_AD_SCALE = 1.253314
+
+_DIRECTION_DESCRIPTIONS = {
+    "inbound": "A public host and a private address other than the device",
+    "outbound": "The device and a public host",
+    "internal": "Both ends private (LAN, loopback, link-local)",
+    "unknown": "Neither end private: the device's side cannot be told",
+}
+_DIRECTION_KEYS = {name: key for key, name in enumerate(DIRECTIONS, start=1)}
+
+
+def stable_key(texts: Iterable[str]) -> list[int]:
+    """A deterministic non-negative 63-bit key per text (BLAKE2b, first 8 bytes)."""
+    return [
+        int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big") & _MASK_63
+        for t in texts
+    ]
+
+
+def _keyed(column: pl.Series) -> pl.Series:
+    """``stable_key`` of every value of ``column``, hashing each distinct value once."""
+    distinct = column.drop_nulls().unique()
+    return column.replace_strict(distinct, stable_key(distinct.to_list()), return_dtype=pl.Int64)
+
+
+def _date_keys(ts: pl.Series) -> pl.Series:
+    """yyyymmddhh of each timestamp; calendar fields are costly, so once per distinct hour."""
+    hours = ts.dt.truncate("1h")
+    distinct = hours.unique()
+    keys = (
+        distinct.dt.year().cast(pl.Int64) * 1_000_000
+        + distinct.dt.month().cast(pl.Int64) * 10_000
+        + distinct.dt.day().cast(pl.Int64) * 100
+        + distinct.dt.hour().cast(pl.Int64)
+    )
+    return hours.replace_strict(distinct, keys, return_dtype=pl.Int64)
+
+
+def _live(silver: pa.Table) -> pl.LazyFrame:
+    """Silver rows that count (not restart replays), with their UTC hour.
+
+    Lazy, so each aggregate only filters and converts the few columns it reads.
+    """
+    return (
+        pl.from_arrow(silver)
+        .lazy()
+        .filter(~pl.col("is_restart_replay"))
+        .with_columns(hour_utc=pl.col("ts_utc").dt.truncate("1h"))
+    )
+
+
+def _table(
+    frame: pl.DataFrame | pl.LazyFrame, table_def: TableDef, order: Sequence[str] | None = None
+) -> pa.Table:
+    """Exactly ``table_def``'s schema, sorted (by ``order``, else the key) so rebuilds are identical."""
+    frame = frame.sort(order or table_def.key)
+    return frame.lazy().select(table_def.schema.names).collect().to_arrow().cast(table_def.schema)
+
+
+def hourly_bandwidth(silver: pa.Table) -> pa.Table:
+    """KB and active minutes per user, UTC hour, remote host and direction."""
+    frame = _live(silver).group_by(GOLD_HOURLY_BANDWIDTH.key).agg(
+        kb=pl.col("kb").sum(), minutes=pl.col("ts_utc").n_unique().cast(pl.Int64)
+    )
+    return _table(frame, GOLD_HOURLY_BANDWIDTH)
+
+
+def daily_user_bandwidth(silver: pa.Table) -> pa.Table:
+    """One row per user-day: KB by direction, distinct remotes and the busiest UTC minute.
+
+    The peak minute is the minute with the largest summed pair KB (earliest on ties); PacketX's
+    own ``total_kb`` is not used because it can include traffic outside the listed pairs.
+    """
+    live = _live(silver)
+    totals = live.group_by(_USER_DAY).agg(
+        total_kb=pl.col("kb").sum(),
+        **{
+            f"{d}_kb": pl.col("kb").filter(pl.col("direction") == d).sum()
+            for d in DIRECTIONS
+        },
+        distinct_remote_hosts=pl.col("remote_ip").n_unique().cast(pl.Int64),
+        rows=pl.len().cast(pl.Int64),
+    )
+    peaks = (
+        live.group_by(*_USER_DAY, "ts_utc")
+        .agg(peak_minute_kb=pl.col("kb").sum())
+        .sort("peak_minute_kb", "ts_utc", descending=[True, False])
+        .group_by(_USER_DAY, maintain_order=True)
+        .first()
+        .rename({"ts_utc": "peak_minute_utc"})
+    )
+    return _table(totals.join(peaks, on=_USER_DAY), GOLD_DAILY_USER_BANDWIDTH)
+
+
+def top_external_hosts(silver: pa.Table, n: int = 10) -> pa.Table:
+    """The ``n`` public remotes with the most KB per user-day, ranked 1..n (ties: smaller IP).
+
+    "Public" is scope ``public``: multicast, broadcast and reserved addresses are not hosts
+    anyone would look up. ``share`` is of the user-day's KB with all public remotes.
+    """
+    live = _live(silver).filter(~pl.col("remote_is_private"))
+    remotes = live.select(pl.col("remote_ip").unique()).collect().to_series().to_list()
+    public = scope_lookup(remotes).filter(pl.col("scope") == "public")
+    frame = (
+        live.filter(pl.col("remote_ip").is_in(public["ip"].implode()))
+        .group_by(*_USER_DAY, "remote_ip")
+        .agg(kb=pl.col("kb").sum())
+        .sort("kb", "remote_ip", descending=[True, False])
+        .with_columns(
+            rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_USER_DAY),
+            public_kb=pl.col("kb").sum().over(_USER_DAY),
+        )
+        .filter(pl.col("rank") <= n)
+        .with_columns(
+            share=pl.when(pl.col("public_kb") > 0)
+            .then(pl.col("kb") / pl.col("public_kb"))
+            .otherwise(0.0)
+        )
+    )
+    return _table(frame, GOLD_TOP_EXTERNAL_HOSTS)
+
+
+def traffic_anomalies(
+    hourly_window: pa.Table,
+    day: dt.date,
+    min_baseline_hours: int = 24,
+    threshold: float = 3.5,
+) -> pa.Table:
+    """Hours of ``day`` whose per-user KB spikes above the user's trailing 7 days.
+
+    Hours are (log_date, user, hour_utc) totals over all remotes and directions. Baseline = the
+    user's active hours (hours with traffic) of the 7 days before ``day``;
+    ``robust_z = 0.6745 * (x - median) / MAD``. When the MAD is 0 (over half the baseline hours
+    identical) the mean absolute deviation, scaled by 1.2533, takes its place; when that is 0 too
+    the baseline is constant and no z is defined, so nothing is emitted. Users with fewer than
+    ``min_baseline_hours`` baseline hours are skipped: a z on a handful of hours is noise.
+
+    Args:
+        hourly_window: ``hourly_bandwidth`` rows of ``day`` and the 7 days before it.
+        day: The day whose hours are judged (its ``log_date``).
+        min_baseline_hours: Baseline size needed before judging a user.
+        threshold: Emit hours with ``robust_z`` above this.
+    """
+    hours = (
+        pl.from_arrow(hourly_window)
+        .group_by(*_USER_DAY, "hour_utc")
+        .agg(kb=pl.col("kb").sum())
+    )
+    deviation = (pl.col("kb") - pl.col("kb").median()).abs()
+    week_before = (day - dt.timedelta(days=7), day - dt.timedelta(days=1))
+    baseline = (
+        hours.filter(pl.col("log_date").is_between(*week_before))
+        .group_by("user")
+        .agg(
+            baseline_median_kb=pl.col("kb").median(),
+            baseline_mad_kb=deviation.median(),
+            mean_ad=deviation.mean(),
+            baseline_hours=pl.len().cast(pl.Int64),
+        )
+        .filter(pl.col("baseline_hours") >= min_baseline_hours)
+    )
+    excess = pl.col("kb") - pl.col("baseline_median_kb")
+    frame = (
+        hours.filter(pl.col("log_date") == day)
+        .join(baseline, on="user")
+        .with_columns(
+            robust_z=pl.when(pl.col("baseline_mad_kb") > 0)
+            .then(0.6745 * excess / pl.col("baseline_mad_kb"))
+            .when(pl.col("mean_ad") > 0)
+            .then(excess / (_MEAN_AD_SCALE * pl.col("mean_ad")))
+        )
+        .filter(pl.col("robust_z") > threshold)
+    )
+    return _table(frame, GOLD_TRAFFIC_ANOMALIES)
+
+
+def user_ip_hourly(silver: pa.Table) -> pa.Table:
+    """The device IP of each user-hour: the private address in the most rows (ties: smaller).
+
+    ``rows`` is how many rows of the hour that address is an end of: the evidence for it.
+    """
+    ends = (("local_ip", "local_is_private"), ("remote_ip", "remote_is_private"))
+    by = (*_USER_DAY, "hour_utc")
+    counted = _live(silver).group_by(*by, *(c for end in ends for c in end)).agg(rows=pl.len())
+    frame = dominant_private_ip(counted, by, ends, weight="rows").rename({"ip": "local_ip"})
+    return _table(frame, GOLD_USER_IP_HOURLY)
+
+
+def daily_ips(silver: pa.Table) -> pa.Table:
+    """Every address at either end of a day's counted rows: a superset of the fact's IP keys."""
+    pairs = _live(silver).select("log_date", "source_ip", "destination_ip").unique()
+    ends = pairs.select("log_date", ip=pl.concat_list("source_ip", "destination_ip")).explode("ip")
+    return _table(ends.unique(), GOLD_DAILY_IPS)
+
+
+def users_dim(user_ip_hourly_all: pa.Table) -> pa.Table:
+    """SCD type 2 of each user's device IP, rebuilt in full from every ``user_ip_hourly`` row.
+
+    A UTC hour present under two log dates (zones with half-hour offsets, DST) is merged first,
+    so the result depends only on the set of rows, never on the order days were loaded in.
+    Consecutive hours with the same IP form one version; a version lasts until the next one
+    starts (hours without traffic belong to the version before them), and the last is current.
+    """
+    hours = (
+        pl.from_arrow(user_ip_hourly_all)
+        .group_by("user", "hour_utc", "local_ip")
+        .agg(pl.col("rows").sum())
+        .sort("rows", "local_ip", descending=[True, False])
+        .group_by("user", "hour_utc", maintain_order=True)
+        .first()
+        .sort("user", "hour_utc")
+    )
+    changed = pl.col("local_ip") != pl.col("local_ip").shift(1).over("user")
+    versions = (
+        hours.with_columns(version=changed.fill_null(True).cum_sum().over("user").cast(pl.Int64))
+        .group_by("user", "version", maintain_order=True)
+        .agg(pl.col("local_ip").first(), valid_from=pl.col("hour_utc").first())
+        .with_columns(valid_to=pl.col("valid_from").shift(-1).over("user"))
+        .with_columns(is_current=pl.col("valid_to").is_null())
+    )
+    identity = pl.concat_str(
+        "user", "local_ip", pl.col("valid_from").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"), separator="\x1f"
+    )
+    versions = versions.with_columns(
+        user_id=_keyed(versions["user"]), user_key=_keyed(versions.select(identity).to_series())
+    )
+    return _table(versions, GOLD_USERS_DIM, order=("user", "version"))
+
+
+def ip_dim(
+    ips: pa.Array | pa.ChunkedArray | Sequence[str | None], existing: pa.Table | None = None
+) -> pa.Table:
+    """Merge ``ips`` into the IP dimension; only addresses not yet present are classified.
+
+    Sorted by ``ip`` so the content is the same whatever order the addresses arrived in.
+    """
+    known = pl.from_arrow(existing if existing is not None else GOLD_IP_DIM.schema.empty_table())
+    incoming = pl.Series("ip", ips, dtype=pl.String).drop_nulls().unique()
+    added = scope_lookup(incoming.filter(~incoming.is_in(known["ip"].implode())).to_list())
+    added = added.with_columns(ip_key=_keyed(added["ip"]))
+    merged = pl.concat([known, added.select(known.columns)], how="vertical_relaxed")
+    return _table(merged, GOLD_IP_DIM, order=("ip",))
+
+
+def direction_dim() -> pa.Table:
+    """The four directions with fixed keys (their position in ``DIRECTIONS``)."""
+    return pa.table(
+        {
+            "direction_key": list(_DIRECTION_KEYS.values()),
+            "direction": list(_DIRECTION_KEYS),
+            "description": [_DIRECTION_DESCRIPTIONS[d] for d in _DIRECTION_KEYS],
+        },
+        schema=GOLD_DIRECTION_DIM.schema,
+    )
+
+
+def date_dim(start: dt.date, end: dt.date) -> pa.Table:
+    """Every UTC hour from ``start`` 00:00 to ``end`` 23:00, keyed yyyymmddhh."""
+    hours = pl.datetime_range(
+        dt.datetime.combine(start, dt.time()),
+        dt.datetime.combine(end, dt.time(23)),
+        "1h",
+        time_unit="us",
+        time_zone="UTC",
+        eager=True,
+    ).alias("hour_start_utc")
+    hour = pl.col("hour_start_utc")
+    frame = pl.DataFrame([hours, _date_keys(hours).alias("date_key")]).with_columns(
+        date=hour.dt.date(),
+        hour=hour.dt.hour().cast(pl.Int64),
+        day_of_week=hour.dt.weekday().cast(pl.Int64),
+        day_name=hour.dt.strftime("%A"),
+        month=hour.dt.month().cast(pl.Int64),
+        year=hour.dt.year().cast(pl.Int64),
+        is_weekend=hour.dt.weekday() >= 6,
+    )
+    return _table(frame, GOLD_DATE_DIM)
+
+
+def packets_fact(silver: pa.Table) -> pa.Table:
+    """One fact per non-replay silver row, carrying durable and stable keys only.
+
+    ``user_id`` plus ``ts_utc`` finds the users_dim version (see ``resolve_user_versions``).
+    """
+    live = _live(silver).select(
+        "log_date", "ts_utc", "user", "local_ip", "remote_ip", "direction", "kb",
+        "source_file", "line_number",
+    ).collect()  # fmt: skip
+    frame = live.with_columns(
+        date_key=_date_keys(live["ts_utc"]),
+        user_id=_keyed(live["user"]),
+        local_ip_key=_keyed(live["local_ip"]),
+        remote_ip_key=_keyed(live["remote_ip"]),
+        direction_key=pl.col("direction").replace_strict(_DIRECTION_KEYS, return_dtype=pl.Int64),
+    )
+    return frame.select(GOLD_PACKETS_FACT.schema.names).to_arrow().cast(GOLD_PACKETS_FACT.schema)
+
+
+def resolve_user_versions(fact: pa.Table, users_dim: pa.Table) -> pa.Table:
+    """Point-in-time lookup: each fact's ``user_key`` is the version valid at its ``ts_utc``.
+
+    Returns:
+        ``source_file, line_number, user_id, ts_utc, user_key`` (null where no version covers
+        the fact: an orphan), sorted by ``source_file, line_number``.
+    """
+    versions = pl.from_arrow(users_dim).select("user_id", "valid_from", "valid_to", "user_key")
+    return (
+        pl.from_arrow(fact)
+        .select("source_file", "line_number", "user_id", "ts_utc")
+        .sort("ts_utc")
+        .join_asof(
+            versions.sort("valid_from"),
+            left_on="ts_utc",
+            right_on="valid_from",
+            by="user_id",
+            check_sortedness=False,  # sorted by ts_utc overall, hence within each user
+        )
+        .with_columns(
+            user_key=pl.when(pl.col("valid_to").is_null() | (pl.col("ts_utc") < pl.col("valid_to")))
+            .then(pl.col("user_key"))
+        )
+        .sort("source_file", "line_number")
+        .select("source_file", "line_number", "user_id", "ts_utc", "user_key")
+        .to_arrow()
+    )
+
+
+# --- validation helpers for asset checks: each returns human-readable problems, [] = OK -----
+
+
+def duplicate_keys(table: pa.Table, key_cols: Sequence[str]) -> list[str]:
+    """Key values that occur on more than one row."""
+    dupes = pl.from_arrow(table).group_by(key_cols).len().filter(pl.col("len") > 1)
+    if dupes.is_empty():
+        return []
+    example = dupes.sort(key_cols).row(0, named=True)
+    return [f"{dupes.height} value(s) of key {tuple(key_cols)} repeat, e.g. {example}"]
+
+
+def negative_or_nan(table: pa.Table, cols: Sequence[str]) -> list[str]:
+    """Columns holding negative, NaN or null numbers (none is a valid KB)."""
+    frame = pl.from_arrow(table)
+    problems = []
+    for col in cols:
+        c = pl.col(col)
+        counts = frame.select(negative=(c < 0).sum(), nan=c.is_nan().sum(), null=c.is_null().sum())
+        negative, nan, null = counts.row(0)
+        if negative or nan or null:
+            problems.append(f"{col}: {negative} negative, {nan} NaN, {null} null")
+    return problems
+
+
+def scd2_problems(users_dim: pa.Table) -> list[str]:
+    """Breaches of SCD type 2: one current row per user, contiguous non-overlapping versions."""
+    dim = pl.from_arrow(users_dim).sort("user", "valid_from")
+    problems = duplicate_keys(users_dim, ("user_key",))
+    for user, n in dim.group_by("user").agg(pl.col("is_current").sum()).sort("user").iter_rows():
+        if n != 1:
+            problems.append(f"user {user!r}: {n} current rows (expected 1)")
+    checked = dim.with_columns(
+        next_from=pl.col("valid_from").shift(-1).over("user"),
+        expected_version=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user"),
+    )
+    rules = {
+        "is_current disagrees with valid_to": pl.col("is_current") != pl.col("valid_to").is_null(),
+        "valid_to is not after valid_from": pl.col("valid_to") <= pl.col("valid_from"),
+        "overlaps the next version": pl.col("next_from").is_not_null()
+        & (pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("next_from"))),
+        "leaves a gap before the next version": pl.col("valid_to") < pl.col("next_from"),
+        "version numbers are not 1..n by valid_from": pl.col("version") != pl.col("expected_version"),
+    }
+    for rule, broken in rules.items():
+        offenders = checked.filter(broken.fill_null(False)).select("user", "version")
+        problems.extend(f"user {user!r} version {version}: {rule}" for user, version in offenders.iter_rows())
+    return problems
+
+
+def orphan_facts(
+    fact: pa.Table, users_dim: pa.Table, ip_dim: pa.Table, date_dim: pa.Table, direction_dim: pa.Table
+) -> list[str]:
+    """Facts whose keys find no dimension row (users by point in time)."""
+    facts = pl.from_arrow(fact)
+
+    def missing(col: str, dim: pa.Table, dim_col: str) -> int:
+        keys = pl.from_arrow(dim).get_column(dim_col).implode()
+        return facts.filter(pl.col(col).is_not_null() & ~pl.col(col).is_in(keys)).height
+
+    counts = {
+        "user version (user_id, ts_utc)": pl.from_arrow(resolve_user_versions(fact, users_dim))[
+            "user_key"
+        ].null_count(),
+        "local_ip_key": missing("local_ip_key", ip_dim, "ip_key"),
+        "remote_ip_key": missing("remote_ip_key", ip_dim, "ip_key"),
+        "date_key": missing("date_key", date_dim, "date_key"),
+        "direction_key": missing("direction_key", direction_dim, "direction_key"),
+    }
+    return [f"{n} fact(s) with no matching {what}" for what, n in counts.items() if n]

@@ -1,0 +1,294 @@
+"""The one home of every table schema in the lakehouse.
+
+Arrow schemas are what the transforms produce; Iceberg schemas and partition specs are derived
+from them here so that a column is never declared twice. All timestamps are microseconds
+(Iceberg's precision); floats are float64 throughout so PyIceberg's exact type match holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+RAW_NAMESPACE = "packetx_raw"
+SILVER_NAMESPACE = "packetx_silver"
+GOLD_NAMESPACE = "packetx_gold"
+
+#: The header PacketX writes once when it creates a day's file.
+CSV_HEADER = "User,Time Stamp,Source IP,Destination IP,KB Bandwidth,Total KB Bandwidth"
+CSV_COLUMNS = CSV_HEADER.split(",")
+
+TS = pa.timestamp("us")
+TS_UTC = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableDef:
+    """A lakehouse table: where it lives, its columns and how it is partitioned."""
+
+    namespace: str
+    name: str
+    schema: pa.Schema
+    partition_by: tuple[str, ...] = ("log_date",)
+    #: Columns that identify one row at the table's grain (checked by asset checks).
+    key: tuple[str, ...] = ()
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+
+def _schema(*fields: pa.Field) -> pa.Schema:
+    return pa.schema(list(fields))
+
+
+def _f(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable)
+
+
+# --- bronze -------------------------------------------------------------------------------
+
+#: Every parseable row, as the producer wrote it, plus lineage. ``log_date`` is the date in the
+#: file name, i.e. the Dagster partition key; partitioning on it (not on the timestamp) makes a
+#: day's overwrite exact even when a device's local midnight is not UTC midnight.
+BRONZE_PACKETS = TableDef(
+    RAW_NAMESPACE,
+    "packets",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", pa.string(), False),
+        _f("time_stamp", TS, False),
+        _f("source_ip", pa.string(), False),
+        _f("destination_ip", pa.string(), False),
+        _f("kb_bandwidth", pa.float64(), False),
+        _f("total_kb_bandwidth", pa.float64(), False),
+        _f("source_file", pa.string(), False),
+        _f("line_number", pa.int64(), False),
+        _f("ingested_at", TS_UTC, False),
+    ),
+    key=("source_file", "line_number"),
+)
+
+#: Every line that could not be parsed, with the reason; nothing is ever dropped silently.
+BRONZE_QUARANTINE = TableDef(
+    RAW_NAMESPACE,
+    "quarantine",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("source_file", pa.string(), False),
+        _f("line_number", pa.int64(), False),
+        _f("raw_line", pa.string(), False),
+        _f("reason", pa.string(), False),
+        _f("ingested_at", TS_UTC, False),
+    ),
+    key=("source_file", "line_number"),
+)
+
+# --- silver -------------------------------------------------------------------------------
+
+#: Typed, deduplicated rows in UTC, oriented around the device. ``device_ip`` is the private IP the
+#: orientation used (kept so every ``direction`` can be audited). Restart replays stay, flagged, so
+#: the layer still accounts for every bronze row; the lineage pair is the key because PacketX may
+#: legitimately write one pair twice in a minute (and a DST fall-back repeats local minutes).
+SILVER_PACKETS = TableDef(
+    SILVER_NAMESPACE,
+    "packets",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", pa.string(), False),
+        _f("ts_local", TS, False),
+        _f("ts_utc", TS_UTC, False),
+        _f("source_ip", pa.string(), False),
+        _f("destination_ip", pa.string(), False),
+        _f("device_ip", pa.string()),
+        _f("local_ip", pa.string()),
+        _f("remote_ip", pa.string(), False),
+        _f("local_is_private", pa.bool_(), False),
+        _f("remote_is_private", pa.bool_(), False),
+        _f("direction", pa.string(), False),
+        _f("kb", pa.float64(), False),
+        _f("total_kb", pa.float64(), False),
+        _f("is_restart_replay", pa.bool_(), False),
+        _f("source_file", pa.string(), False),
+        _f("line_number", pa.int64(), False),
+    ),
+    partition_by=("log_date", "user"),
+    key=("source_file", "line_number"),
+)
+
+DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
+
+# --- gold ---------------------------------------------------------------------------------
+# Aggregates exclude restart replays. Dimensions are unpartitioned and rebuilt in full from their
+# inputs, so their content does not depend on the order in which days were loaded.
+
+GOLD_HOURLY_BANDWIDTH = TableDef(
+    GOLD_NAMESPACE,
+    "hourly_bandwidth",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", pa.string(), False),
+        _f("hour_utc", TS_UTC, False),
+        _f("remote_ip", pa.string(), False),
+        _f("direction", pa.string(), False),
+        _f("kb", pa.float64(), False),
+        _f("minutes", pa.int64(), False),
+    ),
+    key=("log_date", "user", "hour_utc", "remote_ip", "direction"),
+)
+
+GOLD_DAILY_USER_BANDWIDTH = TableDef(
+    GOLD_NAMESPACE,
+    "daily_user_bandwidth",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", pa.string(), False),
+        _f("total_kb", pa.float64(), False),
+        _f("inbound_kb", pa.float64(), False),
+        _f("outbound_kb", pa.float64(), False),
+        _f("internal_kb", pa.float64(), False),
+        _f("unknown_kb", pa.float64(), False),
+        _f("distinct_remote_hosts", pa.int64(), False),
+        _f("peak_minute_utc", TS_UTC, False),
+        _f("peak_minute_kb", pa.float64(), False),
+        _f("rows", pa.int64(), False),
+    ),
+    key=("log_date", "user"),
+)
+
+GOLD_TOP_EXTERNAL_HOSTS = TableDef(
+    GOLD_NAMESPACE,
+    "top_external_hosts",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", pa.string(), False),
+        _f("rank", pa.int64(), False),
+        _f("remote_ip", pa.string(), False),
+        _f("kb", pa.float64(), False),
+        _f("share", pa.float64(), False),
+    ),
+    key=("log_date", "user", "rank"),
+)
+
+GOLD_TRAFFIC_ANOMALIES = TableDef(
+    GOLD_NAMESPACE,
+    "traffic_anomalies",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", pa.string(), False),
+        _f("hour_utc", TS_UTC, False),
+        _f("kb", pa.float64(), False),
+        _f("baseline_median_kb", pa.float64(), False),
+        _f("baseline_mad_kb", pa.float64(), False),
+        _f("robust_z", pa.float64(), False),
+        _f("baseline_hours", pa.int64(), False),
+    ),
+    key=("log_date", "user", "hour_utc"),
+)
+
+#: The device IP of every user-hour: the small table ``users_dim`` is rebuilt from.
+GOLD_USER_IP_HOURLY = TableDef(
+    GOLD_NAMESPACE,
+    "user_ip_hourly",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", pa.string(), False),
+        _f("hour_utc", TS_UTC, False),
+        _f("local_ip", pa.string(), False),
+        _f("rows", pa.int64(), False),
+    ),
+    key=("log_date", "user", "hour_utc"),
+)
+
+#: Every address a day's counted rows mention: the small table ``ip_dim`` is rebuilt from.
+GOLD_DAILY_IPS = TableDef(
+    GOLD_NAMESPACE,
+    "daily_ips",
+    _schema(_f("log_date", pa.date32(), False), _f("ip", pa.string(), False)),
+    key=("log_date", "ip"),
+)
+
+#: SCD type 2 on the device IP; ``user_id`` is the durable key facts carry.
+GOLD_USERS_DIM = TableDef(
+    GOLD_NAMESPACE,
+    "users_dim",
+    _schema(
+        _f("user_key", pa.int64(), False),
+        _f("user_id", pa.int64(), False),
+        _f("user", pa.string(), False),
+        _f("local_ip", pa.string(), False),
+        _f("valid_from", TS_UTC, False),
+        _f("valid_to", TS_UTC),
+        _f("is_current", pa.bool_(), False),
+        _f("version", pa.int64(), False),
+    ),
+    partition_by=(),
+    key=("user_key",),
+)
+
+GOLD_IP_DIM = TableDef(
+    GOLD_NAMESPACE,
+    "ip_dim",
+    _schema(
+        _f("ip_key", pa.int64(), False),
+        _f("ip", pa.string(), False),
+        _f("ip_version", pa.int64()),
+        _f("is_private", pa.bool_(), False),
+        _f("scope", pa.string(), False),
+    ),
+    partition_by=(),
+    key=("ip_key",),
+)
+
+GOLD_DIRECTION_DIM = TableDef(
+    GOLD_NAMESPACE,
+    "direction_dim",
+    _schema(
+        _f("direction_key", pa.int64(), False),
+        _f("direction", pa.string(), False),
+        _f("description", pa.string(), False),
+    ),
+    partition_by=(),
+    key=("direction_key",),
+)
+
+#: Hour grain, so a fact's ``date_key`` (yyyymmddhh of its UTC time) is a plain equality join.
+GOLD_DATE_DIM = TableDef(
+    GOLD_NAMESPACE,
+    "date_dim",
+    _schema(
+        _f("date_key", pa.int64(), False),
+        _f("hour_start_utc", TS_UTC, False),
+        _f("date", pa.date32(), False),
+        _f("hour", pa.int64(), False),
+        _f("day_of_week", pa.int64(), False),
+        _f("day_name", pa.string(), False),
+        _f("month", pa.int64(), False),
+        _f("year", pa.int64(), False),
+        _f("is_weekend", pa.bool_(), False),
+    ),
+    partition_by=(),
+    key=("date_key",),
+)
+
+#: One row per non-replay silver row. The user is referenced by its durable ``user_id`` plus
+#: ``ts_utc`` (point in time within ``users_dim`` validity), never by a version's surrogate key, so
+#: loading days out of order cannot leave a fact pointing at a superseded version.
+GOLD_PACKETS_FACT = TableDef(
+    GOLD_NAMESPACE,
+    "packets_fact",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("date_key", pa.int64(), False),
+        _f("user_id", pa.int64(), False),
+        _f("local_ip_key", pa.int64()),
+        _f("remote_ip_key", pa.int64(), False),
+        _f("direction_key", pa.int64(), False),
+        _f("ts_utc", TS_UTC, False),
+        _f("kb", pa.float64(), False),
+        _f("source_file", pa.string(), False),
+        _f("line_number", pa.int64(), False),
+    ),
+    key=("source_file", "line_number"),
+)

@@ -1,0 +1,50 @@
+"""Load gold tables into the DuckDB serving database, replacing whole days or whole tables.
+
+A user opens ``<data dir>/serving/packetx.duckdb`` with the duckdb CLI or Python and queries
+``gold.*`` and ``ops.*`` with no other set-up, so the data is copied in (not views over Iceberg,
+which would need the catalog and extensions at read time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+
+def _ensure(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    con.register("_incoming", data)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
+    finally:
+        con.unregister("_incoming")
+
+
+def replace_days(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, days: Sequence[dt.date]) -> None:
+    """Delete ``days`` from ``table`` and insert ``data`` in one transaction (idempotent per day)."""
+    schema = table.split(".")[0]
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    _ensure(con, table, data)
+    con.register("_incoming", data)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(f"DELETE FROM {table} WHERE log_date IN (SELECT unnest(?::DATE[]))", [list(days)])
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_incoming")
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    """Swap a whole (small) table in one statement."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    con.register("_incoming", data)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")

@@ -1,0 +1,313 @@
+"""Bronze -> silver: UTC times, exact-duplicate removal, restart replays and traffic direction.
+
+Everything runs as Polars expressions over the whole table. Python-level work (``ipaddress``,
+time-zone names) only ever touches *unique* values, so the cost does not grow with row count.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import polars as pl
+import pyarrow as pa
+
+from packetx_lakehouse.lib.schemas import SILVER_PACKETS
+
+#: A block is a restart replay when at least this share of its rows repeat their pair's last value
+#: *and* those repeats cover at least this share of the pairs seen earlier that day.
+REPLAY_MIN_SHARE = 0.9
+#: ...and it holds at least this many repeats: one or two steady pairs are not a restart.
+REPLAY_MIN_ROWS = 2
+
+#: Address scopes that count as "private": the device's own side of a conversation.
+PRIVATE_SCOPES = frozenset({"private", "loopback", "link_local"})
+
+_USER_DAY = ("user", "log_date")
+_PAIR = (*_USER_DAY, "source_ip", "destination_ip")
+_BLOCK = (*_USER_DAY, "time_stamp")
+_ENDS = (("source_ip", "source_is_private"), ("destination_ip", "destination_is_private"))
+
+# RFC 1918 and RFC 4193 (ULA); loopback and link-local are recognised by ipaddress itself.
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    """Silver rows plus the counts that let a check prove no bronze row was lost."""
+
+    table: pa.Table
+    exact_duplicates: int
+    restart_replays: int
+    input_rows: int
+
+
+def ip_scope(text: str) -> tuple[int | None, str]:
+    """Classify one address as ``(ip_version, scope)``; unparseable text is scope ``invalid``.
+
+    Scopes: ``loopback``, ``link_local``, ``private`` (RFC 1918, ULA), ``multicast``,
+    ``unspecified``, ``reserved``, ``public``. Only the first three are the device's side.
+    """
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None, "invalid"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return 6, ip_scope(str(ip.ipv4_mapped))[1]
+    if ip.is_loopback:
+        scope = "loopback"
+    elif ip.is_link_local:
+        scope = "link_local"
+    elif any(ip in net for net in _PRIVATE_NETWORKS if net.version == ip.version):
+        scope = "private"
+    elif ip.is_multicast:
+        scope = "multicast"
+    elif ip.is_unspecified:
+        scope = "unspecified"
+    elif ip.is_reserved:  # includes 240.0.0.0/4, hence the broadcast address
+        scope = "reserved"
+    else:
+        scope = "public"
+    return ip.version, scope
+
+
+_cached_ip_scope = lru_cache(maxsize=1 << 16)(ip_scope)
+
+
+def scope_lookup(ips: Iterable[str]) -> pl.DataFrame:
+    """``ip, ip_version, scope, is_private`` for each distinct address in ``ips``."""
+    unique = sorted(set(ips))
+    versions, scopes = zip(*map(_cached_ip_scope, unique), strict=True) if unique else ((), ())
+    return pl.DataFrame(
+        {"ip": unique, "ip_version": list(versions), "scope": list(scopes)},
+        schema={"ip": pl.String, "ip_version": pl.Int64, "scope": pl.String},
+    ).with_columns(is_private=pl.col("scope").is_in(list(PRIVATE_SCOPES)))
+
+
+def dominant_private_ip(
+    frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str], ends: Sequence[tuple[str, str]], weight: str
+) -> pl.DataFrame:
+    """The private address appearing in the most rows of each ``by`` group (ties: smallest text).
+
+    Args:
+        frame: Rows (or pre-aggregated rows) with, for each conversation end, an address column
+            and a private flag.
+        by: Grouping columns (a user-day for orientation, a user-hour for the users dimension).
+        ends: ``(ip_column, is_private_column)`` pairs, one per conversation end.
+        weight: Column holding how many rows each row of ``frame`` stands for.
+
+    Returns:
+        ``by`` columns plus ``ip`` and ``rows`` (how many rows that address is an end of).
+    """
+    votes = pl.concat(
+        [
+            frame.lazy().filter(pl.col(flag)).select(*by, ip=pl.col(ip), rows=pl.col(weight))
+            for ip, flag in ends
+        ]
+    )
+    return (
+        votes.group_by(*by, "ip")
+        .agg(pl.col("rows").sum().cast(pl.Int64))
+        .sort("rows", "ip", descending=[True, False])
+        .group_by(*by, maintain_order=True)
+        .first()
+        .collect()
+    )
+
+
+def to_silver(
+    bronze: pa.Table, device_timezones: Mapping[str, str], default_timezone: str = "UTC"
+) -> SilverResult:
+    """Turn bronze rows (``BRONZE_PACKETS``) into silver rows (``SILVER_PACKETS``).
+
+    - ``ts_utc`` reads ``time_stamp`` in the user's zone (``device_timezones``, else the default).
+      An ambiguous fall-back minute takes the earlier (summer-time) instant; a minute that does
+      not exist (spring-forward gap) is read with the offset in force before the gap, i.e. it is
+      shifted forward by the gap's length, as ``zoneinfo`` does with ``fold=0``.
+    - Exact duplicates keep the first copy in (source_file, line_number) order and are counted.
+    - Restart replays are flagged, not dropped (see ``_flag_restart_replays``).
+    - Direction is derived around the user-day's device IP (see ``_orient_pairs``).
+
+    Args:
+        bronze: Rows of one or more user-days.
+        device_timezones: IANA zone per user.
+        default_timezone: Zone of users missing from ``device_timezones``.
+
+    Returns:
+        The silver table and the counts behind ``input_rows == rows + exact_duplicates``.
+    """
+    rows = _in_file_order(pl.from_arrow(bronze))
+    input_rows = rows.height
+    # Everything per conversation is computed once per distinct pair and gathered back by id.
+    pairs = rows.select(_PAIR).unique(maintain_order=True).with_row_index("pair_id")
+    rows = rows.join(pairs, on=_PAIR, maintain_order="left").filter(
+        pl.struct("pair_id", "time_stamp", "kb_bandwidth", "total_kb_bandwidth").is_first_distinct()
+    )
+    rows = _flag_restart_replays(rows)
+    rows = _with_utc_time(rows, device_timezones, default_timezone)
+    counted = rows.filter(~pl.col("is_restart_replay"))["pair_id"].value_counts(name="rows")
+    oriented = _orient_pairs(pairs, counted)
+    table = (
+        rows.with_columns(oriented.get_column(c).gather(rows["pair_id"]) for c in _ORIENTATION)
+        .rename({"time_stamp": "ts_local", "kb_bandwidth": "kb", "total_kb_bandwidth": "total_kb"})
+        .select(SILVER_PACKETS.schema.names)
+        .to_arrow()
+        .cast(SILVER_PACKETS.schema)
+    )
+    return SilverResult(
+        table=table,
+        exact_duplicates=input_rows - rows.height,
+        restart_replays=int(rows["is_restart_replay"].sum()),
+        input_rows=input_rows,
+    )
+
+
+def _in_file_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows sorted by (source_file, line_number); bronze usually is already, and checking is cheap."""
+    file, line = pl.col("source_file"), pl.col("line_number")
+    ordered = ((file > file.shift(1)) | ((file == file.shift(1)) & (line > line.shift(1)))).all()
+    return rows if rows.select(ordered).item() else rows.sort("source_file", "line_number")
+
+
+def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
+    """Add ``is_restart_replay``: rows a restarted PacketX re-emitted from its reloaded file.
+
+    "Earlier" means earlier in the file (rows arrive in file order), which stays right when a DST
+    fall-back repeats local minutes. A row *repeats* when its pair's previous row, in an earlier
+    minute, has the identical value. A (user, day, minute) block is a replay when it has at least
+    ``REPLAY_MIN_ROWS`` repeats, they are at least ``REPLAY_MIN_SHARE`` of the block's rows,
+    *and* they cover at least ``REPLAY_MIN_SHARE`` of the pairs seen before the block. Coverage
+    is what separates a restart (it re-emits everything) from a quiet minute in which some pairs
+    merely keep their value. Only the repeating rows of a replay block are flagged; the few
+    others are genuine traffic of that minute.
+    """
+    rows = rows.with_columns(
+        previous_minute=pl.col("time_stamp").shift(1).over("pair_id"),
+        previous_kb=pl.col("kb_bandwidth").shift(1).over("pair_id"),
+    ).with_columns(
+        repeats=(
+            (pl.col("previous_minute") != pl.col("time_stamp"))
+            & (pl.col("previous_kb") == pl.col("kb_bandwidth"))
+        ).fill_null(False),
+    )
+    replay_blocks = (
+        rows.group_by(_BLOCK, maintain_order=True)
+        .agg(
+            block_rows=pl.len(),
+            repeat_rows=pl.col("repeats").sum(),
+            new_pairs=pl.col("previous_minute").is_null().sum(),
+        )
+        .with_columns(
+            pairs_before=pl.col("new_pairs").cum_sum().over(_USER_DAY) - pl.col("new_pairs")
+        )
+        .filter(
+            (pl.col("repeat_rows") >= REPLAY_MIN_ROWS)
+            & (pl.col("repeat_rows") >= REPLAY_MIN_SHARE * pl.col("block_rows"))
+            & (pl.col("repeat_rows") >= REPLAY_MIN_SHARE * pl.col("pairs_before"))
+        )
+        .select(*_BLOCK, replay_block=pl.lit(True))
+    )
+    return (
+        rows.join(replay_blocks, on=_BLOCK, how="left", maintain_order="left")
+        .with_columns(is_restart_replay=pl.col("repeats") & pl.col("replay_block").fill_null(False))
+        .drop("previous_minute", "previous_kb", "repeats", "replay_block")
+    )
+
+
+def _with_utc_time(
+    rows: pl.DataFrame, device_timezones: Mapping[str, str], default_timezone: str
+) -> pl.DataFrame:
+    """Add ``ts_utc``, converting each distinct (user, local minute) once per zone."""
+    minutes = rows.select("user", "time_stamp").unique().with_columns(
+        zone=pl.col("user").replace_strict(
+            dict(device_timezones), default=default_timezone, return_dtype=pl.String
+        )
+    )
+    converted = [
+        part.select("user", "time_stamp", ts_utc=_local_to_utc(pl.col("time_stamp"), zone))
+        for (zone,), part in minutes.partition_by("zone", as_dict=True).items()
+    ]
+    utc = pl.concat(converted) if converted else minutes.select(
+        "user", "time_stamp", ts_utc=pl.lit(None, pl.Datetime("us", "UTC"))
+    )
+    return rows.join(utc, on=("user", "time_stamp"), maintain_order="left")
+
+
+def _local_to_utc(local: pl.Expr, zone: str) -> pl.Expr:
+    """Naive local time -> UTC, earliest on ambiguity and shifted forward across a gap."""
+    exact = local.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    # A day earlier the pre-gap offset is in force; reading the time there and adding the day
+    # back in UTC (where a day is always 24 h) applies that offset to the missing minute.
+    day = pl.duration(hours=24)
+    day_before = (local - day).dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    return pl.coalesce(exact.dt.convert_time_zone("UTC"), day_before.dt.convert_time_zone("UTC") + day)
+
+
+_ORIENTATION = (
+    "device_ip", "local_ip", "remote_ip", "local_is_private", "remote_is_private", "direction",
+)  # fmt: skip
+
+
+def _orient_pairs(pairs: pl.DataFrame, rows_per_pair: pl.DataFrame) -> pl.DataFrame:
+    """Orientation columns for each pair, in ``pair_id`` order (so rows can gather them).
+
+    The device IP of a user-day is its private address present in the most rows (restart
+    replays left out: they would vote twice). Then:
+
+    - exactly one private end: local = that end; ``outbound`` if it is the device IP, else
+      ``inbound`` (a public host reaching another private address the capture saw);
+    - both private: ``internal``; local = the device IP if it is an end, else the text-larger end;
+    - neither private: ``unknown``; local is null and remote is the text-larger end, i.e. the
+      "source" PacketX wrote, so the choice is stable and visible in bronze.
+    """
+    private = scope_lookup(
+        pl.concat([pairs["source_ip"], pairs["destination_ip"]]).to_list()
+    ).select("ip", "is_private")
+    pairs = (
+        pairs.join(rows_per_pair, on="pair_id", how="left", maintain_order="left")
+        .with_columns(pl.col("rows").fill_null(0))
+        .join(private.rename({"ip": "source_ip", "is_private": "source_is_private"}),
+              on="source_ip", how="left", maintain_order="left")
+        .join(private.rename({"ip": "destination_ip", "is_private": "destination_is_private"}),
+              on="destination_ip", how="left", maintain_order="left")
+    )
+    device = dominant_private_ip(pairs, _USER_DAY, _ENDS, weight="rows")
+    pairs = pairs.join(
+        device.select(*_USER_DAY, device_ip="ip"), on=_USER_DAY, how="left", maintain_order="left"
+    )
+
+    src, dst, device_ip = pl.col("source_ip"), pl.col("destination_ip"), pl.col("device_ip")
+    src_private, dst_private = pl.col("source_is_private"), pl.col("destination_is_private")
+    larger = pl.when(src >= dst).then(src).otherwise(dst)
+    local = (
+        pl.when(src_private & dst_private)
+        .then(pl.when(dst == device_ip).then(dst).when(src == device_ip).then(src).otherwise(larger))
+        .when(src_private)
+        .then(src)
+        .when(dst_private)
+        .then(dst)
+    )
+    return (
+        pairs.with_columns(local_ip=local)
+        .with_columns(
+            remote_ip=pl.when(pl.col("local_ip").is_null())
+            .then(larger)
+            .when(pl.col("local_ip") == src)
+            .then(dst)
+            .otherwise(src),
+            local_is_private=pl.col("local_ip").is_not_null(),
+            remote_is_private=src_private & dst_private,
+            direction=pl.when(src_private & dst_private)
+            .then(pl.lit("internal"))
+            .when(pl.col("local_ip") == device_ip)
+            .then(pl.lit("outbound"))
+            .when(pl.col("local_ip").is_not_null())
+            .then(pl.lit("inbound"))
+            .otherwise(pl.lit("unknown")),
+        )
+        .select(_ORIENTATION)
+    )
