@@ -109,9 +109,7 @@ def replace_partitions(
     """Atomically replace every row whose ``column`` is in ``values`` by ``data``.
 
     One Iceberg commit per call, so a re-run of a day leaves exactly the same rows and readers
-    never see a half-written day. A concurrent commit to the same table (another run) makes
-    the optimistic commit fail; we reload and retry, which is safe because the delete filter
-    is recomputed against the fresh metadata.
+    never see a half-written day.
 
     Raises:
         ValueError: if ``data`` holds rows outside ``values`` (they would survive the next
@@ -125,7 +123,30 @@ def replace_partitions(
         stray = present - wanted
         if stray:
             raise ValueError(f"rows for {sorted(stray)} outside the partitions being replaced")
-    data = data.cast(table.schema().as_arrow()) if data.schema != table.schema().as_arrow() else data
+    return _overwrite(table, data, expression, snapshot_properties, retries)
+
+
+def replace_table(
+    table: Table, data: pa.Table, snapshot_properties: dict[str, str] | None = None, retries: int = 5
+) -> WriteResult:
+    """Replace a whole (small, unpartitioned) table in one commit: dimensions rebuilt in full."""
+    return _overwrite(table, data, AlwaysTrue(), snapshot_properties, retries)
+
+
+def _overwrite(
+    table: Table,
+    data: pa.Table,
+    expression: BooleanExpression,
+    snapshot_properties: dict[str, str] | None,
+    retries: int,
+) -> WriteResult:
+    """Delete what ``expression`` matches and append ``data`` in one commit, retrying lost races.
+
+    A concurrent commit to the same table (another run) makes the optimistic commit fail; we
+    reload and retry, which is safe because the delete is recomputed against fresh metadata.
+    """
+    target = table.schema().as_arrow()
+    data = data if data.schema == target else data.cast(target)
     for attempt in range(retries):
         try:
             with warnings.catch_warnings():
@@ -138,14 +159,6 @@ def replace_partitions(
                 raise
             time.sleep(0.05 * 2**attempt)
             table = table.refresh()
-    snapshot = table.current_snapshot()
-    return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
-
-
-def replace_table(table: Table, data: pa.Table, snapshot_properties: dict[str, str] | None = None) -> WriteResult:
-    """Replace a whole (small, unpartitioned) table in one commit: dimensions rebuilt in full."""
-    data = data.cast(table.schema().as_arrow()) if data.schema != table.schema().as_arrow() else data
-    table.overwrite(data, overwrite_filter=AlwaysTrue(), snapshot_properties=snapshot_properties or {})
     snapshot = table.current_snapshot()
     return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
 
