@@ -72,6 +72,18 @@ def _date_keys(ts: pl.Series) -> pl.Series:
     return hours.replace_strict(distinct, keys, return_dtype=pl.Int64)
 
 
+#: PacketX prints 6 significant digits, so KB summed as whole micro-KB is exact (below 2**53
+#: micro-KB, ~9 TB per group): the same total whatever order rows arrive in (one day or a whole
+#: range), which plain float addition does not give. Kept as float so a NaN still shows.
+MICRO_KB = 1_000_000
+
+
+def kb_sum(where: pl.Expr | None = None) -> pl.Expr:
+    """Order-independent sum of ``kb`` (optionally of the rows matching ``where``)."""
+    micro = (pl.col("kb") * MICRO_KB).round()
+    return (micro if where is None else micro.filter(where)).sum() / MICRO_KB
+
+
 def _live(silver: pa.Table) -> pl.LazyFrame:
     """Silver rows that count (not restart replays), with their UTC hour.
 
@@ -96,7 +108,7 @@ def _table(
 def hourly_bandwidth(silver: pa.Table) -> pa.Table:
     """KB and active minutes per user, UTC hour, remote host and direction."""
     frame = _live(silver).group_by(GOLD_HOURLY_BANDWIDTH.key).agg(
-        kb=pl.col("kb").sum(), minutes=pl.col("ts_utc").n_unique().cast(pl.Int64)
+        kb=kb_sum(), minutes=pl.col("ts_utc").n_unique().cast(pl.Int64)
     )
     return _table(frame, GOLD_HOURLY_BANDWIDTH)
 
@@ -109,17 +121,14 @@ def daily_user_bandwidth(silver: pa.Table) -> pa.Table:
     """
     live = _live(silver)
     totals = live.group_by(_USER_DAY).agg(
-        total_kb=pl.col("kb").sum(),
-        **{
-            f"{d}_kb": pl.col("kb").filter(pl.col("direction") == d).sum()
-            for d in DIRECTIONS
-        },
+        total_kb=kb_sum(),
+        **{f"{d}_kb": kb_sum(pl.col("direction") == d) for d in DIRECTIONS},
         distinct_remote_hosts=pl.col("remote_ip").n_unique().cast(pl.Int64),
         rows=pl.len().cast(pl.Int64),
     )
     peaks = (
         live.group_by(*_USER_DAY, "ts_utc")
-        .agg(peak_minute_kb=pl.col("kb").sum())
+        .agg(peak_minute_kb=kb_sum())
         .sort("peak_minute_kb", "ts_utc", descending=[True, False])
         .group_by(_USER_DAY, maintain_order=True)
         .first()
@@ -140,11 +149,11 @@ def top_external_hosts(silver: pa.Table, n: int = 10) -> pa.Table:
     frame = (
         live.filter(pl.col("remote_ip").is_in(public["ip"].implode()))
         .group_by(*_USER_DAY, "remote_ip")
-        .agg(kb=pl.col("kb").sum())
+        .agg(kb=kb_sum())
         .sort("kb", "remote_ip", descending=[True, False])
         .with_columns(
             rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_USER_DAY),
-            public_kb=pl.col("kb").sum().over(_USER_DAY),
+            public_kb=kb_sum().over(_USER_DAY),
         )
         .filter(pl.col("rank") <= n)
         .with_columns(
@@ -180,7 +189,7 @@ def traffic_anomalies(
     hours = (
         pl.from_arrow(hourly_window)
         .group_by(*_USER_DAY, "hour_utc")
-        .agg(kb=pl.col("kb").sum())
+        .agg(kb=kb_sum())
     )
     deviation = (pl.col("kb") - pl.col("kb").median()).abs()
     week_before = (day - dt.timedelta(days=7), day - dt.timedelta(days=1))

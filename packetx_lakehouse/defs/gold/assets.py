@@ -17,7 +17,13 @@ from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
 from packetx_lakehouse.defs.silver.assets import DAILY_ASSET_OPTIONS, SILVER_PACKETS_KEY
 from packetx_lakehouse.lib import gold
-from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions, replace_partitions, replace_table
+from packetx_lakehouse.lib.iceberg import (
+    WriteResult,
+    ensure_table,
+    read_partitions,
+    replace_partitions,
+    replace_table,
+)
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_IPS,
     GOLD_DAILY_USER_BANDWIDTH,
@@ -113,24 +119,43 @@ def gold_daily(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResourc
     )
 
 
+#: A day's anomalies are scored against the 7 days before it.
+BASELINE_DAYS = 7
+
+
 @dg.asset(
     key=asset_key(GOLD_TRAFFIC_ANOMALIES),
-    deps=[asset_key(GOLD_HOURLY_BANDWIDTH)],
+    deps=[dg.AssetDep(asset_key(GOLD_HOURLY_BANDWIDTH),
+                      partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-BASELINE_DAYS))],
     group_name="gold",
     kinds={"iceberg", "polars"},
     description="User-hours whose KB is far above that user's trailing 7-day baseline "
-    "(robust z-score on median and MAD), with the score and the baseline.",
+    "(robust z-score on median and MAD), with the score and the baseline. A day loaded late also "
+    "re-scores the 7 days after it, whose baseline it is part of.",
     **DAILY_ASSET_OPTIONS,
 )
-def traffic_anomalies(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> dg.MaterializeResult:
+def traffic_anomalies(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource):
     days = partition_dates(context)
     catalog = iceberg.load()
-    window_days = [days[0] - dt.timedelta(days=n) for n in range(7, 0, -1)] + days
-    hourly = read_partitions(ensure_table(catalog, GOLD_HOURLY_BANDWIDTH), values=window_days)
-    found = [gold.traffic_anomalies(hourly, day) for day in days]
+    baseline = dt.timedelta(days=BASELINE_DAYS)
+    window = [days[0] - baseline + dt.timedelta(days=n) for n in range((days[-1] - days[0] + 2 * baseline).days + 1)]
+    hourly = read_partitions(ensure_table(catalog, GOLD_HOURLY_BANDWIDTH), values=window)
+    # Days after the run whose baseline includes a run day, and which already have data.
+    present = set(hourly.column("log_date").unique().to_pylist())
+    following = [d for d in window if days[-1] < d and d in present]
+    scored = days + following
+    found = [gold.traffic_anomalies(hourly, day) for day in scored]
     anomalies = pa.concat_tables(found) if found else GOLD_TRAFFIC_ANOMALIES.schema.empty_table()
-    written = replace_partitions(ensure_table(catalog, GOLD_TRAFFIC_ANOMALIES), anomalies, values=days)
-    return dg.MaterializeResult(metadata=iceberg_metadata(GOLD_TRAFFIC_ANOMALIES.identifier, written, anomalies))
+    written = replace_partitions(ensure_table(catalog, GOLD_TRAFFIC_ANOMALIES), anomalies, values=scored)
+    for day in following:
+        context.log_event(dg.AssetMaterialization(
+            asset_key=asset_key(GOLD_TRAFFIC_ANOMALIES), partition=day.isoformat(),
+            metadata={"reason": f"re-scored: its baseline includes {days[0]}..{days[-1]}"},
+        ))
+    return dg.MaterializeResult(metadata={
+        **iceberg_metadata(GOLD_TRAFFIC_ANOMALIES.identifier, written, anomalies),
+        "days_rescored_after_run": ", ".join(d.isoformat() for d in following) or "none",
+    })
 
 
 _DIMENSION_OPTIONS = dict(
@@ -190,14 +215,13 @@ def direction_dim(iceberg: IcebergCatalogResource) -> dg.MaterializeResult:
 def _replace_dimension(catalog, table_def: TableDef, data: pa.Table) -> dg.MaterializeResult:
     table = ensure_table(catalog, table_def)
     current = table.scan().to_arrow()
-    if current.num_rows == data.num_rows and current.sort_by(list(table_def.key)).equals(
-        data.sort_by(list(table_def.key))
-    ):
+    order = [(column, "ascending") for column in table_def.key]
+    if current.num_rows == data.num_rows and current.sort_by(order).equals(data.sort_by(order)):
         # Unchanged: no new snapshot, so re-runs leave the table (and its history) as it was.
         snapshot = table.current_snapshot()
-        metadata = {"dagster/row_count": data.num_rows, "unchanged": True,
-                    "iceberg/snapshot_id": str(snapshot.snapshot_id if snapshot else None)}
-        return dg.MaterializeResult(metadata=metadata)
+        unchanged = WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
+        return dg.MaterializeResult(metadata={**iceberg_metadata(table_def.identifier, unchanged, data),
+                                              "unchanged": True})
     written = replace_table(table, data)
     return dg.MaterializeResult(metadata=iceberg_metadata(table_def.identifier, written, data))
 
