@@ -1,0 +1,201 @@
+"""Bronze → silver → gold → serving on real local storage: accounting, idempotency, SCD2, checks."""
+
+import dataclasses
+import datetime as dt
+import random
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.defs.gold.assets import users_dim, users_dim_scd2_valid
+from packetx_lakehouse.lib import gold
+from packetx_lakehouse.lib.generator import GeneratorOptions, generate, local_ip_for
+from packetx_lakehouse.lib.iceberg import ensure_table, replace_partitions, replace_table
+from packetx_lakehouse.lib.schemas import (
+    BRONZE_PACKETS,
+    GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_DIRECTION_DIM,
+    GOLD_HOURLY_BANDWIDTH,
+    GOLD_IP_DIM,
+    GOLD_PACKETS_FACT,
+    GOLD_TOP_EXTERNAL_HOSTS,
+    GOLD_TRAFFIC_ANOMALIES,
+    GOLD_USER_IP_HOURLY,
+    GOLD_USERS_DIM,
+    SILVER_PACKETS,
+)
+from packetx_lakehouse.runner import materialize_range
+from packetx_lakehouse_tests.conftest import Lakehouse
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+START = dt.date(2026, 11, 14)
+WEEK = [START + dt.timedelta(days=n) for n in range(7)]
+OPTIONS = GeneratorOptions(minutes_per_day=30, pairs_per_minute=12, bad_lines=2, restarts=1)
+COMPARED = (SILVER_PACKETS, GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS,
+            GOLD_TRAFFIC_ANOMALIES, GOLD_USER_IP_HOURLY, GOLD_PACKETS_FACT, GOLD_USERS_DIM, GOLD_IP_DIM,
+            GOLD_DIRECTION_DIM)
+
+
+def _scan(lakehouse, table_def) -> pl.DataFrame:
+    table = ensure_table(lakehouse.catalog(), table_def).scan().to_arrow()
+    return pl.from_arrow(table).sort(list(table_def.key) or table.column_names)
+
+
+def _seed_week(lakehouse, users=3, ip_changes=None):
+    generate(lakehouse.landing, users=users, days=len(WEEK), start=START, seed=11, options=OPTIONS,
+             ip_changes=ip_changes)
+
+
+def test_gold_equals_silver_equals_bronze_minus_duplicates_and_replays(lakehouse):
+    _seed_week(lakehouse)
+    for sample in SAMPLES.glob("*.csv"):
+        shutil.copy(sample, lakehouse.landing / sample.name)
+    last = dt.date(2026, 11, 21)
+    assert materialize_range(lakehouse.defs, START, last).success
+
+    bronze = _scan(lakehouse, BRONZE_PACKETS)
+    pair_minute = ["user", "log_date", "time_stamp", "source_ip", "destination_ip", "kb_bandwidth",
+                   "total_kb_bandwidth"]
+    duplicates = bronze.filter(pl.struct(pair_minute).is_duplicated() & ~pl.struct(pair_minute).is_first_distinct())
+    silver = _scan(lakehouse, SILVER_PACKETS)
+    replays = silver.filter("is_restart_replay")
+    assert bronze.height == silver.height + duplicates.height
+    assert replays.height > 0, "every generated file has a restart replay"
+    assert replays["source_file"].n_unique() == 21
+
+    def per_user_day(frame, column):
+        return frame.group_by("user", "log_date").agg(pl.col(column).sum())
+
+    expected = (
+        per_user_day(bronze, "kb_bandwidth")
+        .join(per_user_day(duplicates, "kb_bandwidth").rename({"kb_bandwidth": "dup"}), on=["user", "log_date"], how="left")
+        .join(per_user_day(replays, "kb").rename({"kb": "replay"}), on=["user", "log_date"], how="left")
+        .with_columns(kb=pl.col("kb_bandwidth") - pl.col("dup").fill_null(0) - pl.col("replay").fill_null(0))
+    )
+    silver_live = per_user_day(silver.filter(~pl.col("is_restart_replay")), "kb")
+    daily = _scan(lakehouse, GOLD_DAILY_USER_BANDWIDTH).select("user", "log_date", "total_kb")
+    facts = per_user_day(
+        pl.from_arrow(ensure_table(lakehouse.catalog(), GOLD_PACKETS_FACT).scan().to_arrow())
+        .join(silver.select("source_file", "line_number", "user"), on=["source_file", "line_number"]),
+        "kb",
+    )
+    compared = (
+        expected.select("user", "log_date", "kb")
+        .join(silver_live.rename({"kb": "silver"}), on=["user", "log_date"])
+        .join(daily, on=["user", "log_date"])
+        .join(facts.rename({"kb": "fact"}), on=["user", "log_date"])
+    )
+    assert compared.height == 3 * 7 + 2  # generated user-days + the two real samples
+    for column in ("silver", "total_kb", "fact"):
+        assert ((compared["kb"] - compared[column]).abs() <= 1e-6 * compared["kb"]).all(), column
+    assert set(daily["user"]) == {"alice", "bob-smith", "carol", "bob"}
+
+
+def test_rerunning_days_in_any_order_leaves_every_table_identical(lakehouse, tmp_path):
+    _seed_week(lakehouse, users=2)
+    assert materialize_range(lakehouse.defs, WEEK[0], WEEK[-1]).success
+    reference = {t.identifier: _scan(lakehouse, t) for t in COMPARED}
+
+    other_settings = dataclasses.replace(lakehouse.settings, data_dir=tmp_path / "other",
+                                         traffic_log_dir=lakehouse.landing)
+    other = Lakehouse(other_settings, build_definitions(other_settings))
+    order = WEEK[:]
+    random.Random(3).shuffle(order)
+    for day in order + order[:2]:  # every day once, out of order, then two of them again
+        assert materialize_range(other.defs, day, day).success
+    for table_def in COMPARED:
+        assert _scan(other, table_def).equals(reference[table_def.identifier]), table_def.identifier
+    assert gold.scd2_problems(_scan(other, GOLD_USERS_DIM).to_arrow()) == []
+
+    assert materialize_range(lakehouse.defs, WEEK[3], WEEK[3]).success  # and the same lakehouse again
+    for table_def in COMPARED:
+        assert _scan(lakehouse, table_def).equals(reference[table_def.identifier]), table_def.identifier
+
+
+def test_local_ip_change_mid_week_gives_two_scd2_versions_and_facts_follow(lakehouse):
+    change = WEEK[3]
+    _seed_week(lakehouse, users=1, ip_changes={"alice": change})
+    assert materialize_range(lakehouse.defs, WEEK[0], WEEK[-1]).success
+
+    dim = _scan(lakehouse, GOLD_USERS_DIM).sort("version")
+    old_ip, new_ip = local_ip_for("alice", WEEK[0]), local_ip_for("alice", change, {"alice": change})
+    assert dim.select("user", "local_ip", "version", "is_current").rows() == [
+        ("alice", old_ip, 1, False),
+        ("alice", new_ip, 2, True),
+    ]
+    first, second = dim.row(0, named=True), dim.row(1, named=True)
+    assert first["valid_to"] == second["valid_from"] and second["valid_to"] is None
+    assert first["valid_from"] < second["valid_from"]
+    assert second["valid_from"].date() == change  # device zone is UTC: the change starts that day
+
+    facts = ensure_table(lakehouse.catalog(), GOLD_PACKETS_FACT).scan().to_arrow()
+    resolved = pl.from_arrow(gold.resolve_user_versions(facts, dim.to_arrow()))
+    assert resolved["user_key"].null_count() == 0
+    before = resolved.filter(pl.col("ts_utc") < second["valid_from"])
+    after = resolved.filter(pl.col("ts_utc") >= second["valid_from"])
+    assert before.height and after.height
+    assert set(before["user_key"]) == {first["user_key"]}
+    assert set(after["user_key"]) == {second["user_key"]}
+
+
+def test_serving_database_answers_gold_queries(lakehouse):
+    _seed_week(lakehouse, users=2)
+    assert materialize_range(lakehouse.defs, WEEK[0], WEEK[-1]).success
+    expected = _scan(lakehouse, GOLD_DAILY_USER_BANDWIDTH)
+    with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
+        served = pl.from_arrow(con.execute("SELECT * FROM gold.daily_user_bandwidth").arrow()).with_columns(
+            pl.col("peak_minute_utc").dt.convert_time_zone("UTC")  # DuckDB names it Etc/UTC
+        )
+        quarantined = con.execute("SELECT count(*) FROM ops.quarantine").fetchone()[0]
+        fresh = con.execute("SELECT layer, max(log_date) FROM ops.partitions GROUP BY layer ORDER BY layer").fetchall()
+    assert served.sort("log_date", "user").equals(expected.sort("log_date", "user"))
+    assert quarantined == 2 * 7 * OPTIONS.bad_lines
+    assert fresh == [("bronze", WEEK[-1]), ("gold", WEEK[-1]), ("silver", WEEK[-1])]
+
+
+def _check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+            for e in result.get_asset_check_evaluations()}
+
+
+def test_checks_pass_on_good_data_and_fail_on_broken_data(lakehouse):
+    _seed_week(lakehouse, users=1)
+    day = WEEK[0]
+    result = materialize_range(lakehouse.defs, day, day)
+    checks = _check_results(result)
+    assert len(checks) >= 10 and all(checks.values()), checks
+
+    catalog = lakehouse.catalog()
+    bronze = ensure_table(catalog, BRONZE_PACKETS)
+    rows = bronze.scan().to_arrow()
+    broken = pl.from_arrow(rows).with_columns(
+        kb_bandwidth=pl.when(pl.col("line_number") == 2).then(-1.0)
+        .when(pl.col("line_number") == 3).then(float("nan")).otherwise(pl.col("kb_bandwidth"))
+    )
+    replace_partitions(bronze, broken.to_arrow(), values=[day])
+    result = materialize_range(lakehouse.defs, day, day, selection="key:packetx_silver/packets or group:gold")
+    checks = _check_results(result)
+    assert checks["packetx_silver/packets:kb_valid"] is False
+    assert checks["packetx_gold/daily_user_bandwidth:kb_valid"] is False
+    assert checks["packetx_silver/packets:rows_conserved"] is True
+
+    users = ensure_table(catalog, GOLD_USERS_DIM)
+    dim = users.scan().to_arrow()
+    overlapping = pa.concat_tables([dim, dim.slice(0, 1)])  # a second current row for the same user
+    replace_table(users, overlapping)
+    assert gold.scd2_problems(overlapping)
+    result = dg.materialize([users_dim, users_dim_scd2_valid], resources=lakehouse.defs.resources,
+                            selection=dg.AssetSelection.checks(users_dim_scd2_valid))
+    assert _check_results(result) == {"packetx_gold/users_dim:users_dim_scd2_valid": False}
+    problems = result.get_asset_check_evaluations()[0].metadata["problems"].value
+    assert "2 current rows (expected 1)" in problems
+
+    directions = ensure_table(catalog, GOLD_DIRECTION_DIM)
+    replace_table(directions, directions.scan().to_arrow().slice(1))  # drop a direction the facts use
+    result = materialize_range(lakehouse.defs, day, day, selection="key:serving/duckdb")
+    assert _check_results(result) == {"serving/duckdb:star_schema_referential_integrity": False}
