@@ -12,7 +12,8 @@ import polars as pl
 import pyarrow as pa
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.gold.assets import users_dim, users_dim_scd2_valid
+from packetx_lakehouse.defs.gold.assets import gold_daily, users_dim, users_dim_scd2_valid
+from packetx_lakehouse.defs.gold.freshness import expected_partition, yesterday_is_fresh
 from packetx_lakehouse.lib import gold
 from packetx_lakehouse.lib.generator import GeneratorOptions, generate, local_ip_for
 from packetx_lakehouse.lib.iceberg import ensure_table, replace_partitions, replace_table
@@ -199,3 +200,21 @@ def test_checks_pass_on_good_data_and_fail_on_broken_data(lakehouse):
     replace_table(directions, directions.scan().to_arrow().slice(1))  # drop a direction the facts use
     result = materialize_range(lakehouse.defs, day, day, selection="key:serving/duckdb")
     assert _check_results(result) == {"serving/duckdb:star_schema_referential_integrity": False}
+
+
+def test_freshness_check_expects_yesterdays_gold_partition(lakehouse):
+    instance = dg.DagsterInstance.ephemeral()
+
+    def evaluate() -> tuple[bool, str]:
+        result = dg.materialize([gold_daily, yesterday_is_fresh], resources=lakehouse.defs.resources,
+                                instance=instance, selection=dg.AssetSelection.checks(yesterday_is_fresh))
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation.passed, evaluation.metadata["expected_partition"].value
+
+    now = dt.datetime.now(dt.UTC)
+    day = expected_partition(now)
+    assert evaluate() == (False, day.isoformat())
+    assert materialize_range(lakehouse.defs, day, day, instance=instance).success
+    assert evaluate() == (True, day.isoformat())
+    assert expected_partition(dt.datetime(2026, 11, 21, 5, 59, tzinfo=dt.UTC)) == dt.date(2026, 11, 19)
+    assert expected_partition(dt.datetime(2026, 11, 21, 6, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 20)

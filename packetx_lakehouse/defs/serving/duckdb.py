@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from packetx_lakehouse.defs.bronze.assets import BRONZE_QUARANTINE_KEY
 from packetx_lakehouse.defs.checks import problems_check
 from packetx_lakehouse.defs.gold.assets import asset_key
+from packetx_lakehouse.defs.metadata import markdown_preview
 from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
 from packetx_lakehouse.lib import gold, serving
@@ -72,8 +73,12 @@ def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogRes
         rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
     yield dg.MaterializeResult(
         metadata={
+            "dagster/row_count": sum(rows.values()),
             "database": dg.MetadataValue.path(duckdb.database),
             "rows_in_database": dg.MetadataValue.json(rows),
+            "preview": markdown_preview(loaded[GOLD_DAILY_USER_BANDWIDTH.name].select(
+                ["log_date", "user", "total_kb", "inbound_kb", "outbound_kb", "internal_kb"])),
+            "dashboard": dg.MetadataValue.md("`packetx-lakehouse dashboard`, then <http://127.0.0.1:8501>"),
             "days_refreshed": ", ".join(d.isoformat() for d in days) if len(days) < 8 else f"{days[0]} .. {days[-1]}",
         }
     )
@@ -89,6 +94,8 @@ def _partition_summary(catalog) -> pa.Table:
     layers, tables, dates, counts = [], [], [], []
     for layer, table_def in FRESHNESS.items():
         partitions = ensure_table(catalog, table_def).inspect.partitions()
+        if partitions.num_rows == 0:  # a table with no data files has no partition column either
+            continue
         by_day: dict[dt.date, int] = {}
         for partition, count in zip(partitions.column("partition").to_pylist(),
                                     partitions.column("record_count").to_pylist()):
