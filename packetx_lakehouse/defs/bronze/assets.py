@@ -14,7 +14,7 @@ import pyarrow as pa
 from packetx_lakehouse.defs.metadata import iceberg_metadata, markdown_table
 from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
-from packetx_lakehouse.lib.archive import collect_day, group_landing_by_day
+from packetx_lakehouse.lib.archive import DaySources, collect_day, group_landing_by_day
 from packetx_lakehouse.lib.iceberg import ensure_table, replace_partitions
 from packetx_lakehouse.lib.reader import read_traffic_log_bytes
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, BRONZE_QUARANTINE
@@ -89,7 +89,7 @@ def bronze(
             counts.update(lines=result.lines_read, good=result.good, quarantined=result.quarantined,
                           headers=result.headers, blank=result.blank)
             file_rows.append((archived.source_file, f"{result.lines_read:,}", f"{result.good:,}",
-                              f"{result.quarantined:,}", archived.sha256, archived_state(archived.source_file, sources)))
+                              f"{result.quarantined:,}", archived.sha256, _archive_state(archived.source_file, sources)))
             context.log.info(f"{archived.source_file}: {result.good:,} rows, {result.quarantined:,} quarantined")
 
     packets = pa.concat_tables(good) if good else BRONZE_PACKETS.schema.empty_table()
@@ -132,7 +132,8 @@ def bronze(
     )
 
 
-def archived_state(source_file: str, sources) -> str:
+def _archive_state(source_file: str, sources: DaySources) -> str:
+    """How this run got the file: a new version, unchanged, or only from the archive."""
     if source_file in sources.newly_archived:
         return "new version"
     if source_file in sources.from_archive_only:
