@@ -1,7 +1,9 @@
 """The ``demo`` command: a populated lakehouse from nothing, then a few real answers."""
 
+import dataclasses
 import datetime as dt
 import shutil
+import tempfile
 
 import duckdb
 from pathlib import Path
@@ -12,6 +14,7 @@ from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.lib.filenames import parse_log_file_name
 from packetx_lakehouse.lib.generator import GeneratorOptions, generate
 from packetx_lakehouse.lib.iceberg import ensure_table
+from packetx_lakehouse.lib.upload import upload_files
 from packetx_lakehouse.defs.gold.assets import DAILY_TABLES
 from packetx_lakehouse.defs.serving.duckdb import DIMENSIONS
 from packetx_lakehouse.lib.schemas import (
@@ -44,6 +47,15 @@ def seed_landing(settings: Settings, *, users: int, days: int, seed: int) -> lis
     return written
 
 
+def seed_s3_landing(settings: Settings, *, users: int, days: int, seed: int) -> list[str]:
+    """On AWS the demo plays the devices: the same files, uploaded to an empty S3 landing prefix."""
+    if landing_days(build_resources(settings)["landing"].store())[0]:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        seed_landing(dataclasses.replace(settings, traffic_log_dir=Path(tmp)), users=users, days=days, seed=seed)
+        return [result.name for result in upload_files(settings, sorted(Path(tmp).iterdir()))]
+
+
 def table_rows(settings: Settings, table_def: TableDef) -> int:
     """Row count from the current snapshot's summary: no scan needed."""
     catalog = build_resources(settings)["iceberg"].load()
@@ -53,13 +65,11 @@ def table_rows(settings: Settings, table_def: TableDef) -> int:
 
 def run_demo(*, users: int, days: int, seed: int) -> int:
     settings = Settings.from_env()
-    if settings.is_aws:
-        raise ValueError("the local demo seeds a local landing directory; unset PACKETX_ENV or use the AWS guide")
-    seeded = seed_landing(settings, users=users, days=days, seed=seed)
-    if seeded:
-        print(f"Seeded {settings.traffic_log_dir} with {len(seeded)} files (generated week + real samples).")
-    defs = build_definitions(settings)
     landing = build_resources(settings)["landing"].store()
+    seeded = (seed_s3_landing if settings.is_aws else seed_landing)(settings, users=users, days=days, seed=seed)
+    if seeded:
+        print(f"Seeded {landing.describe('')} with {len(seeded)} files (generated week + real samples).")
+    defs = build_definitions(settings)
     present, ignored = landing_days(landing)
     for key in ignored:
         print(f"ignored {key}: name does not match <user>-<YYYY-MM-DD>.csv[.gz]")
@@ -71,13 +81,14 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
         else:
             ingestible.append(day)
     if not ingestible:
-        print(f"No traffic logs to ingest in {settings.traffic_log_dir}.")
+        print(f"No traffic logs to ingest in {landing.describe('')}.")
         return 1
     first, last = ingestible[0], ingestible[-1]
     print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...")
     result = materialize_range(defs, first, last, instance=project_instance(), log_level="WARNING")
     print(f"Run {result.run_id} succeeded.\n")
-    print(f"Iceberg tables (catalog 'packetx' at {settings.catalog_path}):")
+    where = f"Glue, warehouse {settings.s3_warehouse_uri}" if settings.is_aws else settings.catalog_path
+    print(f"Iceberg tables (catalog 'packetx' at {where}):")
     for table_def in (BRONZE_PACKETS, BRONZE_QUARANTINE, SILVER_PACKETS, *DAILY_TABLES, GOLD_TRAFFIC_ANOMALIES,
                       *DIMENSIONS):
         print(f"  {table_def.identifier:<40} {table_rows(settings, table_def):>10,} rows")

@@ -2,8 +2,8 @@
 
 With nothing set, everything is local under ``data/`` (the embedded default). ``PACKETX_ENV=aws``
 switches the same resources to S3 + Glue (+ DynamoDB, and a warehouse if a URL is given).
-Credentials are never read here: boto3, PyArrow and PyIceberg take them from the standard AWS
-chain, so they cannot leak into logs or metadata through this object.
+Credentials are never stored here: boto3, s3fs and PyIceberg take them from the standard AWS
+chain, so they cannot leak into logs, run config or metadata through this object.
 """
 
 from __future__ import annotations
@@ -19,6 +19,25 @@ DEFAULT_START_DATE = "2025-01-01"
 def _env(name: str, default: str = "") -> str:
     value = os.environ.get(name, "").strip()
     return value if value else default
+
+
+#: Lower-case names older PacketX set-ups keep in ``.env``, and the standard names they stand for.
+LEGACY_AWS_NAMES = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
+
+
+def adopt_legacy_aws_credentials(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
+    """Copy legacy credential variables to their standard names, unless those are already set.
+
+    Every AWS client here (boto3, s3fs via aiobotocore, PyIceberg's Glue client) then finds them
+    through the ordinary credential chain, and the values never pass through Dagster config.
+    Returns the standard names that were filled in (never the values).
+    """
+    adopted = []
+    for legacy, standard in LEGACY_AWS_NAMES.items():
+        if environ.get(legacy, "").strip() and not environ.get(standard, "").strip():
+            environ[standard] = environ[legacy].strip()
+            adopted.append(standard)
+    return adopted
 
 
 def parse_device_timezones(spec: str) -> dict[str, str]:
@@ -56,6 +75,7 @@ class Settings:
     aws_region: str = "us-east-1"
     dynamodb_table: str = "daily_aggregate"
     warehouse_url: str = ""
+    warehouse_schema: str = "packetx"
 
     @property
     def is_aws(self) -> bool:
@@ -108,6 +128,8 @@ class Settings:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         bucket = _env("PACKETX_S3_BUCKET", _env("s3_bucket_name"))
+        if env == "aws":
+            adopt_legacy_aws_credentials()
         if env == "aws" and not bucket:
             raise ValueError("PACKETX_ENV=aws needs PACKETX_S3_BUCKET (or s3_bucket_name)")
         return cls(
@@ -124,4 +146,5 @@ class Settings:
             aws_region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
             dynamodb_table=_env("PACKETX_DYNAMODB_TABLE", "daily_aggregate"),
             warehouse_url=_env("PACKETX_WAREHOUSE_URL"),
+            warehouse_schema=_env("PACKETX_WAREHOUSE_SCHEMA", "packetx"),
         )

@@ -6,10 +6,12 @@ these resources, so the same asset code runs against SQLite + files and against 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pyiceberg.catalog import Catalog
@@ -17,7 +19,10 @@ from pydantic import PrivateAttr
 
 from packetx_lakehouse.lib.iceberg import CATALOG_NAME, glue_catalog, local_catalog
 from packetx_lakehouse.lib.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
+from packetx_lakehouse.lib.warehouse import Warehouse
 from packetx_lakehouse.settings import Settings
+
+WAREHOUSE_URL_VAR = "PACKETX_WAREHOUSE_URL"
 
 
 def _s3_client(region: str, endpoint_url: str) -> Any:
@@ -68,6 +73,29 @@ class DeviceTimezonesResource(dg.ConfigurableResource):
     default: str = "UTC"
 
 
+class DynamoDBResource(dg.ConfigurableResource):
+    """The DynamoDB serving table (AWS only); credentials from the AWS chain."""
+
+    table: str = "daily_aggregate"
+    region: str = "us-east-1"
+    endpoint_url: str = ""
+
+    def client(self) -> Any:
+        # Standard retry mode backs off on throttling errors raised by any call, not only batches.
+        config = Config(retries={"mode": "standard", "max_attempts": 10})
+        return boto3.client("dynamodb", region_name=self.region, endpoint_url=self.endpoint_url or None, config=config)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """PostgreSQL or Redshift warehouse the star schema is exported to."""
+
+    url: str
+    schema_name: str = "packetx"
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.url, self.schema_name)
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """All resources for one deployment; the only branch between local and AWS."""
     if settings.is_aws:
@@ -81,7 +109,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         )
         landing = ObjectStoreResource(root=str(settings.traffic_log_dir))
         archive = ObjectStoreResource(root=str(settings.archive_dir))
-    return {
+    resources: dict[str, dg.ConfigurableResource] = {
         "iceberg": catalog,
         "landing": landing,
         "raw_archive": archive,
@@ -90,3 +118,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "duckdb": DuckDBResource(database=str(settings.serving_path)),
     }
+    if settings.is_aws:
+        resources["dynamodb"] = DynamoDBResource(table=settings.dynamodb_table, **aws)
+    if settings.warehouse_url:
+        # The UI shows resource config; through EnvVar it shows the variable's name, never a password.
+        from_env = os.environ.get(WAREHOUSE_URL_VAR, "").strip() == settings.warehouse_url
+        resources["warehouse"] = WarehouseResource(
+            url=dg.EnvVar(WAREHOUSE_URL_VAR) if from_env else settings.warehouse_url,
+            schema_name=settings.warehouse_schema,
+        )
+    return resources

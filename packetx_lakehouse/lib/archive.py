@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 from packetx_lakehouse.lib.filenames import parse_log_file_name
 from packetx_lakehouse.lib.objectstore import ObjectInfo, ObjectStore
+from packetx_lakehouse.lib.reader import GZIP_MAGIC
 
-GZIP_MAGIC = b"\x1f\x8b"
 #: Level 1 compresses traffic logs ~6x at several times the speed of the default level 6.
 GZIP_LEVEL = 1
 
@@ -47,8 +47,8 @@ def decompress_if_gzip(data: bytes) -> bytes:
     return gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
 
 
-def _gzip(data: bytes) -> bytes:
-    # mtime=0 keeps the archive object byte-identical for identical content.
+def gzip_deterministic(data: bytes) -> bytes:
+    """Gzip with mtime=0: identical content always gives byte-identical objects (and ETags)."""
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 
@@ -107,7 +107,7 @@ def collect_day(
             continue
         key = f"date={day.isoformat()}/{source}.{digest[:16]}.gz"
         if not archive.exists(key):
-            archive.put(key, _gzip(text))
+            archive.put(key, gzip_deterministic(text))
         manifest[source] = ArchivedFile(source, digest, len(text), key, now.isoformat())
         newly.append(source)
     if newly:

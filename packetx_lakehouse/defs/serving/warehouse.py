@@ -1,0 +1,51 @@
+"""Warehouse export: the gold star schema in PostgreSQL or Redshift.
+
+Only part of the definitions when ``PACKETX_WAREHOUSE_URL`` is set. The project runs its own DDL
+migrations before every load, so a new warehouse needs nothing but an empty database.
+"""
+
+import dagster as dg
+
+from packetx_lakehouse.defs.gold.assets import asset_key
+from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
+from packetx_lakehouse.defs.resources import IcebergCatalogResource, WarehouseResource
+from packetx_lakehouse.lib.iceberg import read_partitions
+from packetx_lakehouse.lib.warehouse import DIMENSIONS, FACT
+
+WAREHOUSE_KEY = dg.AssetKey(["serving", "warehouse"])
+
+
+@dg.asset(
+    key=WAREHOUSE_KEY,
+    deps=[asset_key(t) for t in (FACT, *DIMENSIONS)],
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    automation_condition=dg.AutomationCondition.eager(),
+    pool="warehouse_loads",
+    group_name="serving",
+    kinds={"postgres", "redshift"},
+    owners=["team:packetx-data"],
+    description="The star schema (date_dim, ip_dim, users_dim SCD2, direction_dim, packets_fact) in the "
+    "warehouse at PACKETX_WAREHOUSE_URL: dimensions replaced in full, facts replaced per day, one transaction.",
+)
+def warehouse_star_schema(
+    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    days = partition_dates(context)
+    catalog = iceberg.load()
+    target = warehouse.warehouse()
+    applied = target.migrate()
+    if applied:
+        context.log.info(f"applied warehouse migrations {', '.join(applied)} to {target.location}")
+    fact = read_partitions(catalog.load_table(FACT.identifier), values=days)
+    dimensions = {t: catalog.load_table(t.identifier).scan().to_arrow() for t in DIMENSIONS}
+    result = target.load(days, fact, dimensions)
+    return dg.MaterializeResult(
+        metadata={
+            "warehouse": target.location,
+            "dialect": target.dialect,
+            "migrations_applied": ", ".join(applied) or "none pending",
+            "dagster/row_count": result.rows[FACT.name],
+            **{f"rows/{name}": count for name, count in result.rows.items()},
+        }
+    )
