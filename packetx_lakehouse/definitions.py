@@ -6,6 +6,7 @@ import dagster as dg
 
 from packetx_lakehouse.defs.bronze.assets import bronze
 from packetx_lakehouse.defs.gold.assets import GOLD_ASSETS, GOLD_CHECKS
+from packetx_lakehouse.defs.gold.freshness import freshness_job, freshness_schedule, yesterday_is_fresh
 from packetx_lakehouse.defs.jobs import daily_pipeline_job
 from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.defs.schedules.daily import daily_schedule
@@ -26,9 +27,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     assets += [warehouse_star_schema] if settings.warehouse_url else []
     return dg.Definitions(
         assets=assets,
-        asset_checks=GOLD_CHECKS,
-        jobs=[daily_pipeline_job(assets)],
-        schedules=[daily_schedule],
+        asset_checks=[*GOLD_CHECKS, yesterday_is_fresh],
+        jobs=[daily_pipeline_job(assets), freshness_job],
+        schedules=[daily_schedule, freshness_schedule],
         sensors=[
             landing_sensor,
             # Declared so that it runs by default: Dagster's implicit default sensor starts stopped.

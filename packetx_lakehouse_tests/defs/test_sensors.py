@@ -1,0 +1,120 @@
+"""The landing sensor on real files; mtimes are pinned so run keys and cursors are exact."""
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from packetx_lakehouse.defs.resources import ObjectStoreResource
+from packetx_lakehouse.defs.sensors.landing import MAX_DAYS_PER_TICK, landing_sensor
+
+ALICE = "alice-2026-11-20.csv"
+ROWS = (
+    "alice,2026-11-20 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
+    "alice,2026-11-20 09:53,192.168.1.20,142.250.1.1,948.173,1158.17\n"
+)
+T1, T2, T3 = 1_763_600_000_000_000_000, 1_763_600_060_000_000_000, 1_763_600_120_000_000_000
+
+
+def tick(lakehouse, cursor: str | None = None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"landing": ObjectStoreResource(root=str(lakehouse.landing))}
+    )
+    return landing_sensor(context)
+
+
+def pin_mtime(path: Path, ns: int) -> None:
+    os.utime(path, ns=(ns, ns))
+
+
+def requests(result: dg.SensorResult) -> list[tuple[str, str]]:
+    return [(r.partition_key, r.run_key) for r in result.run_requests]
+
+
+def test_new_unchanged_and_grown_file(lakehouse):
+    path = lakehouse.write_log(ALICE, ROWS)
+    pin_mtime(path, T1)
+    new = tick(lakehouse)
+    assert requests(new) == [("2026-11-20", "2026-11-20:ea70b74b2816")]
+    assert new.cursor == f'{{"{ALICE}":[193,"{T1}"]}}'
+
+    unchanged = tick(lakehouse, new.cursor)
+    assert unchanged.run_requests == []
+    assert unchanged.skip_reason.skip_message == f"No new or grown traffic-log files in {lakehouse.landing}"
+    assert unchanged.cursor == new.cursor
+
+    lakehouse.append_log(ALICE, ROWS.replace("09:53", "09:54"))
+    pin_mtime(path, T2)
+    grown = tick(lakehouse, unchanged.cursor)
+    assert requests(grown) == [("2026-11-20", "2026-11-20:3cf3087a1dfe")]
+    assert grown.cursor == f'{{"{ALICE}":[313,"{T2}"]}}'
+
+
+def test_half_written_last_line_is_requested_now_and_again_when_completed(lakehouse):
+    line = "alice,2026-11-20 09:54,8.8.8.8,192.168.1.20,1.6833e+06,1683500\n"
+    path = lakehouse.write_log(ALICE, ROWS + line[:20])
+    pin_mtime(path, T1)
+    half = tick(lakehouse)
+    assert requests(half) == [("2026-11-20", "2026-11-20:2c193ccdff81")]
+    assert half.cursor == f'{{"{ALICE}":[213,"{T1}"]}}'
+
+    lakehouse.append_log(ALICE, line[20:])
+    pin_mtime(path, T3)
+    whole = tick(lakehouse, half.cursor)
+    assert requests(whole) == [("2026-11-20", "2026-11-20:fec81734c1c1")]
+    assert whole.cursor == f'{{"{ALICE}":[256,"{T3}"]}}'
+
+
+def test_junk_names_and_out_of_range_dates_are_logged_not_requested(lakehouse, capfd):
+    for name in ("notes.txt", "alice.csv", "alice-2026-13-01.csv", "alice-2026-11-20.csv.bak", "alice-2024-12-31.csv"):
+        lakehouse.write_log(name, "")
+    future = (dt.date.today() + dt.timedelta(days=3)).isoformat()
+    lakehouse.write_log(f"bob-{future}.csv", "")
+    result = tick(lakehouse)
+    assert result.run_requests == [] and result.cursor == "{}"
+    # Without a daemon the tick log goes to the console; in the UI it is the tick's log.
+    logged = [line.split(" - WARNING - ", 1)[1] for line in capfd.readouterr().err.splitlines() if " - WARNING - " in line]
+    assert logged == [
+        "Ignored alice-2026-11-20.csv.bak: not named <user>-<YYYY-MM-DD>.csv[.gz]",
+        "Ignored alice-2026-13-01.csv: not named <user>-<YYYY-MM-DD>.csv[.gz]",
+        "Ignored alice.csv: not named <user>-<YYYY-MM-DD>.csv[.gz]",
+        "Ignored notes.txt: not named <user>-<YYYY-MM-DD>.csv[.gz]",
+        "Not requested: alice-2024-12-31.csv is dated 2024-12-31, before the first partition 2025-01-01 "
+        "(set PACKETX_START_DATE earlier to ingest it)",
+        f"Not requested: bob-{future}.csv is dated {future}, after today's partition {dt.date.today()} in UTC "
+        "(device clock or time zone ahead?)",
+    ]
+
+
+def test_ten_days_offline_are_caught_up_oldest_first_over_the_next_ticks(lakehouse):
+    days = [dt.date(2026, 11, 1) + dt.timedelta(days=n) for n in range(10)]
+    for n, day in enumerate(days):
+        pin_mtime(lakehouse.write_log(f"alice-{day}.csv", ROWS.replace("2026-11-20", str(day))), T1 + n)
+    assert MAX_DAYS_PER_TICK == 5
+
+    first = tick(lakehouse)
+    assert [key for key, _ in requests(first)] == [str(day) for day in days[:5]]
+    assert first.cursor == "{" + ",".join(f'"alice-{day}.csv":[193,"{T1 + n}"]' for n, day in enumerate(days[:5])) + "}"
+
+    second = tick(lakehouse, first.cursor)
+    assert [key for key, _ in requests(second)] == [str(day) for day in days[5:]]
+    assert second.cursor == "{" + ",".join(f'"alice-{day}.csv":[193,"{T1 + n}"]' for n, day in enumerate(days)) + "}"
+
+    assert tick(lakehouse, second.cursor).run_requests == []
+    run_keys = [run_key for _, run_key in requests(first) + requests(second)]
+    assert len(set(run_keys)) == 10
+
+
+def test_definitions_run_automation_conditions_by_default_and_leave_the_landing_sensor_to_the_user(lakehouse):
+    sensors = {sensor.name: sensor for sensor in lakehouse.defs.sensors}
+    assert {"landing_sensor", "automation_condition_sensor"} <= sensors.keys()
+    assert sensors["landing_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensors["landing_sensor"].minimum_interval_seconds == 5
+    assert sensors["landing_sensor"].job_name == "daily_pipeline"
+    automation = sensors["automation_condition_sensor"]
+    assert isinstance(automation, dg.AutomationConditionSensorDefinition)
+    assert automation.default_status == dg.DefaultSensorStatus.RUNNING
+    graph = lakehouse.defs.resolve_asset_graph()
+    conditioned = {key for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
+    assert conditioned and conditioned <= automation.asset_selection.resolve(graph)
