@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from packetx_lakehouse.dashboard.launch import add_dashboard_parser, cmd_dashboard
 from packetx_lakehouse.lib.generator import GeneratorOptions, generate
 from packetx_lakehouse.lib.upload import add_upload_parser, cmd_upload
 from packetx_lakehouse.settings import Settings
@@ -56,6 +57,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(users=args.users, days=args.days, seed=args.seed)
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark the pipeline on a generated data set (see benchmarks/README.md)")
+    p.add_argument("--small", action="store_true", help="a quick look on a small data set instead of ~5 M rows")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--no-dagster", action="store_true", help="skip the backfill and sensor runs through dagster dev")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.run import main as bench
+
+    return bench(small=args.small, json_path=args.json, dagster=not args.no_dagster)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="packetx-lakehouse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generate": (_add_generate, cmd_generate),
         "demo": (_add_demo, cmd_demo),
         "upload": (add_upload_parser, cmd_upload),
+        "dashboard": (add_dashboard_parser, cmd_dashboard),
+        "bench": (_add_bench, cmd_bench),
     }
     for add, _ in commands.values():
         add(sub)

@@ -29,10 +29,18 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> d
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The Arrow schema as Dagster's column list, shown on the asset's page."""
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(
+        nullable=f.nullable)) for f in schema])
+
+
 def iceberg_metadata(identifier: str, written: WriteResult, data: pa.Table) -> dict[str, object]:
     """Row count, snapshot and location of an Iceberg write, plus a preview of what was written."""
     return {
         "dagster/row_count": written.rows,
+        "dagster/table_name": identifier,
+        "dagster/column_schema": column_schema(data.schema),
         "table": identifier,
         "iceberg/snapshot_id": str(written.snapshot_id),
         "iceberg/location": dg.MetadataValue.path(written.location),

@@ -1,0 +1,191 @@
+"""The dashboard's SQL: pure functions of a DuckDB connection and filters, returning Polars frames.
+
+Every aggregation runs inside DuckDB so the page stays fast on months of data; Python only
+receives the few rows a chart or table shows. Nothing here imports Streamlit, so the queries are
+tested against a real serving database built by the pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+#: The tables the page cannot do without; anything missing means "no data yet".
+REQUIRED_TABLES = ("gold.daily_user_bandwidth", "gold.hourly_bandwidth", "gold.users_dim", "ops.partitions")
+
+
+class ServingUnavailable(Exception):
+    """The serving database cannot be read now; ``str()`` is a message for a person."""
+
+
+class NoDataYet(ServingUnavailable):
+    """Nothing has been served yet (no database, missing tables, or no rows)."""
+
+
+class ServingBusy(ServingUnavailable):
+    """A pipeline run holds DuckDB's single-writer lock; a retry in a moment will succeed."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the page's widgets select: an inclusive day range and users (empty = everyone)."""
+
+    first: dt.date
+    last: dt.date
+    users: tuple[str, ...] = ()
+
+    def where(self, date_column: str = "log_date") -> tuple[str, list[object]]:
+        """A SQL predicate and its parameters, shared so every panel filters identically."""
+        sql = f"{date_column} BETWEEN ? AND ?"
+        params: list[object] = [self.first, self.last]
+        if self.users:
+            sql += " AND user IN (SELECT unnest(?::VARCHAR[]))"
+            params.append(list(self.users))
+        return sql, params
+
+
+@contextlib.contextmanager
+def connect(database: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the serving database read-only for one batch of queries, and close it.
+
+    Holding no connection between page runs lets the pipeline take the writer lock; while it
+    holds it, this raises :class:`ServingBusy` instead of DuckDB's lock error.
+    """
+    if not database.is_file():
+        raise NoDataYet(f"no serving database at {database}")
+    try:
+        con = duckdb.connect(str(database), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise ServingBusy("the pipeline is writing the serving database") from exc
+        raise
+    try:
+        con.execute("SET TimeZone = 'UTC'")  # hours are shown and linked in UTC, whatever the host's zone
+        missing = [t for t in REQUIRED_TABLES if not _table_exists(con, t)]
+        if missing:
+            raise NoDataYet(f"{database} has no {', '.join(missing)} yet")
+        yield con
+    finally:
+        con.close()
+
+
+def format_kb(kb: float) -> str:
+    """KB in the largest unit that keeps it readable; the one formatter the page and its tests share."""
+    for unit, size in (("TB", 1024.0**3), ("GB", 1024.0**2), ("MB", 1024.0)):
+        if abs(kb) >= size:
+            return f"{kb / size:,.2f} {unit}"
+    return f"{kb:,.1f} KB"
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                            "AND table_name = ?", [schema, name]).fetchone()[0])
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()) -> pl.DataFrame:
+    return con.execute(sql, list(params)).pl()
+
+
+def date_bounds(con: duckdb.DuckDBPyConnection) -> tuple[dt.date, dt.date] | None:
+    """First and last served day, or ``None`` when gold holds no rows."""
+    first, last = con.execute("SELECT min(log_date), max(log_date) FROM gold.daily_user_bandwidth").fetchone()
+    return (first, last) if first is not None else None
+
+
+def users(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [row[0] for row in con.execute("SELECT DISTINCT user FROM gold.daily_user_bandwidth ORDER BY user")
+            .fetchall()]
+
+
+def total_kb_by_user(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
+    """KB per user over the range, largest first: the headline numbers."""
+    where, params = filters.where()
+    return _frame(con, f"""
+        SELECT user, sum(total_kb) AS total_kb, sum(inbound_kb) AS inbound_kb, sum(outbound_kb) AS outbound_kb,
+               sum(internal_kb) AS internal_kb, count(*) AS days
+        FROM gold.daily_user_bandwidth WHERE {where} GROUP BY user ORDER BY total_kb DESC, user""", params)
+
+
+def hourly_by_direction(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
+    """KB per user, UTC hour and direction: the stacked bandwidth-over-time chart."""
+    where, params = filters.where()
+    return _frame(con, f"""
+        SELECT user, hour_utc, direction, sum(kb) AS kb
+        FROM gold.hourly_bandwidth WHERE {where}
+        GROUP BY ALL ORDER BY user, hour_utc, direction""", params)
+
+
+def daily_totals(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
+    where, params = filters.where()
+    return _frame(con, f"""
+        SELECT log_date, user, total_kb, inbound_kb, outbound_kb, internal_kb, unknown_kb,
+               distinct_remote_hosts, peak_minute_utc, peak_minute_kb
+        FROM gold.daily_user_bandwidth WHERE {where} ORDER BY log_date, user""", params)
+
+
+def top_external_hosts(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 10) -> pl.DataFrame:
+    """Public remote hosts by KB over the whole range.
+
+    Summed from ``hourly_bandwidth`` rather than ``top_external_hosts``, whose per-day top-N
+    would undercount a host that is steady but never in any single day's top.
+    """
+    where, params = filters.where("h.log_date")
+    return _frame(con, f"""
+        SELECT h.remote_ip, sum(h.kb) AS kb, count(DISTINCT h.user) AS users,
+               sum(h.kb) / sum(sum(h.kb)) OVER () AS share
+        FROM gold.hourly_bandwidth h JOIN gold.ip_dim i ON i.ip = h.remote_ip
+        WHERE i.scope = 'public' AND {where}
+        GROUP BY h.remote_ip ORDER BY kb DESC, h.remote_ip LIMIT ?""", [*params, limit])
+
+
+def anomalies(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
+    where, params = filters.where()
+    return _frame(con, f"""
+        SELECT user, hour_utc, kb, baseline_median_kb, robust_z, baseline_hours
+        FROM gold.traffic_anomalies WHERE {where} ORDER BY robust_z DESC, hour_utc""", params)
+
+
+def hour_detail(con: duckdb.DuckDBPyConnection, user: str, hour_utc: dt.datetime) -> pl.DataFrame:
+    """What one user-hour consisted of: the target of an anomaly's link."""
+    return _frame(con, """
+        SELECT remote_ip, direction, sum(kb) AS kb, max(minutes) AS minutes
+        FROM gold.hourly_bandwidth WHERE user = ? AND hour_utc = ?
+        GROUP BY ALL ORDER BY kb DESC, remote_ip""", [user, hour_utc])
+
+
+def ip_history(con: duckdb.DuckDBPyConnection, selected: Sequence[str] = ()) -> pl.DataFrame:
+    """Each user's local-IP versions from the SCD2 dimension, newest last."""
+    params: list[object] = []
+    where = ""
+    if selected:
+        where, params = "WHERE user IN (SELECT unnest(?::VARCHAR[]))", [list(selected)]
+    return _frame(con, f"""
+        SELECT user, version, local_ip, valid_from, valid_to, is_current
+        FROM gold.users_dim {where} ORDER BY user, version""", params)
+
+
+def freshness(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The newest partition per layer, with its rows and how many days the layer holds."""
+    return _frame(con, """
+        SELECT layer, table_name, max(log_date) AS newest_partition, arg_max(rows, log_date) AS rows_newest_day,
+               count(*) AS days
+        FROM ops.partitions GROUP BY layer, table_name
+        ORDER BY CASE layer WHEN 'bronze' THEN 1 WHEN 'silver' THEN 2 WHEN 'gold' THEN 3 ELSE 4 END""")
+
+
+def quarantine_by_day(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
+    """Quarantined lines per day and reason (quarantine is per file, not per user, so the user
+    filter does not apply)."""
+    if not _table_exists(con, "ops.quarantine"):
+        return pl.DataFrame(schema={"log_date": pl.Date, "reason": pl.String, "lines": pl.Int64})
+    return _frame(con, """
+        SELECT log_date, reason, count(*) AS lines
+        FROM ops.quarantine WHERE log_date BETWEEN ? AND ?
+        GROUP BY ALL ORDER BY log_date, lines DESC, reason""", [filters.first, filters.last])

@@ -1,0 +1,32 @@
+"""One generated lakehouse, built by the real pipeline, shared by every dashboard test."""
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.lib.generator import GeneratorOptions, generate
+from packetx_lakehouse.runner import materialize_range
+from packetx_lakehouse.settings import Settings
+
+FIRST_DAY = dt.date(2026, 11, 1)
+DAYS = 9  # anomalies need a trailing week of baseline
+IP_CHANGE = {"alice": FIRST_DAY + dt.timedelta(days=5)}
+
+
+@pytest.fixture(scope="package")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a lakehouse whose serving database holds 3 users x 9 days (built once: ~15 s)."""
+    root = tmp_path_factory.mktemp("dashboard") / "data"
+    settings = Settings(data_dir=root, traffic_log_dir=root / "traffic_log")
+    generate(settings.traffic_log_dir, users=3, days=DAYS, start=FIRST_DAY, seed=7,
+             options=GeneratorOptions(bad_lines=2, restarts=1), ip_changes=IP_CHANGE)
+    last = FIRST_DAY + dt.timedelta(days=DAYS - 1)
+    assert materialize_range(build_definitions(settings), FIRST_DAY, last, log_level="WARNING").success
+    return settings
+
+
+@pytest.fixture
+def empty_data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"

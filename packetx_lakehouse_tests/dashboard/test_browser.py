@@ -1,0 +1,153 @@
+"""The dashboard in a real headless Chromium: what a person sees must match the gold tables.
+
+Chromium is Debian's (``scripts/test.sh`` installs it); Playwright's own browser download cannot
+work here, so the binary is given explicitly.
+"""
+
+import contextlib
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from packetx_lakehouse.dashboard.queries import format_kb
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+#: A chart Vega has drawn (the element exists a moment before its marks do).
+DRAWN_CHART = "[data-testid='stVegaLiteChart'] svg.marks"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dashboard_server(data_dir: Path, log: Path) -> Iterator[str]:
+    """``packetx-lakehouse dashboard`` on a free loopback port, stopped by its PID afterwards."""
+    port = free_port()
+    env = {**os.environ, "PACKETX_DATA_DIR": str(data_dir)}
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "packetx_lakehouse.cli", "dashboard", "--port", str(port)],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"dashboard exited:\n{log.read_text()}"
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            assert time.monotonic() < deadline, f"dashboard not healthy after 60 s:\n{log.read_text()}"
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(served, tmp_path_factory) -> Iterator[str]:
+    with dashboard_server(served.data_dir, tmp_path_factory.mktemp("logs") / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "browser tests need Debian's chromium: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    # Tall enough that every panel renders in one screenshot (Streamlit scrolls an inner element).
+    context = browser.new_context(viewport={"width": 1400, "height": 2900})
+    yield context.new_page()
+    context.close()
+
+
+def loaded(page: Page) -> Page:
+    """Wait for the charts (they render after the text), and fail on any traceback shown."""
+    expect(page.locator(DRAWN_CHART).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    return page
+
+
+def expect_metrics(page: Page, totals: dict[str, float]) -> None:
+    """The headline shows the selection's total, then each user's, largest first, formatted as the
+    page formats them; retried until the page's rerun has replaced the previous numbers."""
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    expect(page.get_by_test_id("stMetricLabel")).to_have_text(["All selected users", *(u for u, _ in ranked)])
+    expect(page.get_by_test_id("stMetricValue")).to_have_text(
+        [format_kb(sum(totals.values())), *(format_kb(kb) for _, kb in ranked)])
+
+
+def gold_totals(served, where: str = "true", params: tuple = ()) -> dict[str, float]:
+    """Per-user KB straight from gold.daily_user_bandwidth: what the page must agree with."""
+    with duckdb.connect(str(served.serving_path), read_only=True) as con:
+        return dict(con.execute(f"SELECT user, sum(total_kb) FROM gold.daily_user_bandwidth WHERE {where} "
+                                "GROUP BY user", list(params)).fetchall())
+
+
+def test_totals_users_and_charts_match_gold_and_follow_the_user_filter(served, dashboard_url, page):
+    totals = gold_totals(served)
+    page.goto(dashboard_url)
+    expect(page.get_by_text(f"total {sum(totals.values()):,.0f} KB across 3 user(s)")).to_be_visible(timeout=30_000)
+    expect_metrics(loaded(page), totals)
+    expect(page.locator(DRAWN_CHART)).to_have_count(4)  # one per user + quarantined lines
+    for heading in ("Bandwidth per hour", "Daily totals per user", "Top external hosts", "Anomalies",
+                    "Local IP history", "Data freshness"):
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "dashboard.png")
+
+    page.get_by_role("button", name="Remove carol").click()
+    del totals["carol"]
+    expect(page.get_by_text(f"total {sum(totals.values()):,.0f} KB across 2 user(s)")).to_be_visible()
+    expect_metrics(loaded(page), totals)
+    expect(page.locator(DRAWN_CHART)).to_have_count(3)
+
+
+def test_an_anomaly_link_opens_its_user_and_hour(served, dashboard_url, page):
+    page.goto(dashboard_url)
+    href = loaded(page).locator("a[href*='hour=']").first.get_attribute("href")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(href).query)
+    user, hour = query["user"][0], dt.datetime.strptime(query["hour"][0], "%Y-%m-%dT%H:%MZ")
+
+    page.goto(dashboard_url + "/" + href)
+    expect(page.get_by_role("heading", name=f"{user}, {hour:%Y-%m-%d %H:00} UTC")).to_be_visible(timeout=30_000)
+    loaded(page)
+    day_total = gold_totals(served, "user = ? AND log_date = ?", (user, hour.date()))
+    expect_metrics(page, day_total)
+    page.screenshot(path=ARTIFACTS / "dashboard-anomaly.png")
+
+
+def test_an_empty_lakehouse_says_how_to_fill_it(tmp_path, browser):
+    with dashboard_server(tmp_path / "data", tmp_path / "streamlit.log") as url:
+        page = browser.new_page()
+        page.goto(url)
+        expect(page.get_by_text("No data yet — run")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("packetx-lakehouse demo")).to_be_visible()
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        page.close()

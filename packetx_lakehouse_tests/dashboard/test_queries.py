@@ -1,0 +1,132 @@
+"""The dashboard's SQL against a serving database the pipeline built (see conftest)."""
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from packetx_lakehouse.dashboard import queries
+from packetx_lakehouse.dashboard.queries import Filters, NoDataYet, ServingBusy
+from packetx_lakehouse.lib.schemas import DIRECTIONS
+from packetx_lakehouse_tests.dashboard.conftest import DAYS, FIRST_DAY, IP_CHANGE
+
+LAST_DAY = FIRST_DAY + dt.timedelta(days=DAYS - 1)
+EVERYTHING = Filters(FIRST_DAY, LAST_DAY)
+
+
+@pytest.fixture
+def con(served):
+    with queries.connect(served.serving_path) as connection:
+        yield connection
+
+
+def gold_total(con, where: str = "true", params: list | None = None) -> float:
+    return con.execute(f"SELECT sum(total_kb) FROM gold.daily_user_bandwidth WHERE {where}", params or []).fetchone()[0]
+
+
+def test_bounds_and_users_come_from_gold(con):
+    assert queries.date_bounds(con) == (FIRST_DAY, LAST_DAY)
+    assert queries.users(con) == ["alice", "bob-smith", "carol"]
+
+
+def test_totals_by_user_follow_the_day_and_user_filters(con):
+    everything = queries.total_kb_by_user(con, EVERYTHING)
+    assert everything["total_kb"].sum() == pytest.approx(gold_total(con))
+    assert everything["total_kb"].is_sorted(descending=True)
+
+    filters = Filters(FIRST_DAY + dt.timedelta(days=2), FIRST_DAY + dt.timedelta(days=3), ("carol",))
+    carol = queries.total_kb_by_user(con, filters)
+    assert carol["user"].to_list() == ["carol"] and carol["days"].to_list() == [2]
+    assert carol["total_kb"][0] == pytest.approx(
+        gold_total(con, "user = 'carol' AND log_date BETWEEN ? AND ?", [filters.first, filters.last]))
+
+
+def test_hourly_directions_add_up_to_the_daily_totals(con):
+    hourly = queries.hourly_by_direction(con, EVERYTHING)
+    assert set(hourly["direction"]) <= set(DIRECTIONS)
+    assert hourly.select("user", "hour_utc", "direction").is_duplicated().sum() == 0
+    by_user = dict(hourly.group_by("user").agg(pl.col("kb").sum()).iter_rows())
+    daily = dict(queries.total_kb_by_user(con, EVERYTHING).select("user", "total_kb").iter_rows())
+    assert by_user.keys() == daily.keys()
+    assert all(by_user[u] == pytest.approx(daily[u]) for u in daily)
+
+
+def test_daily_totals_are_one_row_per_user_day(con):
+    daily = queries.daily_totals(con, Filters(FIRST_DAY, FIRST_DAY, ("alice", "carol")))
+    assert daily.select("log_date", "user").rows() == [(FIRST_DAY, "alice"), (FIRST_DAY, "carol")]
+
+
+def test_top_external_hosts_are_public_ranked_and_cover_the_range(con):
+    hosts = queries.top_external_hosts(con, EVERYTHING, limit=5)
+    assert hosts.height == 5 and hosts["kb"].is_sorted(descending=True)
+    scopes = con.execute("SELECT DISTINCT scope FROM gold.ip_dim WHERE ip IN (SELECT unnest(?::VARCHAR[]))",
+                         [hosts["remote_ip"].to_list()]).fetchall()
+    assert scopes == [("public",)]
+    assert 0 < hosts["share"].sum() <= 1
+
+
+def test_an_anomaly_links_to_an_hour_whose_detail_adds_up(con):
+    found = queries.anomalies(con, EVERYTHING)
+    assert found.height > 0 and found["robust_z"].is_sorted(descending=True)
+    top = found.row(0, named=True)
+    detail = queries.hour_detail(con, top["user"], top["hour_utc"])
+    assert detail["kb"].sum() == pytest.approx(top["kb"])
+    assert queries.anomalies(con, Filters(FIRST_DAY, FIRST_DAY)).is_empty()  # no baseline on day one
+
+
+def test_ip_history_shows_each_users_versions(con):
+    history = queries.ip_history(con, ("alice",))
+    assert history["version"].to_list() == [1, 2]
+    assert history["valid_from"][1].date() == IP_CHANGE["alice"]
+    assert history["is_current"].to_list() == [False, True]
+    assert set(queries.ip_history(con)["user"]) == {"alice", "bob-smith", "carol"}
+
+
+def test_freshness_gives_the_newest_partition_of_every_layer(con):
+    fresh = queries.freshness(con)
+    assert fresh["layer"].to_list() == ["bronze", "silver", "gold"]
+    assert set(fresh["newest_partition"]) == {LAST_DAY}
+    assert set(fresh["days"]) == {DAYS}
+
+
+def test_quarantine_counts_lines_per_day_and_reason(con):
+    by_day = queries.quarantine_by_day(con, Filters(FIRST_DAY, FIRST_DAY + dt.timedelta(days=1)))
+    assert set(by_day["log_date"]) == {FIRST_DAY, FIRST_DAY + dt.timedelta(days=1)}
+    expected = con.execute("SELECT count(*) FROM ops.quarantine WHERE log_date <= ?",
+                           [FIRST_DAY + dt.timedelta(days=1)]).fetchone()[0]
+    assert by_day["lines"].sum() == expected > 0
+
+
+def test_no_database_or_no_tables_is_no_data_yet(tmp_path: Path):
+    with pytest.raises(NoDataYet), queries.connect(tmp_path / "missing.duckdb"):
+        pass
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(NoDataYet, match="gold.daily_user_bandwidth"), queries.connect(empty):
+        pass
+
+
+def test_a_writer_holding_the_database_reads_as_busy(tmp_path: Path):
+    database = tmp_path / "locked.duckdb"
+    duckdb.connect(str(database)).close()
+    # DuckDB's lock is per process: only another process can stand in for a running pipeline.
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
+         "sys.stdin.read()", str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        with pytest.raises(ServingBusy), queries.connect(database):
+            pass
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=30)
+
+
+def test_format_kb_picks_a_readable_unit():
+    assert queries.format_kb(512) == "512.0 KB"
+    assert queries.format_kb(1536) == "1.50 MB"
+    assert queries.format_kb(3 * 1024**3) == "3.00 TB"
