@@ -11,18 +11,15 @@ from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS
 DAILY_PIPELINE = "daily_pipeline"
 
 
-def daily_pipeline_job(assets: Iterable[object]) -> dg.UnresolvedAssetJobDefinition:
-    """Every asset on the daily partitions, bronze through serving, in one run per request.
+def daily_pipeline_job(assets: Iterable[dg.AssetsDefinition]) -> dg.UnresolvedAssetJobDefinition:
+    """Every asset, bronze through serving, in one run per requested day (or range).
 
     One run per day costs one process start, and it also reaches days that
     ``AutomationCondition.eager()`` leaves alone (it only acts on the latest partition), such as
-    yesterday at the daily tick or the days a sensor catches up on. Unpartitioned assets are left
-    out because a partitioned job cannot hold them; their own automation conditions follow.
+    yesterday at the daily tick or the days a sensor catches up on. The unpartitioned dimensions
+    run in the same run, so serving and its referential-integrity check never see facts whose
+    users or IPs are not in the dimensions yet.
     """
-    keys = [
-        key
-        for asset in assets
-        if isinstance(asset, dg.AssetsDefinition) and asset.partitions_def == DAILY_PARTITIONS
-        for key in asset.keys
-    ]
-    return dg.define_asset_job(DAILY_PIPELINE, selection=dg.AssetSelection.assets(*keys))
+    keys = [key for asset in assets for key in asset.keys]
+    return dg.define_asset_job(DAILY_PIPELINE, selection=dg.AssetSelection.assets(*keys),
+                               partitions_def=DAILY_PARTITIONS)

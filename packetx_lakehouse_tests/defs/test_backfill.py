@@ -14,8 +14,13 @@ DAYS = [dt.date(2026, 11, 1) + dt.timedelta(days=n) for n in range(3)]
 def test_every_daily_asset_lets_a_backfill_run_a_month_in_one_run(lakehouse):
     job = lakehouse.defs.resolve_job_def(DAILY_PIPELINE)
     graph = lakehouse.defs.resolve_asset_graph()
-    policies = {key.to_user_string(): graph.get(key).backfill_policy for key in job.asset_layer.selected_asset_keys}
+    selected = [graph.get(key) for key in job.asset_layer.selected_asset_keys]
+    policies = {node.key.to_user_string(): node.backfill_policy for node in selected if node.partitions_def}
     assert policies and set(policies.values()) == {dg.BackfillPolicy.multi_run(max_partitions_per_run=31)}
+    # The unpartitioned dimensions ride along in the same run, rebuilt once per run.
+    assert {node.key.to_user_string() for node in selected if not node.partitions_def} == {
+        "packetx_gold/users_dim", "packetx_gold/ip_dim", "packetx_gold/date_dim", "packetx_gold/direction_dim"
+    }
 
 
 def test_a_range_runs_once_and_writes_the_rows_of_every_day(lakehouse):

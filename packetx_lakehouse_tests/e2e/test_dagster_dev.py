@@ -37,6 +37,7 @@ from packetx_lakehouse.settings import Settings
 PROJECT = Path(__file__).resolve().parents[2]
 #: The day counts as through the lakehouse once this gold table has it.
 TARGET = dg.AssetKey(["packetx_gold", "daily_user_bandwidth"])
+BRONZE_PACKETS_KEY = dg.AssetKey(["packetx_raw", "packets"])
 OPTIONS = GeneratorOptions(minutes_per_day=20, pairs_per_minute=10)
 T = TypeVar("T")
 
@@ -219,16 +220,26 @@ def drop_and_grow_a_file(dagster_dev: DagsterDev) -> tuple[float, float]:
     assert dagster_dev.bronze_rows(today) == first.count(b"\n") - 1
 
     more = generate_day("alice", today, seed=2, options=OPTIONS).split(b"\n", 1)[1]
+    expected_rows = first.count(b"\n") - 1 + more.count(b"\n")
     grown = time.monotonic()
     with path.open("ab") as handle:
         handle.write(more)
-    poll(
-        f"{TARGET.to_user_string()} {today} to be re-materialised",
-        lambda: [m for m in dagster_dev.materializations(TARGET, str(today)) if m["runId"] != run_id],
-        timeout=90,
-    )
+
+    def regrown_gold() -> str | None:
+        """The run that ingested the grown file, once it has also materialised the target.
+
+        Other runs may materialise the target meanwhile (the automation sensor, or a run that
+        saw the append half-written), so the target must come from the run of the newest bronze.
+        """
+        if dagster_dev.bronze_rows(today) != expected_rows:
+            return None
+        newest_bronze = max(dagster_dev.materializations(BRONZE_PACKETS_KEY, str(today)),
+                            key=lambda m: float(m["timestamp"]))["runId"]
+        gold_runs = {m["runId"] for m in dagster_dev.materializations(TARGET, str(today))}
+        return newest_bronze if newest_bronze in gold_runs - {run_id} else None
+
+    poll(f"{TARGET.to_user_string()} {today} to be re-materialised with the new rows", regrown_gold, timeout=90)
     grow_seconds = time.monotonic() - grown
-    assert dagster_dev.bronze_rows(today) == first.count(b"\n") - 1 + more.count(b"\n")
     return drop_seconds, grow_seconds
 
 
