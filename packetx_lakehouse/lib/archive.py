@@ -11,12 +11,11 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-import zlib
 from dataclasses import asdict, dataclass
 
 from packetx_lakehouse.lib.filenames import parse_log_file_name
 from packetx_lakehouse.lib.objectstore import ObjectInfo, ObjectStore
-from packetx_lakehouse.lib.reader import GZIP_MAGIC
+from packetx_lakehouse.lib.reader import decompress_if_gzip
 
 #: Level 1 compresses traffic logs ~6x at several times the speed of the default level 6.
 GZIP_LEVEL = 1
@@ -40,11 +39,6 @@ class DaySources:
     files: list[tuple[ArchivedFile, bytes]]
     newly_archived: list[str]
     from_archive_only: list[str]
-
-
-def decompress_if_gzip(data: bytes) -> bytes:
-    """Uploaded copies may be gzip-compressed whatever their name says; detect by magic bytes."""
-    return gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
 
 
 def gzip_deterministic(data: bytes) -> bytes:
@@ -88,21 +82,22 @@ def collect_day(
     """Archive every new or changed landing file of ``day`` and return the day's full source set.
 
     Files are keyed by their user-level name with any ``.gz`` dropped, so ``bob-<day>.csv`` and
-    an uploaded ``bob-<day>.csv.gz`` are the same source and the newest content wins.
+    an uploaded ``bob-<day>.csv.gz`` are the same source. When both are present the longer text
+    wins: PacketX only ever appends, so the longer copy is the newer one (ties: first key).
     """
     manifest = load_manifest(archive, day)
     contents: dict[str, bytes] = {}
-    newly: list[str] = []
-    for info in landing_objects:
+    for info in sorted(landing_objects, key=lambda o: o.key):
         parsed = parse_log_file_name(info.name)
-        assert parsed is not None
+        if parsed is None or parsed.date != day:
+            raise ValueError(f"{landing.describe(info.key)} is not a traffic log of {day}")
         source = f"{parsed.user}-{parsed.partition_key}.csv"
-        try:
-            text = decompress_if_gzip(landing.get(info.key))
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{landing.describe(info.key)}: not a readable gzip file ({exc})") from exc
+        text = decompress_if_gzip(landing.get(info.key))
+        if len(text) > len(contents.get(source, b"")) or source not in contents:
+            contents[source] = text
+    newly: list[str] = []
+    for source, text in sorted(contents.items()):
         digest = hashlib.sha256(text).hexdigest()
-        contents[source] = text
         if source in manifest and manifest[source].sha256 == digest:
             continue
         key = f"date={day.isoformat()}/{source}.{digest[:16]}.gz"

@@ -105,7 +105,7 @@ def read_traffic_log_bytes(
         log_date: The partition date recorded on every output row.
         ingested_at: Lineage time stamp; naive values are taken as UTC.
     """
-    data = _gunzip(data) if data[:2] == GZIP_MAGIC else data
+    data = decompress_if_gzip(data)
     ingested_at = (
         ingested_at.replace(tzinfo=dt.timezone.utc)
         if ingested_at.tzinfo is None
@@ -350,7 +350,15 @@ class _Context:
         )
 
 
-def _gunzip(data: bytes) -> bytes:
+def decompress_if_gzip(data: bytes) -> bytes:
+    """Gzip is recognised by its magic bytes, whatever the name says; anything else is returned as is.
+
+    Never raises: a truncated stream (an upload or copy still in progress) gives what arrived,
+    its cut last line is then quarantined; bytes that only look like gzip are returned raw and
+    their lines quarantined, so nothing is lost either way.
+    """
+    if data[:2] != GZIP_MAGIC:
+        return data
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error):

@@ -18,7 +18,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from packetx_lakehouse.lib.archive import GZIP_MAGIC, decompress_if_gzip, gzip_deterministic
+from packetx_lakehouse.lib.archive import gzip_deterministic
+from packetx_lakehouse.lib.reader import GZIP_MAGIC, decompress_if_gzip
 from packetx_lakehouse.lib.filenames import parse_log_file_name
 from packetx_lakehouse.settings import Settings, adopt_legacy_aws_credentials
 

@@ -1,4 +1,5 @@
 import datetime as dt
+import gzip
 import hashlib
 
 import pyarrow.compute as pc
@@ -8,6 +9,7 @@ from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, check_partition_
 from packetx_lakehouse.lib.archive import load_manifest
 from packetx_lakehouse.lib.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
+from packetx_lakehouse_tests.conftest import HEADER
 
 DAY = dt.date(2026, 11, 20)
 ALICE = "alice-2026-11-20.csv"
@@ -124,10 +126,22 @@ def test_out_of_range_dates_get_a_clear_message():
     assert check_partition_key(DAILY_PARTITIONS, dt.date.today(), "today's file") is None
 
 
-def test_corrupt_gzip_upload_stops_the_run_naming_the_file(lakehouse):
+def test_gzip_upload_still_being_written_gives_its_rows_and_quarantines_the_cut_line(lakehouse):
+    full = gzip.compress((HEADER + BLOCK_1 + BLOCK_2).encode())
     lakehouse.landing.mkdir(parents=True, exist_ok=True)
-    (lakehouse.landing / "alice-2026-11-20.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
-    result = materialize_range(lakehouse.defs, DAY, DAY, selection="group:bronze", raise_on_error=False)
-    assert not result.success
-    error = result.failure_data_for_node("bronze").error
-    assert "alice-2026-11-20.csv.gz: not a readable gzip file" in error.to_string()
+    (lakehouse.landing / "alice-2026-11-20.csv.gz").write_bytes(full[: len(full) - 30])
+    assert _run(lakehouse).success
+    packets, quarantine = _table(lakehouse, "packets"), _table(lakehouse, "quarantine")
+    assert packets.num_rows >= 2 and packets.num_rows + quarantine.num_rows <= 5
+    assert "incomplete last line" in quarantine.column("reason").to_pylist()[-1]
+
+
+def test_plain_and_gzip_copies_of_one_file_are_one_source_and_the_longer_wins(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1 + BLOCK_2)
+    (lakehouse.landing / f"{ALICE}.gz").write_bytes(gzip.compress((HEADER + BLOCK_1).encode()))
+    _run(lakehouse)
+    first = _table(lakehouse, "packets").sort_by("line_number")
+    assert first.num_rows == 3  # the grown plain file, not the older upload; no double counting
+    assert set(first.column("source_file").to_pylist()) == {ALICE}
+    _run(lakehouse)
+    assert _table(lakehouse, "packets").sort_by("line_number").equals(first)
