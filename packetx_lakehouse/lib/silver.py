@@ -144,9 +144,12 @@ def to_silver(
     input_rows = rows.height
     # Everything per conversation is computed once per distinct pair and gathered back by id.
     pairs = rows.select(_PAIR).unique(maintain_order=True).with_row_index("pair_id")
-    rows = rows.join(pairs, on=_PAIR, maintain_order="left").filter(
-        pl.struct("pair_id", "time_stamp", "kb_bandwidth", "total_kb_bandwidth").is_first_distinct()
+    rows = rows.join(pairs, on=_PAIR, maintain_order="left").with_columns(
+        first_copy=pl.struct("pair_id", "time_stamp", "kb_bandwidth", "total_kb_bandwidth").is_first_distinct()
     )
+    # Counted where they are removed, so the conservation check sees any later loss of rows.
+    exact_duplicates = int((~rows["first_copy"]).sum())
+    rows = rows.filter("first_copy").drop("first_copy")
     rows = _flag_restart_replays(rows)
     rows = _with_utc_time(rows, device_timezones, default_timezone)
     counted = rows.filter(~pl.col("is_restart_replay"))["pair_id"].value_counts(name="rows")
@@ -160,7 +163,7 @@ def to_silver(
     )
     return SilverResult(
         table=table,
-        exact_duplicates=input_rows - rows.height,
+        exact_duplicates=exact_duplicates,
         restart_replays=int(rows["is_restart_replay"].sum()),
         input_rows=input_rows,
     )
