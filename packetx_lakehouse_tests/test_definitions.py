@@ -1,6 +1,8 @@
 import dagster as dg
+import pytest
 
-from packetx_lakehouse.definitions import defs
+from packetx_lakehouse.definitions import build_definitions, defs
+from packetx_lakehouse.settings import Settings
 
 
 def test_definitions_load_with_expected_assets_partitions_and_resources():
@@ -20,3 +22,8 @@ def test_embedded_default_points_at_local_storage_under_data():
     assert resources["iceberg"].sqlite_path == "data/lakehouse/catalog.db"
     assert resources["landing"].root == "data/traffic_log"
     assert resources["duckdb"].database == "data/serving/packetx.duckdb"
+
+
+def test_settings_that_disagree_with_the_import_time_partitions_are_refused():
+    with pytest.raises(ValueError, match="got 2024-01-01 UTC, partitions use 2025-01-01 UTC"):
+        build_definitions(Settings(start_date="2024-01-01"))

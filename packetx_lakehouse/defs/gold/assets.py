@@ -198,6 +198,9 @@ def ip_dim(iceberg: IcebergCatalogResource) -> dg.MaterializeResult:
 
 @dg.asset(
     key=asset_key(GOLD_DATE_DIM),
+    # Not a data dependency: the calendar grows with the partitions, so it is rebuilt (a no-op
+    # when unchanged) whenever new facts land, which keeps every fact's date_key resolvable.
+    deps=[asset_key(GOLD_PACKETS_FACT)],
     description="Calendar at hour grain (UTC) covering every partition from the start date to tomorrow.",
     **_DIMENSION_OPTIONS,
 )

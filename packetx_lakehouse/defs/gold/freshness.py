@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from packetx_lakehouse.defs.gold.assets import asset_key
+from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS
 from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH
-from packetx_lakehouse.settings import Settings
 
 DEADLINE_HOUR = 6
-_ZONE = Settings.from_env().partition_timezone
+_ZONE = DAILY_PARTITIONS.timezone
 _KEY = asset_key(GOLD_DAILY_USER_BANDWIDTH)
 
 
