@@ -74,7 +74,8 @@ class Settings:
     aws_endpoint_url: str = ""
     aws_region: str = "us-east-1"
     dynamodb_table: str = "daily_aggregate"
-    warehouse_url: str = ""
+    #: May carry a password: kept out of repr (tracebacks, test output).
+    warehouse_url: str = field(default="", repr=False)
     warehouse_schema: str = "packetx"
 
     @property

@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 import pyarrow as pa
 
+from packetx_lakehouse.defs.conventions import BACKFILL_POLICY, OWNERS, asset_key
 from packetx_lakehouse.defs.metadata import iceberg_metadata, markdown_table
 from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
@@ -19,11 +20,11 @@ from packetx_lakehouse.lib.iceberg import ensure_table, replace_partitions
 from packetx_lakehouse.lib.reader import read_traffic_log_bytes
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, BRONZE_QUARANTINE
 
-RAW_ARCHIVE_KEY = dg.AssetKey(["packetx_raw", "raw_archive"])
-BRONZE_PACKETS_KEY = dg.AssetKey(["packetx_raw", "packets"])
-BRONZE_QUARANTINE_KEY = dg.AssetKey(["packetx_raw", "quarantine"])
+RAW_ARCHIVE_KEY = dg.AssetKey([BRONZE_PACKETS.namespace, "raw_archive"])
+BRONZE_PACKETS_KEY = asset_key(BRONZE_PACKETS)
+BRONZE_QUARANTINE_KEY = asset_key(BRONZE_QUARANTINE)
 
-_COMMON = dict(group_name="bronze", owners=["team:packetx-data"])
+_COMMON = dict(group_name="bronze", owners=OWNERS)
 
 
 @dg.multi_asset(
@@ -52,7 +53,7 @@ _COMMON = dict(group_name="bronze", owners=["team:packetx-data"])
         ),
     ],
     partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    backfill_policy=BACKFILL_POLICY,
     pool="iceberg_writes",
 )
 def bronze(

@@ -13,10 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from packetx_lakehouse.defs.checks import problems_check
+from packetx_lakehouse.defs.conventions import BACKFILL_POLICY, OWNERS, asset_key, daily_asset_options
 from packetx_lakehouse.defs.metadata import iceberg_metadata
 from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
-from packetx_lakehouse.defs.silver.assets import DAILY_ASSET_OPTIONS, SILVER_PACKETS_KEY
+from packetx_lakehouse.defs.silver.assets import SILVER_PACKETS_KEY
 from packetx_lakehouse.lib import gold
 from packetx_lakehouse.lib.iceberg import (
     WriteResult,
@@ -40,10 +41,6 @@ from packetx_lakehouse.lib.schemas import (
     SILVER_PACKETS,
     TableDef,
 )
-
-
-def asset_key(table_def: TableDef) -> dg.AssetKey:
-    return dg.AssetKey([table_def.namespace, table_def.name])
 
 
 #: The per-day tables built from one read of silver, with what each holds.
@@ -71,8 +68,8 @@ KB_CONSERVED = "kb_conserved"
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(asset_key(t), description=d, deps=[SILVER_PACKETS_KEY], group_name="gold",
-                     kinds={"iceberg", "polars"}, automation_condition=DAILY_ASSET_OPTIONS["automation_condition"],
-                     owners=DAILY_ASSET_OPTIONS["owners"])
+                     kinds={"iceberg", "polars"}, automation_condition=dg.AutomationCondition.eager(),
+                     owners=OWNERS)
         for t, d in DAILY_TABLES.items()
     ],
     check_specs=[
@@ -84,8 +81,8 @@ KB_CONSERVED = "kb_conserved"
                           description="no negative, NaN or null KB"),
     ],
     partitions_def=DAILY_PARTITIONS,
-    backfill_policy=DAILY_ASSET_OPTIONS["backfill_policy"],
-    pool=DAILY_ASSET_OPTIONS["pool"],
+    backfill_policy=BACKFILL_POLICY,
+    pool="iceberg_writes",
 )
 def gold_daily(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource):
     days = partition_dates(context)
@@ -134,7 +131,7 @@ BASELINE_DAYS = 7
     description="User-hours whose KB is far above that user's trailing 7-day baseline "
     "(robust z-score on median and MAD), with the score and the baseline. A day loaded late also "
     "re-scores the 7 days after it, whose baseline it is part of.",
-    **DAILY_ASSET_OPTIONS,
+    **daily_asset_options(),
 )
 def traffic_anomalies(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource):
     days = partition_dates(context)
@@ -167,7 +164,7 @@ _DIMENSION_OPTIONS = dict(
     # counts as a "missing dep", which would block plain eager() forever.
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
     pool="iceberg_writes",
-    owners=["team:packetx-data"],
+    owners=OWNERS,
 )
 
 

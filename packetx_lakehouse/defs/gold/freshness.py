@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from packetx_lakehouse.defs.gold.assets import asset_key
+from packetx_lakehouse.defs.conventions import asset_key
 from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS
 from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH
 

@@ -9,9 +9,9 @@ from dagster_duckdb import DuckDBResource
 
 from packetx_lakehouse.defs.bronze.assets import BRONZE_QUARANTINE_KEY
 from packetx_lakehouse.defs.checks import problems_check
-from packetx_lakehouse.defs.gold.assets import asset_key
+from packetx_lakehouse.defs.conventions import asset_key, daily_asset_options
 from packetx_lakehouse.defs.metadata import markdown_preview
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
+from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
 from packetx_lakehouse.lib import gold, serving
 from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions
@@ -41,13 +41,9 @@ FRESHNESS = {"bronze": BRONZE_PACKETS, "silver": SILVER_PACKETS, "gold": GOLD_DA
 @dg.asset(
     key=SERVING_KEY,
     deps=[asset_key(t) for t in DAILY_SERVED + DIMENSIONS] + [BRONZE_QUARANTINE_KEY],
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
-    automation_condition=dg.AutomationCondition.eager(),
-    pool="duckdb_serving",
+    **daily_asset_options(pool="duckdb_serving"),
     group_name="serving",
     kinds={"duckdb"},
-    owners=["team:packetx-data"],
     description="DuckDB database (<data dir>/serving/packetx.duckdb) with gold.* (aggregates and star "
     "schema) and ops.* (quarantine, partition freshness): open it with the duckdb CLI and query.",
     check_specs=[dg.AssetCheckSpec("star_schema_referential_integrity", asset=SERVING_KEY,

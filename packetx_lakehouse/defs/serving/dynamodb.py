@@ -6,12 +6,12 @@ Only part of the definitions when ``PACKETX_ENV=aws``: there is no local DynamoD
 import dagster as dg
 import pyarrow.compute as pc
 
-from packetx_lakehouse.defs.gold.assets import asset_key
+from packetx_lakehouse.defs.conventions import asset_key, daily_asset_options
 from packetx_lakehouse.defs.metadata import markdown_table
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
+from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import DynamoDBResource, IcebergCatalogResource
 from packetx_lakehouse.lib import dynamo
-from packetx_lakehouse.lib.iceberg import read_partitions
+from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions
 from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH
 
 DYNAMODB_KEY = dg.AssetKey(["serving", "dynamodb_daily_aggregate"])
@@ -20,12 +20,9 @@ DYNAMODB_KEY = dg.AssetKey(["serving", "dynamodb_daily_aggregate"])
 @dg.asset(
     key=DYNAMODB_KEY,
     deps=[asset_key(GOLD_DAILY_USER_BANDWIDTH)],
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
-    automation_condition=dg.AutomationCondition.eager(),
+    **daily_asset_options(pool="dynamodb_writes"),
     group_name="serving",
     kinds={"dynamodb"},
-    owners=["team:packetx-data"],
     description="DynamoDB table (PACKETX_DYNAMODB_TABLE, default daily_aggregate): one item per user "
     "(partition key) and date (sort key) with the day's bandwidth; a day's items are replaced exactly.",
 )
@@ -33,7 +30,7 @@ def dynamodb_daily_aggregate(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, dynamodb: DynamoDBResource
 ) -> dg.MaterializeResult:
     days = partition_dates(context)
-    rows = read_partitions(iceberg.load().load_table(GOLD_DAILY_USER_BANDWIDTH.identifier), values=days)
+    rows = read_partitions(ensure_table(iceberg.load(), GOLD_DAILY_USER_BANDWIDTH), values=days)
     client = dynamodb.client()
     if dynamo.ensure_table(client, dynamodb.table):
         context.log.info(f"created DynamoDB table {dynamodb.table}")

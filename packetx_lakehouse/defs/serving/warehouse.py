@@ -6,10 +6,10 @@ migrations before every load, so a new warehouse needs nothing but an empty data
 
 import dagster as dg
 
-from packetx_lakehouse.defs.gold.assets import asset_key
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
+from packetx_lakehouse.defs.conventions import asset_key, daily_asset_options
+from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, WarehouseResource
-from packetx_lakehouse.lib.iceberg import read_partitions
+from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions
 from packetx_lakehouse.lib.warehouse import DIMENSIONS, FACT
 
 WAREHOUSE_KEY = dg.AssetKey(["serving", "warehouse"])
@@ -18,13 +18,9 @@ WAREHOUSE_KEY = dg.AssetKey(["serving", "warehouse"])
 @dg.asset(
     key=WAREHOUSE_KEY,
     deps=[asset_key(t) for t in (FACT, *DIMENSIONS)],
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
-    automation_condition=dg.AutomationCondition.eager(),
-    pool="warehouse_loads",
+    **daily_asset_options(pool="warehouse_loads"),
     group_name="serving",
     kinds={"postgres", "redshift"},
-    owners=["team:packetx-data"],
     description="The star schema (date_dim, ip_dim, users_dim SCD2, direction_dim, packets_fact) in the "
     "warehouse at PACKETX_WAREHOUSE_URL: dimensions replaced in full, facts replaced per day, one transaction.",
 )
@@ -37,8 +33,8 @@ def warehouse_star_schema(
     applied = target.migrate()
     if applied:
         context.log.info(f"applied warehouse migrations {', '.join(applied)} to {target.location}")
-    fact = read_partitions(catalog.load_table(FACT.identifier), values=days)
-    dimensions = {t: catalog.load_table(t.identifier).scan().to_arrow() for t in DIMENSIONS}
+    fact = read_partitions(ensure_table(catalog, FACT), values=days)
+    dimensions = {t: ensure_table(catalog, t).scan().to_arrow() for t in DIMENSIONS}
     result = target.load(days, fact, dimensions)
     return dg.MaterializeResult(
         metadata={

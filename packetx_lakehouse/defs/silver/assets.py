@@ -5,24 +5,16 @@ import pyarrow.compute as pc
 
 from packetx_lakehouse.defs.bronze.assets import BRONZE_PACKETS_KEY
 from packetx_lakehouse.defs.checks import problems_check
+from packetx_lakehouse.defs.conventions import asset_key, daily_asset_options
 from packetx_lakehouse.defs.metadata import iceberg_metadata
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, partition_dates
+from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import DeviceTimezonesResource, IcebergCatalogResource
 from packetx_lakehouse.lib.gold import duplicate_keys, negative_or_nan
 from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions, replace_partitions
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, SILVER_PACKETS
 from packetx_lakehouse.lib.silver import to_silver
 
-SILVER_PACKETS_KEY = dg.AssetKey(["packetx_silver", "packets"])
-
-#: Shared by every asset downstream of bronze: they follow their upstream by themselves.
-DAILY_ASSET_OPTIONS = dict(
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
-    automation_condition=dg.AutomationCondition.eager(),
-    pool="iceberg_writes",
-    owners=["team:packetx-data"],
-)
+SILVER_PACKETS_KEY = asset_key(SILVER_PACKETS)
 
 
 @dg.asset(
@@ -40,7 +32,7 @@ DAILY_ASSET_OPTIONS = dict(
         dg.AssetCheckSpec("unique_key", asset=SILVER_PACKETS_KEY,
                           description="one row per source file line"),
     ],
-    **DAILY_ASSET_OPTIONS,
+    **daily_asset_options(),
 )
 def silver_packets(
     context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, device_timezones: DeviceTimezonesResource
