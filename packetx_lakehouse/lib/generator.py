@@ -9,9 +9,6 @@ built with numpy, whole days at a time, so millions of rows take seconds.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import os
-import tempfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from packetx_lakehouse.lib.archive import gzip_deterministic
+from packetx_lakehouse.lib.objectstore import write_bytes_atomically
 from packetx_lakehouse.lib.schemas import CSV_HEADER
 
 _NAMES = ("alice", "bob-smith", "carol", "dave", "erin-li", "frank", "grace", "heidi", "ivan", "judy")
@@ -169,24 +168,10 @@ def generate(
                                 local_ip=local_ip_for(user, day, ip_changes))
             name = f"{user}-{day.isoformat()}.csv"
             if gzip_files:
-                # mtime=0 keeps the compressed bytes deterministic too.
-                data, name = gzip.compress(data, compresslevel=6, mtime=0), name + ".gz"
+                data, name = gzip_deterministic(data), name + ".gz"
             paths.append(out_dir / name)
             write_bytes_atomically(paths[-1], data)
     return sorted(paths)
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a watching sensor never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the file from other readers
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _hash(text: str) -> int:

@@ -13,6 +13,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so a reader or watching sensor never sees half a file.
+
+    The temporary name starts with '.', which listings skip.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the file from other readers
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """One object as a listing sees it; ``version`` is an mtime (local) or ETag (S3)."""
@@ -60,17 +76,9 @@ class LocalObjectStore:
         return self._path(key).read_bytes()
 
     def put(self, key: str, data: bytes) -> None:
-        """Write atomically (temp file + rename) so a reader never sees half an object."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes_atomically(path, data)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

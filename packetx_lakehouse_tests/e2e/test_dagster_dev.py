@@ -30,7 +30,8 @@ from pyiceberg.expressions import EqualTo
 from packetx_lakehouse.definitions import defs
 from packetx_lakehouse.defs.jobs import DAILY_PIPELINE
 from packetx_lakehouse.defs.resources import build_resources
-from packetx_lakehouse.lib.generator import GeneratorOptions, generate_day, write_bytes_atomically
+from packetx_lakehouse.lib.generator import GeneratorOptions, generate_day
+from packetx_lakehouse.lib.objectstore import write_bytes_atomically
 from packetx_lakehouse.runner import RANGE_END_TAG, RANGE_START_TAG
 from packetx_lakehouse.settings import Settings
 
