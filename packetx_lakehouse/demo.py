@@ -6,6 +6,7 @@ import shutil
 import tempfile
 
 import duckdb
+from pyiceberg.catalog import Catalog
 from pathlib import Path
 
 from packetx_lakehouse.definitions import build_definitions
@@ -56,16 +57,16 @@ def seed_s3_landing(settings: Settings, *, users: int, days: int, seed: int) -> 
         return [result.name for result in upload_files(settings, sorted(Path(tmp).iterdir()))]
 
 
-def table_rows(settings: Settings, table_def: TableDef) -> int:
+def table_rows(catalog: Catalog, table_def: TableDef) -> int:
     """Row count from the current snapshot's summary: no scan needed."""
-    catalog = build_resources(settings)["iceberg"].load()
     snapshot = ensure_table(catalog, table_def).current_snapshot()
     return int(snapshot.summary["total-records"]) if snapshot and snapshot.summary else 0
 
 
 def run_demo(*, users: int, days: int, seed: int) -> int:
     settings = Settings.from_env()
-    landing = build_resources(settings)["landing"].store()
+    resources = build_resources(settings)
+    landing = resources["landing"].store()
     seeded = (seed_s3_landing if settings.is_aws else seed_landing)(settings, users=users, days=days, seed=seed)
     if seeded:
         print(f"Seeded {landing.describe('')} with {len(seeded)} files (generated week + real samples).")
@@ -86,12 +87,16 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
     first, last = ingestible[0], ingestible[-1]
     print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...")
     result = materialize_range(defs, first, last, instance=project_instance(), log_level="WARNING")
-    print(f"Run {result.run_id} succeeded.\n")
+    checks = result.get_asset_check_evaluations()
+    failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in checks if not e.passed]
+    print(f"Run {result.run_id} succeeded; asset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
+          + (f" ({', '.join(failed)})" if failed else "") + ".\n")
     where = f"Glue, warehouse {settings.s3_warehouse_uri}" if settings.is_aws else settings.catalog_path
     print(f"Iceberg tables (catalog 'packetx' at {where}):")
+    catalog = resources["iceberg"].load()
     for table_def in (BRONZE_PACKETS, BRONZE_QUARANTINE, SILVER_PACKETS, *DAILY_TABLES, GOLD_TRAFFIC_ANOMALIES,
                       *DIMENSIONS):
-        print(f"  {table_def.identifier:<40} {table_rows(settings, table_def):>10,} rows")
+        print(f"  {table_def.identifier:<40} {table_rows(catalog, table_def):>10,} rows")
     print_answers(settings.serving_path)
     print("\nOpen the Dagster UI:  DAGSTER_HOME=$PWD .venv/bin/dagster dev   -> http://127.0.0.1:3000")
     return 0
