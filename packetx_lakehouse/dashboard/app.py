@@ -68,7 +68,7 @@ def sidebar_filters(bounds: tuple[dt.date, dt.date], all_users: list[str],
     default_range = (linked[1].date(),) * 2 if linked and first <= linked[1].date() <= last else bounds
     default_users = [linked[0]] if linked and linked[0] in all_users else all_users
     st.sidebar.header("Filters")
-    picked = st.sidebar.date_input("Days (UTC)", value=default_range, min_value=first, max_value=last)
+    picked = st.sidebar.date_input("Days (file date)", value=default_range, min_value=first, max_value=last)
     chosen = st.sidebar.multiselect("Users", all_users, default=default_users)
     if not isinstance(picked, tuple) or len(picked) != 2:
         st.sidebar.info("Pick the last day of the range.")
@@ -95,7 +95,7 @@ def load_page(filters: Filters, con: duckdb.DuckDBPyConnection, linked: tuple[st
 def show_headline(page: Page) -> None:
     total = page.totals["total_kb"].sum() if page.totals.height else 0.0
     f = page.filters
-    st.caption(f"{f.first} … {f.last} (UTC) · total {total:,.0f} KB across {page.totals.height} user(s)")
+    st.caption(f"{f.first} … {f.last} (file dates) · total {total:,.0f} KB across {page.totals.height} user(s)")
     # The five biggest users (the rest are in the tables); the total gets room for a long number.
     columns = st.columns([1.5] + [1] * min(page.totals.height, 5))
     columns[0].metric("All selected users", format_kb(total))
