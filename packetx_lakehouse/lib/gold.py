@@ -84,13 +84,14 @@ def kb_sum(where: pl.Expr | None = None) -> pl.Expr:
     return (micro if where is None else micro.filter(where)).sum() / MICRO_KB
 
 
-def _live(silver: pa.Table) -> pl.LazyFrame:
+def _live(silver: pa.Table | pl.DataFrame) -> pl.LazyFrame:
     """Silver rows that count (not restart replays), with their UTC hour.
 
-    Lazy, so each aggregate only filters and converts the few columns it reads.
+    Lazy, so each aggregate only filters the few columns it reads. Builders accept the Polars
+    frame too, so that several of them over the same rows convert from Arrow only once.
     """
     return (
-        pl.from_arrow(silver)
+        (silver if isinstance(silver, pl.DataFrame) else pl.from_arrow(silver))
         .lazy()
         .filter(~pl.col("is_restart_replay"))
         .with_columns(hour_utc=pl.col("ts_utc").dt.truncate("1h"))
@@ -105,7 +106,7 @@ def _table(
     return frame.lazy().select(table_def.schema.names).collect().to_arrow().cast(table_def.schema)
 
 
-def hourly_bandwidth(silver: pa.Table) -> pa.Table:
+def hourly_bandwidth(silver: pa.Table | pl.DataFrame) -> pa.Table:
     """KB and active minutes per user, UTC hour, remote host and direction."""
     frame = _live(silver).group_by(GOLD_HOURLY_BANDWIDTH.key).agg(
         kb=kb_sum(), minutes=pl.col("ts_utc").n_unique().cast(pl.Int64)
@@ -113,7 +114,7 @@ def hourly_bandwidth(silver: pa.Table) -> pa.Table:
     return _table(frame, GOLD_HOURLY_BANDWIDTH)
 
 
-def daily_user_bandwidth(silver: pa.Table) -> pa.Table:
+def daily_user_bandwidth(silver: pa.Table | pl.DataFrame) -> pa.Table:
     """One row per user-day: KB by direction, distinct remotes and the busiest UTC minute.
 
     The peak minute is the minute with the largest summed pair KB (earliest on ties); PacketX's
@@ -137,7 +138,7 @@ def daily_user_bandwidth(silver: pa.Table) -> pa.Table:
     return _table(totals.join(peaks, on=_USER_DAY), GOLD_DAILY_USER_BANDWIDTH)
 
 
-def top_external_hosts(silver: pa.Table, n: int = 10) -> pa.Table:
+def top_external_hosts(silver: pa.Table | pl.DataFrame, n: int = 10) -> pa.Table:
     """The ``n`` public remotes with the most KB per user-day, ranked 1..n (ties: smaller IP).
 
     "Public" is scope ``public``: multicast, broadcast and reserved addresses are not hosts
@@ -219,7 +220,7 @@ def traffic_anomalies(
     return _table(frame, GOLD_TRAFFIC_ANOMALIES)
 
 
-def user_ip_hourly(silver: pa.Table) -> pa.Table:
+def user_ip_hourly(silver: pa.Table | pl.DataFrame) -> pa.Table:
     """The device IP of each user-hour: the private address in the most rows (ties: smaller).
 
     ``rows`` is how many rows of the hour that address is an end of: the evidence for it.
@@ -231,7 +232,7 @@ def user_ip_hourly(silver: pa.Table) -> pa.Table:
     return _table(frame, GOLD_USER_IP_HOURLY)
 
 
-def daily_ips(silver: pa.Table) -> pa.Table:
+def daily_ips(silver: pa.Table | pl.DataFrame) -> pa.Table:
     """Every address at either end of a day's counted rows: a superset of the fact's IP keys."""
     pairs = _live(silver).select("log_date", "source_ip", "destination_ip").unique()
     ends = pairs.select("log_date", ip=pl.concat_list("source_ip", "destination_ip")).explode("ip")
@@ -322,7 +323,7 @@ def date_dim(start: dt.date, end: dt.date) -> pa.Table:
     return _table(frame, GOLD_DATE_DIM)
 
 
-def packets_fact(silver: pa.Table) -> pa.Table:
+def packets_fact(silver: pa.Table | pl.DataFrame) -> pa.Table:
     """One fact per non-replay silver row, carrying durable and stable keys only.
 
     ``user_id`` plus ``ts_utc`` finds the users_dim version (see ``resolve_user_versions``).
@@ -348,10 +349,19 @@ def resolve_user_versions(fact: pa.Table, users_dim: pa.Table) -> pa.Table:
         ``source_file, line_number, user_id, ts_utc, user_key`` (null where no version covers
         the fact: an orphan), sorted by ``source_file, line_number``.
     """
+    return (
+        _user_versions(fact.select(["source_file", "line_number", "user_id", "ts_utc"]), users_dim)
+        .sort("source_file", "line_number")
+        .select("source_file", "line_number", "user_id", "ts_utc", "user_key")
+        .to_arrow()
+    )
+
+
+def _user_versions(fact: pa.Table, users_dim: pa.Table) -> pl.DataFrame:
+    """``fact``'s columns (at least ``user_id, ts_utc``) plus the ``user_key`` valid at ``ts_utc``, in time order."""
     versions = pl.from_arrow(users_dim).select("user_id", "valid_from", "valid_to", "user_key")
     return (
         pl.from_arrow(fact)
-        .select("source_file", "line_number", "user_id", "ts_utc")
         .sort("ts_utc")
         .join_asof(
             versions.sort("valid_from"),
@@ -364,9 +374,6 @@ def resolve_user_versions(fact: pa.Table, users_dim: pa.Table) -> pa.Table:
             user_key=pl.when(pl.col("valid_to").is_null() | (pl.col("ts_utc") < pl.col("valid_to")))
             .then(pl.col("user_key"))
         )
-        .sort("source_file", "line_number")
-        .select("source_file", "line_number", "user_id", "ts_utc", "user_key")
-        .to_arrow()
     )
 
 
@@ -375,7 +382,7 @@ def resolve_user_versions(fact: pa.Table, users_dim: pa.Table) -> pa.Table:
 
 def duplicate_keys(table: pa.Table, key_cols: Sequence[str]) -> list[str]:
     """Key values that occur on more than one row."""
-    dupes = pl.from_arrow(table).group_by(key_cols).len().filter(pl.col("len") > 1)
+    dupes = pl.from_arrow(table.select(list(key_cols))).group_by(key_cols).len().filter(pl.col("len") > 1)
     if dupes.is_empty():
         return []
     example = dupes.sort(key_cols).row(0, named=True)
@@ -384,7 +391,7 @@ def duplicate_keys(table: pa.Table, key_cols: Sequence[str]) -> list[str]:
 
 def negative_or_nan(table: pa.Table, cols: Sequence[str]) -> list[str]:
     """Columns holding negative, NaN or null numbers (none is a valid KB)."""
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(table.select(list(cols)))
     problems = []
     for col in cols:
         c = pl.col(col)
@@ -424,14 +431,14 @@ def orphan_facts(
     fact: pa.Table, users_dim: pa.Table, ip_dim: pa.Table, date_dim: pa.Table, direction_dim: pa.Table
 ) -> list[str]:
     """Facts whose keys find no dimension row (users by point in time)."""
-    facts = pl.from_arrow(fact)
+    facts = pl.from_arrow(fact.select(["local_ip_key", "remote_ip_key", "date_key", "direction_key"]))
 
     def missing(col: str, dim: pa.Table, dim_col: str) -> int:
         keys = pl.from_arrow(dim).get_column(dim_col).implode()
         return facts.filter(pl.col(col).is_not_null() & ~pl.col(col).is_in(keys)).height
 
     counts = {
-        "user version (user_id, ts_utc)": pl.from_arrow(resolve_user_versions(fact, users_dim))[
+        "user version (user_id, ts_utc)": _user_versions(fact.select(["user_id", "ts_utc"]), users_dim)[
             "user_key"
         ].null_count(),
         "local_ip_key": missing("local_ip_key", ip_dim, "ip_key"),

@@ -7,21 +7,43 @@ warehouse (local) or the Glue catalog with an S3 warehouse (AWS), so table code 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
-from pyiceberg.table import Table
+from pyiceberg.io.pyarrow import (
+    ArrowScan,
+    _check_pyarrow_schema_compatible,
+    _dataframe_to_data_files,
+    bin_pack_arrow_table,
+    pyarrow_to_schema,
+    write_file,
+)
+from pyiceberg.manifest import DataFile
+from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+from pyiceberg.table import DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE, Table, TableProperties, Transaction, WriteTask
+from pyiceberg.table.snapshots import Operation
+from pyiceberg.table.update.snapshot import ExpireSnapshots
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.utils.config import Config
+from pyiceberg.utils.properties import property_as_int
 
 from packetx_lakehouse.lib.schemas import TableDef
 
 CATALOG_NAME = "packetx"
+#: Snapshots kept per table (each write adds two: delete + append). Every commit copies the
+#: table's metadata, snapshots included, so unbounded history makes each day's writes dearer
+#: than the last; the raw archive, not Iceberg time travel, is the audit trail to replay from.
+SNAPSHOTS_KEPT = 10
 
 
 def local_catalog(catalog_path: Path, warehouse_dir: Path, name: str = CATALOG_NAME) -> Catalog:
@@ -123,7 +145,7 @@ def replace_partitions(
         stray = present - wanted
         if stray:
             raise ValueError(f"rows for {sorted(stray)} outside the partitions being replaced")
-    return _overwrite(table, data, expression, snapshot_properties, retries)
+    return _overwrite(table, data, expression, snapshot_properties, retries, handoff=_handoff_key(column, values))
 
 
 def replace_table(
@@ -139,6 +161,7 @@ def _overwrite(
     expression: BooleanExpression,
     snapshot_properties: dict[str, str] | None,
     retries: int,
+    handoff: tuple[str, frozenset[str]] | None = None,
 ) -> WriteResult:
     """Delete what ``expression`` matches and append ``data`` in one commit, retrying lost races.
 
@@ -149,10 +172,7 @@ def _overwrite(
     data = data if data.schema == target else data.cast(target)
     for attempt in range(retries):
         try:
-            with warnings.catch_warnings():
-                # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                table.overwrite(data, overwrite_filter=expression, snapshot_properties=snapshot_properties or {})
+            _commit_overwrite(table, data, expression, snapshot_properties or {})
             break
         except CommitFailedException:
             if attempt == retries - 1:
@@ -160,14 +180,161 @@ def _overwrite(
             time.sleep(0.05 * 2**attempt)
             table = table.refresh()
     snapshot = table.current_snapshot()
+    _HANDOFFS.pop(table.location(), None)
+    if handoff is not None and snapshot is not None:
+        _HANDOFFS[table.location()] = _Handoff(snapshot.snapshot_id, handoff, data)
     return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
+
+
+@dataclass(frozen=True)
+class _Handoff:
+    """Partitions this process has just committed, kept for the one step that reads them next."""
+
+    snapshot_id: int
+    key: tuple[str, frozenset[str]]
+    data: pa.Table
+
+
+#: By table location. A run's steps share one process (in-process executor), and each layer reads
+#: exactly what the layer before it wrote: handing that over skips a Parquet decode per layer.
+_HANDOFFS: dict[str, _Handoff] = {}
+
+
+def _handoff_key(column: str, values: Iterable[object]) -> tuple[str, frozenset[str]]:
+    return column, frozenset(v.isoformat() if isinstance(v, dt.date) else str(v) for v in values)
+
+
+def _take_handoff(table: Table, key: tuple[str, frozenset[str]]) -> pa.Table | None:
+    """The rows a scan of ``key``'s partitions would return, if this process wrote them last.
+
+    The snapshot check makes this exact: any other commit to the table since (another run,
+    another process) changes the current snapshot and the caller scans instead. Taken once, so
+    a hand-off never outlives the step that needed it.
+    """
+    handoff = _HANDOFFS.get(table.location())
+    snapshot = table.current_snapshot()
+    if handoff is None or handoff.key != key or snapshot is None or snapshot.snapshot_id != handoff.snapshot_id:
+        return None
+    del _HANDOFFS[table.location()]
+    # A scan returns PyIceberg's Arrow types (large strings): return exactly those.
+    scanned = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table([]).schema
+    return handoff.data.cast(scanned)
+
+
+def _commit_overwrite(table: Table, data: pa.Table, expression: BooleanExpression, properties: dict[str, str]) -> None:
+    """``Table.overwrite``: a delete and an append snapshot in one commit, same files written."""
+    _check_pyarrow_schema_compatible(table.schema(), provided_schema=data.schema,
+                                     format_version=table.metadata.format_version)
+    with table.transaction() as txn:
+        _expire_old_snapshots(txn)
+        with warnings.catch_warnings():
+            # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            txn.delete(expression, snapshot_properties=properties, _isolation_operation=Operation.OVERWRITE)
+        with txn.update_snapshot(snapshot_properties=properties).fast_append() as append:
+            if data.num_rows:
+                for data_file in _write_data_files(txn, table, data, append.commit_uuid):
+                    append.append_data_file(data_file)
+
+
+def _expire_old_snapshots(txn: Transaction) -> None:
+    """Drop all but the newest snapshots from the metadata, in the write's own commit.
+
+    Data files are not deleted (PyIceberg's expiry only edits metadata); the current snapshot is
+    always kept.
+    """
+    snapshots = sorted(txn.table_metadata.snapshots, key=lambda snapshot: snapshot.timestamp_ms)
+    if len(snapshots) > SNAPSHOTS_KEPT - 2:
+        expired = [snapshot.snapshot_id for snapshot in snapshots[: len(snapshots) - (SNAPSHOTS_KEPT - 2)]]
+        ExpireSnapshots(txn).by_ids(expired).commit()
+
+
+def _write_data_files(txn: Transaction, table: Table, data: pa.Table, write_uuid) -> Iterable[DataFile]:
+    """PyIceberg's ``_dataframe_to_data_files``, minus its cost of rows x partitions.
+
+    PyIceberg splits a partitioned input by filtering the *whole* table once per partition (a
+    week of silver: 21 filtered copies of 5 M rows). Our inputs arrive grouped by partition, so
+    zero-copy slices give the same files; all are still written in parallel by PyIceberg's pool.
+    """
+    metadata = txn.table_metadata
+    spec, schema = metadata.spec(), metadata.schema()
+    columns = _identity_partition_columns(table)
+    if spec.is_unpartitioned() or columns is None:
+        return _dataframe_to_data_files(table_metadata=metadata, df=data, io=table.io, write_uuid=write_uuid)
+    target_size = property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+                                  TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
+    task_schema = pyarrow_to_schema(
+        data.schema, name_mapping=schema.name_mapping, format_version=metadata.format_version,
+        downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False,
+    )
+    counter = itertools.count()
+    tasks = (
+        WriteTask(write_uuid=write_uuid, task_id=next(counter), record_batches=batches, schema=task_schema,
+                  partition_key=PartitionKey(
+                      field_values=[PartitionFieldValue(field, part.column(column)[0].as_py())
+                                    for field, column in zip(spec.fields, columns)],
+                      partition_spec=spec, schema=schema))
+        for part in partition_slices(data, columns)
+        for batches in bin_pack_arrow_table(part, target_size)
+    )
+    return write_file(io=table.io, table_metadata=metadata, tasks=tasks)
+
+
+def _identity_partition_columns(table: Table) -> list[str] | None:
+    """The partition columns, or None when a transform is not identity (PyIceberg then splits)."""
+    fields = table.spec().fields
+    if not all(isinstance(f.transform, IdentityTransform) for f in fields):
+        return None
+    return [table.schema().find_column_name(f.source_id) for f in fields]
+
+
+def partition_slices(data: pa.Table, columns: list[str] | None) -> list[pa.Table]:
+    """``data`` cut into one zero-copy slice per distinct value of ``columns``.
+
+    Every layer writes rows already grouped by partition (files are read day by day, transforms
+    sort by their keys), so this is usually a scan for the boundaries; otherwise the rows are
+    sorted by ``columns`` first.
+    """
+    if data.num_rows == 0:
+        return []
+    if not columns:
+        return [data]
+    starts = _run_starts(data, columns)
+    if data.select(columns).take(starts).group_by(columns).aggregate([]).num_rows < len(starts):
+        data = data.sort_by([(c, "ascending") for c in columns])
+        starts = _run_starts(data, columns)
+    bounds = [*starts.tolist(), data.num_rows]
+    return [data.slice(start, end - start) for start, end in zip(bounds, bounds[1:])]
+
+
+def _run_starts(data: pa.Table, columns: list[str]) -> np.ndarray:
+    """Row indices where the value of any of ``columns`` differs from the row before (nulls equal)."""
+    n = data.num_rows
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for name in columns:
+        column = data.column(name)
+        current, previous = column.slice(1), column.slice(0, n - 1)
+        differs = pc.if_else(pc.and_(pc.is_null(current), pc.is_null(previous)), False,
+                             pc.fill_null(pc.not_equal(current, previous), True))
+        change[1:] |= differs.to_numpy(zero_copy_only=False)
+    return np.flatnonzero(change)
 
 
 def read_partitions(
     table: Table, *, column: str = "log_date", values: Iterable[object], extra: BooleanExpression | None = None
 ) -> pa.Table:
     """Scan only the requested partitions (pruned by the partition filter)."""
+    values = list(values)
     expression = partition_filter(column, values)
     if extra is not None:
         expression = And(expression, extra)
-    return table.scan(row_filter=expression).to_arrow()
+    elif (handed := _take_handoff(table, _handoff_key(column, values))) is not None:
+        return handed
+    scan = table.scan(row_filter=expression)
+    tasks = list(scan.plan_files())
+    if any(task.residual != AlwaysTrue() or task.delete_files for task in tasks):
+        return scan.to_arrow()
+    # Whole partitions were asked for: every row of every planned file matches, and PyIceberg
+    # would still evaluate the filter row by row (a full copy of the data).
+    return ArrowScan(table.metadata, table.io, scan.projection(), AlwaysTrue()).to_table(tasks)
