@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of the lakehouse: ``packetx-lakehouse bench`` (see README.md here)."""

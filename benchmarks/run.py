@@ -1,0 +1,421 @@
+"""The benchmark suite behind ``packetx-lakehouse bench [--small] [--json PATH]``.
+
+Every measurement that runs the pipeline runs in a fresh child process (``python -m
+benchmarks.run worker ...``) with its own temporary data directory, so it pays its own imports
+and start-up, cannot be helped by an earlier one's caches, and reports its own peak RSS.
+See ``benchmarks/README.md`` for what each figure means.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+#: Fixed dates keep the data set byte-identical on every machine and every day it is run.
+BENCH_START = dt.date(2025, 3, 3)
+SEED = 7
+ALL_MINUTES = 1440
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much data each measurement uses.
+
+    Attributes:
+        users, days, pairs_per_minute: The main range (every user writes every minute of
+            every day; 165 pairs a minute is ~250,000 rows per user-day).
+        history_days, history_pairs: One user, one single-day run per day, for day-N vs day-1.
+        rss_pairs: Pairs a minute of the one user-day whose peak RSS is measured (700 = 1 M rows).
+        sensor_pairs: Pairs a minute of the file dropped for the sensor latency.
+    """
+
+    name: str
+    users: int
+    days: int
+    pairs_per_minute: int
+    history_days: int
+    history_pairs: int
+    rss_pairs: int
+    sensor_pairs: int
+
+
+FULL = Profile("full", users=3, days=7, pairs_per_minute=165, history_days=30, history_pairs=165,
+               rss_pairs=700, sensor_pairs=165)
+SMALL = Profile("small", users=2, days=3, pairs_per_minute=20, history_days=30, history_pairs=5,
+                rss_pairs=165, sensor_pairs=20)
+
+
+def _options(pairs: int):
+    from packetx_lakehouse.lib.generator import GeneratorOptions
+
+    return GeneratorOptions(minutes_per_day=ALL_MINUTES, pairs_per_minute=pairs)
+
+
+def generate_logs(out: Path, *, users: int, days: int, pairs: int, start: dt.date = BENCH_START) -> list[Path]:
+    """The deterministic data set: ``users`` x ``days`` full days at ``pairs`` pairs a minute."""
+    from packetx_lakehouse.lib.generator import generate
+
+    return generate(out, users=users, days=days, start=start, seed=SEED, options=_options(pairs))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- in the worker process -------------------------------------------------------------------
+
+
+def _worker_settings(data_dir: Path):
+    from packetx_lakehouse.settings import Settings
+
+    return Settings(data_dir=data_dir, traffic_log_dir=data_dir / "traffic_log", start_date=BENCH_START.isoformat())
+
+
+def _layers_by_step(defs) -> dict[str, str]:
+    """Step key -> layer (the asset group) of every op in the implicit asset job."""
+    graph = defs.resolve_asset_graph()
+    layers = {}
+    for assets_def in graph.assets_defs:
+        keys = list(assets_def.keys) or [check.asset_key for check in assets_def.check_keys]
+        groups = {graph.get(key).group_name for key in keys}
+        layers[assets_def.node_def.name] = groups.pop() if len(groups) == 1 else "mixed"
+    return layers
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Seconds from STEP_START to STEP_SUCCESS of every step of a run."""
+    from dagster import DagsterEventType
+
+    started, seconds = {}, {}
+    for entry in instance.all_logs(run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}):
+        if entry.dagster_event.event_type == DagsterEventType.STEP_START:
+            started[entry.step_key] = entry.timestamp
+        else:
+            seconds[entry.step_key] = entry.timestamp - started[entry.step_key]
+    return seconds
+
+
+def pyarrow_read_seconds(paths: list[Path], repeats: int = 2) -> tuple[int, float, float]:
+    """Rows, best wall and best CPU time of ``pyarrow.csv.read_csv`` over every file: the practical limit."""
+    import pyarrow.csv as pcsv
+
+    best, best_cpu, rows = float("inf"), float("inf"), 0
+    for _ in range(repeats):
+        started, cpu = time.perf_counter(), time.process_time()
+        rows = sum(pcsv.read_csv(path).num_rows for path in paths)
+        best = min(best, time.perf_counter() - started)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return rows, best, best_cpu
+
+
+def worker_pipeline(data_dir: Path, first: dt.date, last: dt.date, reference: bool) -> dict[str, Any]:
+    """Optionally the pyarrow reference, then one in-process run of every asset for first..last."""
+    import dagster as dg
+
+    from packetx_lakehouse.definitions import build_definitions
+    from packetx_lakehouse.runner import materialize_range
+
+    settings = _worker_settings(data_dir)
+    paths = sorted(settings.traffic_log_dir.glob("*.csv"))
+    out: dict[str, Any] = {"files": len(paths), "csv_mb": round(sum(p.stat().st_size for p in paths) / 1e6, 1)}
+    if reference:
+        out["pyarrow_rows"], out["pyarrow_seconds"], out["pyarrow_cpu_seconds"] = pyarrow_read_seconds(paths)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    started, cpu = time.perf_counter(), time.process_time()
+    result = materialize_range(defs, first, last, instance=instance, log_level="WARNING")
+    out["pipeline_seconds"] = time.perf_counter() - started
+    out["pipeline_cpu_seconds"] = time.process_time() - cpu
+    steps = _step_seconds(instance, result.run_id)
+    layers = _layers_by_step(defs)
+    out["layer_seconds"] = {}
+    for step, seconds in steps.items():
+        layer = layers.get(step, "other")
+        out["layer_seconds"][layer] = out["layer_seconds"].get(layer, 0.0) + seconds
+    out["step_seconds"] = steps
+    out["rows"] = int(
+        next(
+            m.metadata["dagster/row_count"].value
+            for m in result.asset_materializations_for_node("bronze")
+            if m.asset_key.path == ["packetx_raw", "packets"]
+        )
+    )
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def worker_history(data_dir: Path, first: dt.date, days: int) -> dict[str, Any]:
+    """One run per day, in order, as a daily schedule would: the wall time of each."""
+    import dagster as dg
+
+    from packetx_lakehouse.definitions import build_definitions
+    from packetx_lakehouse.runner import materialize_range
+
+    defs = build_definitions(_worker_settings(data_dir))
+    instance = dg.DagsterInstance.ephemeral()
+    seconds, cpu_seconds = [], []
+    for offset in range(days):
+        day = first + dt.timedelta(days=offset)
+        started, cpu = time.perf_counter(), time.process_time()
+        materialize_range(defs, day, day, instance=instance, log_level="WARNING")
+        seconds.append(time.perf_counter() - started)
+        cpu_seconds.append(time.process_time() - cpu)
+    return {"day_seconds": seconds, "day_cpu_seconds": cpu_seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def _worker_main(argv: list[str]) -> None:
+    kind, params = argv[0], json.loads(argv[1])
+    data_dir = Path(params["data_dir"])
+    if kind == "pipeline":
+        out = worker_pipeline(data_dir, dt.date.fromisoformat(params["first"]), dt.date.fromisoformat(params["last"]),
+                              params["reference"])
+    elif kind == "history":
+        out = worker_history(data_dir, dt.date.fromisoformat(params["first"]), params["days"])
+    else:
+        raise SystemExit(f"unknown worker {kind!r}")
+    print("BENCH_RESULT " + json.dumps(out))
+
+
+# --- in the parent ---------------------------------------------------------------------------
+
+
+def _worker_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKETX_", "AWS_", "DAGSTER_"))}
+    return env | {"PACKETX_DATA_DIR": str(data_dir), "PACKETX_START_DATE": BENCH_START.isoformat(),
+                  "PACKETX_ENV": "local"}
+
+
+def run_worker(kind: str, data_dir: Path, **params: Any) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter and return what it reported."""
+    project = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "worker", kind, json.dumps({"data_dir": str(data_dir), **params})],
+        cwd=project, env=_worker_env(data_dir), capture_output=True, text=True,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"benchmark worker {kind} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+
+
+def measure_range(root: Path, profile: Profile) -> dict[str, Any]:
+    data_dir = root / "range"
+    generate_logs(data_dir / "traffic_log", users=profile.users, days=profile.days, pairs=profile.pairs_per_minute)
+    last = BENCH_START + dt.timedelta(days=profile.days - 1)
+    return run_worker("pipeline", data_dir, first=BENCH_START.isoformat(), last=last.isoformat(), reference=True)
+
+
+def measure_history(root: Path, profile: Profile) -> dict[str, Any]:
+    data_dir = root / "history"
+    generate_logs(data_dir / "traffic_log", users=1, days=profile.history_days, pairs=profile.history_pairs)
+    out = run_worker("history", data_dir, first=BENCH_START.isoformat(), days=profile.history_days)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return out
+
+
+def measure_rss_day(root: Path, profile: Profile) -> dict[str, Any]:
+    data_dir = root / "rss"
+    generate_logs(data_dir / "traffic_log", users=1, days=1, pairs=profile.rss_pairs)
+    out = run_worker("pipeline", data_dir, first=BENCH_START.isoformat(), last=BENCH_START.isoformat(),
+                     reference=False)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return out
+
+
+def measure_dagster(root: Path, profile: Profile, range_logs: Path) -> dict[str, Any]:
+    """The range as a backfill through ``dagster dev``, then one file's arrival -> gold via the sensor."""
+    from packetx_lakehouse.definitions import defs
+    from packetx_lakehouse.defs.jobs import DAILY_PIPELINE
+    from packetx_lakehouse.devserver import DagsterDev, poll
+    from packetx_lakehouse.lib.generator import generate_day
+    from packetx_lakehouse.lib.objectstore import write_bytes_atomically
+
+    gold = ["packetx_gold", "daily_user_bandwidth"]
+    days = [BENCH_START + dt.timedelta(days=n) for n in range(profile.days)]
+    keys = sorted(key.path for key in defs.resolve_job_def(DAILY_PIPELINE).asset_layer.selected_asset_keys)
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    with DagsterDev.start(root / "dagster", env={"PACKETX_START_DATE": BENCH_START.isoformat()}) as server:
+        out["dagster_dev_start_seconds"] = time.perf_counter() - started
+        landing = server.data_dir / "traffic_log"
+        landing.mkdir(parents=True, exist_ok=True)
+        for path in sorted(range_logs.glob("*.csv")):
+            os.link(path, landing / path.name)
+
+        launched = time.time()
+        backfill_id = server.launch_backfill(keys, [d.isoformat() for d in days])
+        last_gold = poll("the last gold partition of the backfill",
+                         lambda: server.materializations(gold, days[-1].isoformat()), timeout=1800, interval=0.25)
+        out["backfill_seconds"] = int(last_gold[0]["timestamp"]) / 1000 - launched
+        status = poll("the backfill to finish",
+                      lambda: (s := server.backfill_status(backfill_id)) not in ("REQUESTED", "CANCELING") and s,
+                      timeout=600)
+        runs = server.backfill_runs(backfill_id)
+        out["backfill_status"], out["backfill_runs"] = status, len(runs)
+        out["backfill_completed_seconds"] = max(r["endTime"] or 0 for r in runs) - launched if runs else None
+
+        # The range's files are archived now; without them the sensor's first tick sees an empty landing area.
+        for path in landing.glob("*.csv"):
+            path.unlink()
+        server.start_sensor("landing_sensor")
+        time.sleep(8)  # let its first tick record the (empty) landing area in its cursor
+        today = dt.datetime.now(dt.UTC).date()
+        data = generate_day("sensor-bench", today, seed=SEED, options=_options(profile.sensor_pairs))
+        dropped = time.time()
+        write_bytes_atomically(landing / f"sensor-bench-{today}.csv", data)
+        arrived = poll("the dropped file to reach gold", lambda: server.materializations(gold, today.isoformat()),
+                       timeout=600, interval=0.25)
+        out["sensor_latency_seconds"] = int(arrived[0]["timestamp"]) / 1000 - dropped
+        out["sensor_rows"] = data.count(b"\n") - 1
+    return out
+
+
+def run_bench(profile: Profile, *, dagster: bool = True, keep: Path | None = None) -> dict[str, Any]:
+    """Every measurement of ``profile``; returns the flat result dict written to JSON."""
+    root = Path(tempfile.mkdtemp(prefix="packetx-bench-", dir=keep))
+    try:
+        started = time.perf_counter()
+        week = measure_range(root, profile)
+        history = measure_history(root, profile)
+        rss = measure_rss_day(root, profile)
+        server = measure_dagster(root, profile, root / "range" / "traffic_log") if dagster else {}
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    rows = week["rows"]
+    pipeline_rps = rows / week["pipeline_seconds"]
+    read_rps = week["pyarrow_rows"] / week["pyarrow_seconds"]
+    day_seconds, day_cpu = history["day_seconds"], history["day_cpu_seconds"]
+    first3, last3 = statistics.median(day_seconds[:3]), statistics.median(day_seconds[-3:])
+    first3_cpu, last3_cpu = statistics.median(day_cpu[:3]), statistics.median(day_cpu[-3:])
+    return {
+        "profile": profile.name,
+        "profile_config": asdict(profile),
+        "cpus": os.cpu_count(),
+        "rows": rows,
+        "csv_mb": week["csv_mb"],
+        "pyarrow_read_seconds": round(week["pyarrow_seconds"], 3),
+        "pyarrow_read_rows_per_s": round(read_rps),
+        "pipeline_seconds": round(week["pipeline_seconds"], 3),
+        "pipeline_rows_per_s": round(pipeline_rps),
+        "ratio_to_pyarrow_read": round(pipeline_rps / read_rps, 3),
+        # CPU seconds (all threads) are what a busy machine distorts least.
+        "pipeline_cpu_seconds": round(week["pipeline_cpu_seconds"], 3),
+        "pyarrow_read_cpu_seconds": round(week["pyarrow_cpu_seconds"], 3),
+        "cpu_ratio_to_pyarrow_read": round(week["pyarrow_cpu_seconds"] / week["pipeline_cpu_seconds"], 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "layer_seconds": {k: round(v, 3) for k, v in week["layer_seconds"].items()},
+        "layer_rows_per_s": {k: round(rows / v) for k, v in week["layer_seconds"].items() if v > 0},
+        "step_seconds": {k: round(v, 3) for k, v in week["step_seconds"].items()},
+        "run_overhead_seconds": round(week["pipeline_seconds"] - sum(week["step_seconds"].values()), 3),
+        "range_peak_rss_mb": round(week["peak_rss_mb"]),
+        "backfill_seconds": round(server["backfill_seconds"], 1) if server else None,
+        "backfill_completed_seconds": _round(server.get("backfill_completed_seconds")),
+        "backfill_runs": server.get("backfill_runs"),
+        "dagster_dev_start_seconds": _round(server.get("dagster_dev_start_seconds")),
+        "sensor_latency_seconds": _round(server.get("sensor_latency_seconds")),
+        "sensor_rows": server.get("sensor_rows"),
+        "history_days": len(day_seconds),
+        "history_day_seconds": [round(s, 3) for s in day_seconds],
+        "history_day_cpu_seconds": [round(s, 3) for s in day_cpu],
+        "day1_seconds": round(first3, 3),
+        "day30_seconds": round(last3, 3),
+        # Cost = CPU seconds of the run (all threads): wall time on a shared machine mostly
+        # measures the neighbours. Both are reported.
+        "day30_over_day1": round(last3_cpu / first3_cpu, 3),
+        "day30_over_day1_wall": round(last3 / first3, 3),
+        "peak_rss_day_rows": rss["rows"],
+        "peak_rss_mb": round(rss["peak_rss_mb"]),
+        "bench_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+TARGETS = (
+    ("pipeline_rows_per_s", ">=", 1_000_000),
+    ("ratio_to_pyarrow_read", ">=", 0.25),
+    ("backfill_seconds", "<=", 60),
+    ("sensor_latency_seconds", "<=", 30),
+    ("day30_over_day1", "<=", 1.2),
+    ("peak_rss_mb", "<=", 1024),
+)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The human-readable table ``bench`` prints."""
+    rows = result["rows"]
+
+    def rps(value: float) -> str:
+        return f"{value:,.0f} rows/s"
+
+    lines = [
+        f"PacketX benchmark ({result['profile']}): {rows:,} rows, {result['csv_mb']} MB of CSV, "
+        f"{result['cpus']} CPUs, load average {result['load_average_1m']}",
+        "",
+        f"{'measurement':<44} {'value':>22}",
+        f"{'-' * 44} {'-' * 22}",
+        f"{'pyarrow.csv.read_csv, same files (limit)':<44} {rps(result['pyarrow_read_rows_per_s']):>22}",
+    ]
+    for layer, seconds in result["layer_seconds"].items():
+        lines.append(f"{'  ' + layer + f' ({seconds:.2f} s)':<44} {rps(result['layer_rows_per_s'][layer]):>22}")
+    lines += [
+        f"{'  Dagster run overhead (in process)':<44} {result['run_overhead_seconds']:>20.2f} s",
+        f"{'bronze -> serving in process, total':<44} {rps(result['pipeline_rows_per_s']):>22}",
+        f"{'  ratio to the pyarrow read':<44} {result['ratio_to_pyarrow_read']:>22.1%}",
+        f"{'  same ratio in CPU seconds':<44} {result['cpu_ratio_to_pyarrow_read']:>22.1%}",
+        f"{'backfill via dagster dev, launch -> gold':<44} {_fmt_s(result['backfill_seconds']):>22}",
+        f"{'sensor: file arrival -> gold':<44} {_fmt_s(result['sensor_latency_seconds']):>22}",
+        f"{'day {0} / day 1, CPU (median of 3 each)'.format(result['history_days']):<44} "
+        f"{result['day30_over_day1']:>21.2f}x",
+        f"{'day {0} / day 1, wall (median of 3 each)'.format(result['history_days']):<44} "
+        f"{result['day30_over_day1_wall']:>21.2f}x",
+        f"{'peak RSS, one {0:,}-row day'.format(result['peak_rss_day_rows']):<44} {result['peak_rss_mb']:>19,} MB",
+        f"{'peak RSS, the whole range':<44} {result['range_peak_rss_mb']:>19,} MB",
+        "",
+        "targets: " + ", ".join(_verdict(result, *t) for t in TARGETS),
+    ]
+    return "\n".join(lines)
+
+
+def _fmt_s(value: float | None) -> str:
+    return "skipped" if value is None else f"{value:.1f} s"
+
+
+def _verdict(result: dict[str, Any], key: str, op: str, limit: float) -> str:
+    value = result.get(key)
+    if value is None:
+        return f"{key} skipped"
+    ok = value >= limit if op == ">=" else value <= limit
+    return f"{key} {'ok' if ok else 'MISSED'}"
+
+
+def main(small: bool = False, json_path: Path | None = None, dagster: bool = True, keep: Path | None = None) -> int:
+    result = run_bench(SMALL if small else FULL, dagster=dagster, keep=keep)
+    print(format_table(result))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nresults written to {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        _worker_main(sys.argv[2:])
+    else:
+        sys.exit(main(small="--small" in sys.argv))
