@@ -270,7 +270,9 @@ def measure_dagster(root: Path, profile: Profile, range_logs: Path) -> dict[str,
         for path in landing.glob("*.csv"):
             path.unlink()
         server.start_sensor("landing_sensor")
-        time.sleep(8)  # let its first tick record the (empty) landing area in its cursor
+        # Its first finished tick records the (empty) landing area in its cursor.
+        poll("the landing sensor's first tick",
+             lambda: [t for t in server.sensor_ticks("landing_sensor") if t["status"] != "STARTED"], timeout=120)
         today = dt.datetime.now(dt.UTC).date()
         data = generate_day("sensor-bench", today, seed=SEED, options=_options(profile.sensor_pairs))
         dropped = time.time()

@@ -7,6 +7,7 @@ the server away from the developer's ``data/``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -179,30 +180,65 @@ class DagsterDev:
         )["partitionBackfillOrError"]["status"]
 
     def backfill_runs(self, backfill_id: str) -> list[dict[str, Any]]:
-        """The backfill's runs: status, tags and start/end times (epoch seconds)."""
+        """The backfill's runs: status, tags, asset selection and start/end times (epoch seconds)."""
         return self.graphql(
             """query($id: String!) {
                  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
-                   ... on Runs { results { runId status startTime endTime tags { key value } } }
+                   ... on Runs { results { runId status startTime endTime tags { key value } assetSelection { path } } }
                  }
                }""",
             id=backfill_id,
         )["runsOrError"]["results"]
 
-    def start_sensor(self, name: str) -> str:
-        """Turn a sensor on; return its status (``RUNNING``)."""
+    def _sensor_selector(self, name: str) -> dict[str, str]:
+        return {"repositoryLocationName": self.location, "repositoryName": self.repository, "sensorName": name}
+
+    def start_sensor(self, name: str) -> dict[str, str]:
+        """Turn a sensor on; return its state: ``id`` (what :meth:`stop_sensor` takes) and ``status``."""
         started = self.graphql(
             """mutation($selector: SensorSelector!) {
                  startSensor(sensorSelector: $selector) {
-                   __typename ... on Sensor { sensorState { status } } ... on PythonError { message }
+                   __typename ... on Sensor { sensorState { id status } } ... on PythonError { message }
                  }
                }""",
-            selector={"repositoryLocationName": self.location, "repositoryName": self.repository,
-                      "sensorName": name},
+            selector=self._sensor_selector(name),
         )["startSensor"]
         if started.get("__typename") != "Sensor":
             raise RuntimeError(f"sensor {name} not started: {started}")
-        return started["sensorState"]["status"]
+        return started["sensorState"]
+
+    def stop_sensor(self, state_id: str) -> str:
+        """Turn off the sensor whose state ``id`` :meth:`start_sensor` returned; return its status."""
+        stopped = self.graphql(
+            """mutation($id: String!) {
+                 stopSensor(id: $id) {
+                   __typename ... on StopSensorMutationResult { instigationState { status } }
+                   ... on PythonError { message }
+                 }
+               }""",
+            id=state_id,
+        )["stopSensor"]
+        if stopped.get("__typename") != "StopSensorMutationResult":
+            raise RuntimeError(f"sensor {state_id} not stopped: {stopped}")
+        return stopped["instigationState"]["status"]
+
+    def sensor_ticks(self, name: str, limit: int = 1) -> list[dict[str, Any]]:
+        """The sensor's newest ticks: ``status`` (STARTED until the tick is done) and ``timestamp``.
+
+        A tick that is no longer STARTED has stored its cursor, so files dropped after it are new to the next.
+        """
+        data = self.graphql(
+            """query($selector: SensorSelector!, $limit: Int) {
+                 sensorOrError(sensorSelector: $selector) {
+                   __typename ... on Sensor { sensorState { ticks(limit: $limit) { status timestamp } } }
+                 }
+               }""",
+            selector=self._sensor_selector(name),
+            limit=limit,
+        )["sensorOrError"]
+        if data["__typename"] != "Sensor":
+            raise RuntimeError(f"sensor {name} not found: {data}")
+        return data["sensorState"]["ticks"]
 
     def materializations(self, key_path: list[str], partition: str) -> list[dict[str, str]]:
         """Materialisations of one asset partition: ``runId`` and ``timestamp`` (epoch ms)."""
@@ -216,3 +252,13 @@ class DagsterDev:
             partitions=[partition],
         )
         return data["assetOrError"].get("assetMaterializations") or []
+
+    def bronze_rows(self, day: dt.date) -> int:
+        """Rows of ``day`` in the server's bronze table, read from its catalog directly (not over GraphQL)."""
+        from pyiceberg.expressions import EqualTo
+
+        from packetx_lakehouse.defs.resources import build_resources
+        from packetx_lakehouse.settings import Settings
+
+        catalog = build_resources(Settings(data_dir=self.data_dir))["iceberg"].load()
+        return catalog.load_table("packetx_raw.packets").scan(row_filter=EqualTo("log_date", day)).count()

@@ -8,5 +8,7 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     || echo "warning: could not install chromium; browser tests will fail" >&2
 fi
 python3 -m venv .venv
+# The Debian/pyenv pip (23.x) cannot resolve pyiceberg's extras against aiobotocore's botocore pin.
+.venv/bin/pip install -q --disable-pip-version-check -U pip
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 exec .venv/bin/python -m pytest -q "$@"
