@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -27,3 +31,16 @@ def test_embedded_default_points_at_local_storage_under_data():
 def test_settings_that_disagree_with_the_import_time_partitions_are_refused():
     with pytest.raises(ValueError, match="got 2024-01-01 UTC, partitions use 2025-01-01 UTC"):
         build_definitions(Settings(start_date="2024-01-01"))
+
+
+def test_dagster_and_dg_both_load_the_one_definitions_module():
+    """workspace.yaml (dagster dev) and [tool.dg] (dg dev) point at the same module, and it validates."""
+    root = Path(__file__).resolve().parents[1]
+    bin_dir = Path(sys.executable).parent
+    validate = subprocess.run([bin_dir / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+                              cwd=root, capture_output=True, text=True, timeout=120)
+    assert validate.returncode == 0, validate.stderr[-2000:]
+    assert "All code locations passed validation" in validate.stderr + validate.stdout
+    check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert "All definitions loaded successfully" in check.stdout + check.stderr
