@@ -18,7 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
 from pyiceberg.io.pyarrow import (
     ArrowScan,
@@ -83,11 +88,11 @@ def glue_catalog(
 
 def ensure_table(catalog: Catalog, table_def: TableDef) -> Table:
     """Load the table, creating namespace and table (with its partition spec) atomically if new."""
-    catalog.create_namespace_if_not_exists(table_def.namespace)
     try:
         return catalog.load_table(table_def.identifier)
-    except NoSuchTableError:
+    except (NoSuchTableError, NoSuchNamespaceError):
         pass
+    catalog.create_namespace_if_not_exists(table_def.namespace)
     txn = catalog.create_table_transaction(table_def.identifier, schema=table_def.schema)
     if table_def.partition_by:
         with txn.update_spec() as spec:
@@ -95,7 +100,7 @@ def ensure_table(catalog: Catalog, table_def: TableDef) -> Table:
                 spec.add_identity(column)
     try:
         txn.commit_transaction()
-    except Exception:
+    except (TableAlreadyExistsError, CommitFailedException):
         # Another run created it between our load and commit: theirs is as good as ours.
         pass
     # The transaction returns a StagedTable (Glue), which cannot be scanned: load the real one.
