@@ -114,8 +114,6 @@ class Settings:
     def s3_warehouse_uri(self) -> str:
         return f"s3://{self.s3_bucket}/{self.s3_prefix}warehouse"
 
-    def device_timezone(self, user: str) -> str:
-        return self.device_timezones.get(user, self.default_device_timezone)
 
     @classmethod
     def from_env(cls) -> "Settings":

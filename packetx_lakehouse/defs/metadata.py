@@ -12,21 +12,18 @@ from packetx_lakehouse.lib.iceberg import WriteResult
 PREVIEW_ROWS = 5
 
 
-def markdown_preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
-    """The first rows as a markdown table (no pandas: a few rows, formatted directly)."""
-    head = table.slice(0, rows).to_pylist()
-    columns = table.column_names
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in head]
-    if table.num_rows > rows:
-        lines.append(f"\n… {table.num_rows - rows:,} more rows")
-    return dg.MetadataValue.md("\n".join(lines))
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> dg.MetadataValue:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], footer: str = "") -> dg.MetadataValue:
+    """A small table as markdown, which the UI renders (no pandas for a handful of rows)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md("\n".join(lines) + (f"\n\n{footer}" if footer else ""))
+
+
+def markdown_preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """The first rows of what was written, as markdown."""
+    head = table.slice(0, rows).to_pylist()
+    more = f"… {table.num_rows - rows:,} more rows" if table.num_rows > rows else ""
+    return markdown_table(table.column_names, [[row[c] for c in table.column_names] for row in head], more)
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:

@@ -51,6 +51,7 @@ def _manifest_key(day: dt.date) -> str:
 
 
 def load_manifest(archive: ObjectStore, day: dt.date) -> dict[str, ArchivedFile]:
+    """The newest archived version of each source file of ``day`` (empty before the first run)."""
     key = _manifest_key(day)
     if not archive.exists(key):
         return {}

@@ -87,7 +87,7 @@ def bronze(
             )
             good.append(result.rows)
             bad.append(result.quarantine)
-            counts.update(lines=result.lines_read, good=result.good, quarantined=result.quarantined,
+            counts.update(lines=result.lines_read, quarantined=result.quarantined,
                           headers=result.headers, blank=result.blank)
             file_rows.append((archived.source_file, f"{result.lines_read:,}", f"{result.good:,}",
                               f"{result.quarantined:,}", archived.sha256, _archive_state(archived.source_file, sources)))
