@@ -292,3 +292,6 @@ GOLD_PACKETS_FACT = TableDef(
     ),
     key=("source_file", "line_number"),
 )
+
+#: The star schema's dimensions, rebuilt in full; every consumer (DuckDB, warehouse) copies these.
+STAR_DIMENSIONS: tuple[TableDef, ...] = (GOLD_DATE_DIM, GOLD_IP_DIM, GOLD_USERS_DIM, GOLD_DIRECTION_DIM)

@@ -23,16 +23,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from packetx_lakehouse.lib.schemas import (
-    GOLD_DATE_DIM,
-    GOLD_DIRECTION_DIM,
-    GOLD_IP_DIM,
-    GOLD_PACKETS_FACT,
-    GOLD_USERS_DIM,
-    TableDef,
-)
+from packetx_lakehouse.lib.schemas import GOLD_PACKETS_FACT, STAR_DIMENSIONS, TableDef
 
-DIMENSIONS: tuple[TableDef, ...] = (GOLD_DATE_DIM, GOLD_IP_DIM, GOLD_USERS_DIM, GOLD_DIRECTION_DIM)
+DIMENSIONS = STAR_DIMENSIONS
 FACT = GOLD_PACKETS_FACT
 REDSHIFT_PORT = 5439
 #: Rows per multi-row INSERT on Redshift (well under its 16 MB statement limit).

@@ -28,12 +28,13 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_TRAFFIC_ANOMALIES,
     GOLD_USERS_DIM,
     SILVER_PACKETS,
+    STAR_DIMENSIONS,
 )
 
 SERVING_KEY = dg.AssetKey(["serving", "duckdb"])
 DAILY_SERVED = (GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS,
                 GOLD_TRAFFIC_ANOMALIES, GOLD_PACKETS_FACT)
-DIMENSIONS = (GOLD_USERS_DIM, GOLD_IP_DIM, GOLD_DATE_DIM, GOLD_DIRECTION_DIM)
+DIMENSIONS = STAR_DIMENSIONS
 #: Tables whose newest partition the dashboard shows as "freshness per layer".
 FRESHNESS = {"bronze": BRONZE_PACKETS, "silver": SILVER_PACKETS, "gold": GOLD_DAILY_USER_BANDWIDTH}
 
