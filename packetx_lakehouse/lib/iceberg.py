@@ -46,10 +46,11 @@ from pyiceberg.utils.properties import property_as_int
 from packetx_lakehouse.lib.schemas import TableDef
 
 CATALOG_NAME = "packetx"
-#: Snapshots kept per table (each write adds two: delete + append; history is trimmed back to this
-#: once it doubles). Every commit copies the table's metadata, snapshots included, so unbounded
-#: history makes each day's writes dearer than the last; the raw archive, not Iceberg time
-#: travel, is the audit trail to replay from.
+#: Our write loop retries lost commits itself, from fresh metadata (see ``_expire_old_snapshots``).
+TABLE_PROPERTIES = {"commit.retry.num-retries": "0"}
+#: Snapshots kept per table (each write adds two: delete + append). Every commit copies the
+#: table's metadata, snapshots included, so unbounded history makes each day's writes dearer
+#: than the last; the raw archive, not Iceberg time travel, is the audit trail to replay from.
 SNAPSHOTS_KEPT = 10
 
 
@@ -95,7 +96,8 @@ def ensure_table(catalog: Catalog, table_def: TableDef) -> Table:
     except (NoSuchTableError, NoSuchNamespaceError):
         pass
     catalog.create_namespace_if_not_exists(table_def.namespace)
-    txn = catalog.create_table_transaction(table_def.identifier, schema=table_def.schema)
+    txn = catalog.create_table_transaction(table_def.identifier, schema=table_def.schema,
+                                           properties=TABLE_PROPERTIES)
     if table_def.partition_by:
         with txn.update_spec() as spec:
             for column in table_def.partition_by:
@@ -182,14 +184,13 @@ def _overwrite(
             _commit_overwrite(table, data, expression, snapshot_properties or {})
             break
         except (CommitFailedException, ValidationException):
-            # Lost to a concurrent writer, or its snapshot expiry removed our starting point:
-            # start again from fresh metadata (replacing a partition is last-writer-wins).
+            # Lost to a concurrent writer (or its expiry removed our starting snapshot): start
+            # again from fresh metadata; replacing a partition is last-writer-wins.
             if attempt == retries - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
             table = table.refresh()
     snapshot = table.current_snapshot()
-    _expire_old_snapshots(table)
     _HANDOFFS.pop(table.location(), None)
     if handoff is not None and snapshot is not None:
         _HANDOFFS[table.location()] = _Handoff(snapshot.snapshot_id, handoff, data)
@@ -236,6 +237,7 @@ def _commit_overwrite(table: Table, data: pa.Table, expression: BooleanExpressio
     _check_pyarrow_schema_compatible(table.schema(), provided_schema=data.schema,
                                      format_version=table.metadata.format_version)
     with table.transaction() as txn:
+        _expire_old_snapshots(txn)
         with warnings.catch_warnings():
             # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
@@ -246,23 +248,18 @@ def _commit_overwrite(table: Table, data: pa.Table, expression: BooleanExpressio
                     append.append_data_file(data_file)
 
 
-def _expire_old_snapshots(table: Table) -> None:
-    """Once history reaches twice ``SNAPSHOTS_KEPT``, drop all but the newest, in a commit of its own.
+def _expire_old_snapshots(txn: Transaction) -> None:
+    """Drop all but the newest snapshots from the metadata, in the write's own commit.
 
-    Housekeeping only, so it never shares the write's commit: PyIceberg replays a write's updates
-    on fresh metadata after a lost race, and a replayed "remove snapshot X" fails when the other
-    writer expired X first. A lost race here is simply skipped; the next write tries again. Data
-    files are not deleted (PyIceberg's expiry only edits metadata); the current snapshot stays.
+    Safe under concurrent writers because PyIceberg's own commit retry is off for our tables
+    (``TABLE_PROPERTIES``): it would replay "remove snapshot X" onto metadata where another
+    writer already removed X. Our retry rebuilds the whole transaction, expiry included, from
+    fresh metadata. Data files are not deleted (expiry only edits metadata).
     """
-    snapshots = sorted(table.metadata.snapshots, key=lambda snapshot: snapshot.timestamp_ms)
-    if len(snapshots) < 2 * SNAPSHOTS_KEPT:
-        return
-    expired = [snapshot.snapshot_id for snapshot in snapshots[: len(snapshots) - SNAPSHOTS_KEPT]]
-    try:
-        with table.transaction() as txn:
-            ExpireSnapshots(txn).by_ids(expired).commit()
-    except (CommitFailedException, ValueError):
-        table.refresh()
+    snapshots = sorted(txn.table_metadata.snapshots, key=lambda snapshot: snapshot.timestamp_ms)
+    if len(snapshots) > SNAPSHOTS_KEPT - 2:
+        expired = [snapshot.snapshot_id for snapshot in snapshots[: len(snapshots) - (SNAPSHOTS_KEPT - 2)]]
+        ExpireSnapshots(txn).by_ids(expired).commit()
 
 
 def _write_data_files(txn: Transaction, table: Table, data: pa.Table, write_uuid) -> Iterable[DataFile]:
