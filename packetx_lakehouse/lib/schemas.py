@@ -20,6 +20,9 @@ CSV_HEADER = "User,Time Stamp,Source IP,Destination IP,KB Bandwidth,Total KB Ban
 CSV_COLUMNS = CSV_HEADER.split(",")
 
 TS = pa.timestamp("us")
+#: What PyIceberg scans return and Polars exports: declaring it avoids a full copy of every text
+#: column each time a table passes between a transform, Iceberg and the next layer.
+STRING = pa.large_string()
 TS_UTC = pa.timestamp("us", tz="UTC")
 
 
@@ -57,13 +60,13 @@ BRONZE_PACKETS = TableDef(
     "packets",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("user", pa.string(), False),
+        _f("user", STRING, False),
         _f("time_stamp", TS, False),
-        _f("source_ip", pa.string(), False),
-        _f("destination_ip", pa.string(), False),
+        _f("source_ip", STRING, False),
+        _f("destination_ip", STRING, False),
         _f("kb_bandwidth", pa.float64(), False),
         _f("total_kb_bandwidth", pa.float64(), False),
-        _f("source_file", pa.string(), False),
+        _f("source_file", STRING, False),
         _f("line_number", pa.int64(), False),
         _f("ingested_at", TS_UTC, False),
     ),
@@ -76,10 +79,10 @@ BRONZE_QUARANTINE = TableDef(
     "quarantine",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("source_file", pa.string(), False),
+        _f("source_file", STRING, False),
         _f("line_number", pa.int64(), False),
-        _f("raw_line", pa.string(), False),
-        _f("reason", pa.string(), False),
+        _f("raw_line", STRING, False),
+        _f("reason", STRING, False),
         _f("ingested_at", TS_UTC, False),
     ),
     key=("source_file", "line_number"),
@@ -96,21 +99,21 @@ SILVER_PACKETS = TableDef(
     "packets",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("user", pa.string(), False),
+        _f("user", STRING, False),
         _f("ts_local", TS, False),
         _f("ts_utc", TS_UTC, False),
-        _f("source_ip", pa.string(), False),
-        _f("destination_ip", pa.string(), False),
-        _f("device_ip", pa.string()),
-        _f("local_ip", pa.string()),
-        _f("remote_ip", pa.string(), False),
+        _f("source_ip", STRING, False),
+        _f("destination_ip", STRING, False),
+        _f("device_ip", STRING),
+        _f("local_ip", STRING),
+        _f("remote_ip", STRING, False),
         _f("local_is_private", pa.bool_(), False),
         _f("remote_is_private", pa.bool_(), False),
-        _f("direction", pa.string(), False),
+        _f("direction", STRING, False),
         _f("kb", pa.float64(), False),
         _f("total_kb", pa.float64(), False),
         _f("is_restart_replay", pa.bool_(), False),
-        _f("source_file", pa.string(), False),
+        _f("source_file", STRING, False),
         _f("line_number", pa.int64(), False),
     ),
     partition_by=("log_date", "user"),
@@ -128,10 +131,10 @@ GOLD_HOURLY_BANDWIDTH = TableDef(
     "hourly_bandwidth",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("user", pa.string(), False),
+        _f("user", STRING, False),
         _f("hour_utc", TS_UTC, False),
-        _f("remote_ip", pa.string(), False),
-        _f("direction", pa.string(), False),
+        _f("remote_ip", STRING, False),
+        _f("direction", STRING, False),
         _f("kb", pa.float64(), False),
         _f("minutes", pa.int64(), False),
     ),
@@ -143,7 +146,7 @@ GOLD_DAILY_USER_BANDWIDTH = TableDef(
     "daily_user_bandwidth",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("user", pa.string(), False),
+        _f("user", STRING, False),
         _f("total_kb", pa.float64(), False),
         _f("inbound_kb", pa.float64(), False),
         _f("outbound_kb", pa.float64(), False),
@@ -162,9 +165,9 @@ GOLD_TOP_EXTERNAL_HOSTS = TableDef(
     "top_external_hosts",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("user", pa.string(), False),
+        _f("user", STRING, False),
         _f("rank", pa.int64(), False),
-        _f("remote_ip", pa.string(), False),
+        _f("remote_ip", STRING, False),
         _f("kb", pa.float64(), False),
         _f("share", pa.float64(), False),
     ),
@@ -176,7 +179,7 @@ GOLD_TRAFFIC_ANOMALIES = TableDef(
     "traffic_anomalies",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("user", pa.string(), False),
+        _f("user", STRING, False),
         _f("hour_utc", TS_UTC, False),
         _f("kb", pa.float64(), False),
         _f("baseline_median_kb", pa.float64(), False),
@@ -193,9 +196,9 @@ GOLD_USER_IP_HOURLY = TableDef(
     "user_ip_hourly",
     _schema(
         _f("log_date", pa.date32(), False),
-        _f("user", pa.string(), False),
+        _f("user", STRING, False),
         _f("hour_utc", TS_UTC, False),
-        _f("local_ip", pa.string(), False),
+        _f("local_ip", STRING, False),
         _f("rows", pa.int64(), False),
     ),
     key=("log_date", "user", "hour_utc"),
@@ -205,7 +208,7 @@ GOLD_USER_IP_HOURLY = TableDef(
 GOLD_DAILY_IPS = TableDef(
     GOLD_NAMESPACE,
     "daily_ips",
-    _schema(_f("log_date", pa.date32(), False), _f("ip", pa.string(), False)),
+    _schema(_f("log_date", pa.date32(), False), _f("ip", STRING, False)),
     key=("log_date", "ip"),
 )
 
@@ -216,8 +219,8 @@ GOLD_USERS_DIM = TableDef(
     _schema(
         _f("user_key", pa.int64(), False),
         _f("user_id", pa.int64(), False),
-        _f("user", pa.string(), False),
-        _f("local_ip", pa.string(), False),
+        _f("user", STRING, False),
+        _f("local_ip", STRING, False),
         _f("valid_from", TS_UTC, False),
         _f("valid_to", TS_UTC),
         _f("is_current", pa.bool_(), False),
@@ -232,10 +235,10 @@ GOLD_IP_DIM = TableDef(
     "ip_dim",
     _schema(
         _f("ip_key", pa.int64(), False),
-        _f("ip", pa.string(), False),
+        _f("ip", STRING, False),
         _f("ip_version", pa.int64()),
         _f("is_private", pa.bool_(), False),
-        _f("scope", pa.string(), False),
+        _f("scope", STRING, False),
     ),
     partition_by=(),
     key=("ip_key",),
@@ -246,8 +249,8 @@ GOLD_DIRECTION_DIM = TableDef(
     "direction_dim",
     _schema(
         _f("direction_key", pa.int64(), False),
-        _f("direction", pa.string(), False),
-        _f("description", pa.string(), False),
+        _f("direction", STRING, False),
+        _f("description", STRING, False),
     ),
     partition_by=(),
     key=("direction_key",),
@@ -263,7 +266,7 @@ GOLD_DATE_DIM = TableDef(
         _f("date", pa.date32(), False),
         _f("hour", pa.int64(), False),
         _f("day_of_week", pa.int64(), False),
-        _f("day_name", pa.string(), False),
+        _f("day_name", STRING, False),
         _f("month", pa.int64(), False),
         _f("year", pa.int64(), False),
         _f("is_weekend", pa.bool_(), False),
@@ -287,7 +290,7 @@ GOLD_PACKETS_FACT = TableDef(
         _f("direction_key", pa.int64(), False),
         _f("ts_utc", TS_UTC, False),
         _f("kb", pa.float64(), False),
-        _f("source_file", pa.string(), False),
+        _f("source_file", STRING, False),
         _f("line_number", pa.int64(), False),
     ),
     key=("source_file", "line_number"),

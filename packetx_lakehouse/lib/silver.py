@@ -27,7 +27,8 @@ PRIVATE_SCOPES = frozenset({"private", "loopback", "link_local"})
 
 _USER_DAY = ("user", "log_date")
 _PAIR = (*_USER_DAY, "source_ip", "destination_ip")
-_BLOCK = (*_USER_DAY, "time_stamp")
+#: A (user, day, minute) block, by the integer user-day id ``_with_pair_ids`` adds.
+_BLOCK = ("user_day", "time_stamp")
 _ENDS = (("source_ip", "source_is_private"), ("destination_ip", "destination_is_private"))
 
 # RFC 1918 and RFC 4193 (ULA); loopback and link-local are recognised by ipaddress itself.
@@ -143,10 +144,8 @@ def to_silver(
     rows = _in_file_order(pl.from_arrow(bronze))
     input_rows = rows.height
     # Everything per conversation is computed once per distinct pair and gathered back by id.
-    pairs = rows.select(_PAIR).unique(maintain_order=True).with_row_index("pair_id")
-    rows = rows.join(pairs, on=_PAIR, maintain_order="left").with_columns(
-        first_copy=pl.struct("pair_id", "time_stamp", "kb_bandwidth", "total_kb_bandwidth").is_first_distinct()
-    )
+    rows, pairs = _with_pair_ids(rows)
+    rows = rows.with_columns(first_copy=_first_copies(rows))
     # Counted where they are removed, so the conservation check sees any later loss of rows.
     exact_duplicates = int((~rows["first_copy"]).sum())
     rows = rows.filter("first_copy").drop("first_copy")
@@ -167,6 +166,58 @@ def to_silver(
         restart_replays=int(rows["is_restart_replay"].sum()),
         input_rows=input_rows,
     )
+
+
+def _dense_ids(keys: pl.Series) -> pl.Series:
+    """0, 1, 2, ... per distinct value of an integer ``keys``, numbered in order of first appearance."""
+    distinct = keys.unique(maintain_order=True).to_frame("key").with_row_index("id")
+    return keys.to_frame("key").join(distinct, on="key", maintain_order="left")["id"]
+
+
+def _bound(codes: pl.Series) -> int:
+    """One more than the largest code (1 when there are none)."""
+    return int(codes.max() or 0) + 1
+
+
+def _with_pair_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Add integer ``user_day`` and ``pair_id`` columns; return the rows and the pairs by id.
+
+    Each string is hashed once into a categorical code and the codes are combined into one
+    integer key, so grouping, windows and joins per pair or user-day never touch the strings
+    (3-4x cheaper than keying on four string columns). Ids follow first appearance.
+    """
+    def code(column: str) -> pl.Expr:
+        return pl.col(column).cast(pl.Categorical).to_physical().cast(pl.UInt64)
+
+    codes = rows.select(
+        user=code("user"),
+        day=(pl.col("log_date") - pl.col("log_date").min()).dt.total_days().cast(pl.UInt64),
+        source=code("source_ip"),
+        destination=code("destination_ip"),
+    )
+    # Each product stays below 2**64: codes are below 2**32, dense ids below the row count.
+    endpoints = _dense_ids(codes["source"] * (_bound(codes["destination"])) + codes["destination"])
+    user_day = _dense_ids(codes["user"] * _bound(codes["day"]) + codes["day"])
+    pair_id = _dense_ids(user_day.cast(pl.UInt64) * rows.height + endpoints.cast(pl.UInt64))
+    rows = rows.with_columns(user_day=user_day, pair_id=pair_id)
+    pairs = rows.filter(pl.col("pair_id").is_first_distinct()).select("pair_id", *_PAIR)
+    return rows, pairs
+
+
+def _first_copies(rows: pl.DataFrame) -> pl.Series:
+    """True on the first copy of each exact duplicate (same pair, minute and both values).
+
+    A 64-bit row hash finds the few rows that may repeat; only those are compared exactly, so
+    a hash collision can never drop a row.
+    """
+    values = pl.struct("pair_id", "time_stamp", "kb_bandwidth", "total_kb_bandwidth")
+    maybe = rows.select(values.hash().is_duplicated().over("user_day")).to_series()
+    first = pl.repeat(True, rows.height, dtype=pl.Boolean, eager=True)
+    suspects = maybe.arg_true()
+    if suspects.len():
+        exact = rows[suspects].select(values.is_first_distinct()).to_series()
+        first = first.scatter(suspects, exact)
+    return first
 
 
 def _in_file_order(rows: pl.DataFrame) -> pl.DataFrame:
@@ -205,7 +256,7 @@ def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
             new_pairs=pl.col("previous_minute").is_null().sum(),
         )
         .with_columns(
-            pairs_before=pl.col("new_pairs").cum_sum().over(_USER_DAY) - pl.col("new_pairs")
+            pairs_before=pl.col("new_pairs").cum_sum().over("user_day") - pl.col("new_pairs")
         )
         .filter(
             (pl.col("repeat_rows") >= REPLAY_MIN_ROWS)
@@ -225,19 +276,19 @@ def _with_utc_time(
     rows: pl.DataFrame, device_timezones: Mapping[str, str], default_timezone: str
 ) -> pl.DataFrame:
     """Add ``ts_utc``, converting each distinct (user, local minute) once per zone."""
-    minutes = rows.select("user", "time_stamp").unique().with_columns(
+    minutes = rows.select("user_day", "user", "time_stamp").unique(("user_day", "time_stamp")).with_columns(
         zone=pl.col("user").replace_strict(
             dict(device_timezones), default=default_timezone, return_dtype=pl.String
         )
     )
     converted = [
-        part.select("user", "time_stamp", ts_utc=_local_to_utc(pl.col("time_stamp"), zone))
+        part.select("user_day", "time_stamp", ts_utc=_local_to_utc(pl.col("time_stamp"), zone))
         for (zone,), part in minutes.partition_by("zone", as_dict=True).items()
     ]
     utc = pl.concat(converted) if converted else minutes.select(
-        "user", "time_stamp", ts_utc=pl.lit(None, pl.Datetime("us", "UTC"))
+        "user_day", "time_stamp", ts_utc=pl.lit(None, pl.Datetime("us", "UTC"))
     )
-    return rows.join(utc, on=("user", "time_stamp"), maintain_order="left")
+    return rows.join(utc, on=("user_day", "time_stamp"), maintain_order="left")
 
 
 def _local_to_utc(local: pl.Expr, zone: str) -> pl.Expr:

@@ -350,6 +350,19 @@ def test_duplicate_keys_and_bad_numbers_are_reported() -> None:
     assert gold.negative_or_nan(table.slice(0, 1), ["kb"]) == []
 
 
+@pytest.mark.parametrize(
+    ("files", "lines", "expected"),
+    [
+        (["a", "a", "b"], [1, 2, 1], []),  # sorted by the key: the one-pass path
+        (["a", "a", "b"], [1, 1, 1], ["1 value(s) of key ('f', 'n') repeat, e.g. {'f': 'a', 'n': 1, 'len': 2}"]),
+        (["b", "a", "b"], [1, 1, 1], ["1 value(s) of key ('f', 'n') repeat, e.g. {'f': 'b', 'n': 1, 'len': 2}"]),
+        (["b", "a", None], [1, 1, 1], []),  # unsorted or null: the group-by path
+    ],
+)
+def test_duplicate_keys_sorted_and_unsorted(files: list[str | None], lines: list[int], expected: list[str]) -> None:
+    assert gold.duplicate_keys(pa.table({"f": files, "n": lines}), ["f", "n"]) == expected
+
+
 def test_orphan_facts_are_reported(day_silver: pa.Table) -> None:
     fact = gold.packets_fact(day_silver)
     early = with_column(fact, "ts_utc", [utc(2026, 11, 20)] + fact["ts_utc"].to_pylist()[1:])

@@ -100,7 +100,7 @@ def test_exact_duplicates_are_removed_keeping_the_first_line() -> None:
 def test_exact_duplicates_across_two_copies_of_a_file_keep_the_first_file() -> None:
     copy = bronze_table([("alice", "2026-11-21 10:00", "8.8.8.8", "192.168.1.2", 5.0, 9.0)])
     field = BRONZE_PACKETS.schema.field("source_file")
-    renamed = copy.set_column(7, field, pa.array(["alice-2026-11-21.csv.gz"]))
+    renamed = copy.set_column(7, field, pa.array(["alice-2026-11-21.csv.gz"], field.type))
     result = to_silver(pa.concat_tables([renamed, copy]), {})
     assert result.exact_duplicates == 1
     assert result.table["source_file"].to_pylist() == ["alice-2026-11-21.csv"]
