@@ -158,16 +158,32 @@ class DagsterDev:
             raise GraphQLError(body["errors"])
         return body["data"]
 
-    def launch_backfill(self, asset_keys: list[list[str]], partitions: list[str]) -> str:
-        """Launch a partition backfill of ``asset_keys`` (paths) over ``partitions``; return its id."""
+    def launch_backfill(
+        self, partitions: list[str], *, asset_keys: list[list[str]] | None = None, job: str | None = None
+    ) -> str:
+        """Launch a partition backfill of a job's assets or of ``asset_keys`` (paths); return its id.
+
+        A job backfill (what "Launch backfill" on a job's partitions page does) runs the whole
+        range of every asset, dimensions and serving included, as one run under the job's
+        backfill policy; an asset backfill runs each layer that cannot share a run in its own.
+        """
+        if (job is None) == (asset_keys is None):
+            raise ValueError("give exactly one of asset_keys and job")
+        params: dict[str, Any] = {"partitionNames": partitions, "fromFailure": False}
+        if job is not None:
+            params["selector"] = {
+                "partitionSetName": f"{job}_partition_set",
+                "repositorySelector": {"repositoryLocationName": self.location, "repositoryName": self.repository},
+            }
+        else:
+            params["assetSelection"] = [{"path": path} for path in asset_keys or []]
         launched = self.graphql(
             """mutation($params: LaunchBackfillParams!) {
                  launchPartitionBackfill(backfillParams: $params) {
                    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
                  }
                }""",
-            params={"assetSelection": [{"path": path} for path in asset_keys], "partitionNames": partitions,
-                    "fromFailure": False},
+            params=params,
         )["launchPartitionBackfill"]
         if launched["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"backfill not launched: {launched}")
@@ -180,11 +196,11 @@ class DagsterDev:
         )["partitionBackfillOrError"]["status"]
 
     def backfill_runs(self, backfill_id: str) -> list[dict[str, Any]]:
-        """The backfill's runs: status, tags, asset selection and start/end times (epoch seconds)."""
+        """The backfill's runs: job, status, tags, asset selection (null: the whole job), start/end (epoch s)."""
         return self.graphql(
             """query($id: String!) {
                  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
-                   ... on Runs { results { runId status startTime endTime tags { key value } assetSelection { path } } }
+                   ... on Runs { results { runId jobName status startTime endTime tags { key value } assetSelection { path } } }
                  }
                }""",
             id=backfill_id,

@@ -104,21 +104,21 @@ def test_a_backfill_range_from_the_ui_is_one_run_with_every_day(dagster_dev: Dag
         data = generate_day("carol", day, seed=seed, options=OPTIONS)
         write_bytes_atomically(landing / f"carol-{day}.csv", data)
         expected[day] = data.count(b"\n") - 1
-    # Bronze through the target: what one run can hold. (Assets that look back over several days
-    # or read the whole day range, like anomalies and serving, follow in runs of their own.)
-    keys = dg.AssetSelection.assets(TARGET).upstream().required_multi_asset_neighbors().resolve(
-        defs.resolve_asset_graph()
-    )
+    # A backfill of the daily job (its partitions page in the UI): every asset, dimensions,
+    # anomalies and serving included, for the whole range in one run launched by the daemon.
+    keys = defs.resolve_job_def(DAILY_PIPELINE).asset_layer.selected_asset_keys
     try:
-        backfill_id = dagster_dev.launch_backfill([key.path for key in sorted(keys)], [str(day) for day in days])
-        # The daemon (every 30 s) requests the whole range at once; one run that holds every selected
-        # asset for every day leaves nothing to request later.
-        runs = poll("the backfill's run", lambda: finished_runs(dagster_dev, backfill_id), timeout=120)
+        backfill_id = dagster_dev.launch_backfill([str(day) for day in days], job=DAILY_PIPELINE)
+        runs = poll("the backfill's run", lambda: finished_runs(dagster_dev, backfill_id), timeout=300)
     finally:  # the device cleans up; the archive keeps the files
         for day in days:
             (landing / f"carol-{day}.csv").unlink()
     assert len(runs) == 1
     tags = {tag["key"]: tag["value"] for tag in runs[0]["tags"]}
     assert (runs[0]["status"], tags[RANGE_START_TAG], tags[RANGE_END_TAG]) == ("SUCCESS", str(days[0]), str(days[-1]))
-    assert sorted(dg.AssetKey(a["path"]) for a in runs[0]["assetSelection"]) == sorted(keys)
+    assert (runs[0]["jobName"], runs[0]["assetSelection"]) == (DAILY_PIPELINE, None)  # the whole job
+    in_run = {key for key in keys for m in dagster_dev.materializations(key.path, str(days[-1]))
+              if m["runId"] == runs[0]["runId"]}
+    partitioned = {key for key in keys if defs.resolve_asset_graph().get(key).is_partitioned}
+    assert in_run == partitioned and len(partitioned) > 10
     assert {day: dagster_dev.bronze_rows(day) for day in days} == expected
