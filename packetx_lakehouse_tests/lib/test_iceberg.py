@@ -114,3 +114,18 @@ def test_two_processes_committing_to_one_sqlite_catalog_lose_nothing(tmp_path):
     # Each writer's last round (n = 11, 10, 9 for its three days) is all that remains of each day.
     assert by_day == sorted((first + n % 3, user, n) for first in (1, 10) for n in (9, 10, 11)
                             for user in ("alice", "bob"))
+
+
+def test_manifests_are_merged_so_a_month_of_days_plans_from_a_few(tmp_path):
+    catalog = local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse")
+    # A table made before the merge settings existed is brought up to date when loaded.
+    catalog.create_namespace(EVENTS.namespace)
+    catalog.create_table(EVENTS.identifier, schema=EVENTS.schema)
+    table = ensure_table(catalog, EVENTS)
+    assert table.properties["commit.manifest-merge.enabled"] == "true"
+    days = [D1 + dt.timedelta(days=n) for n in range(30)]
+    for n, day in enumerate(days):
+        replace_partitions(table, events([(day, "a", n)]), values=[day])
+        table = table.refresh()
+    assert len(table.current_snapshot().manifests(table.io)) <= 2
+    assert sorted(r["n"] for r in table.scan().to_arrow().to_pylist()) == list(range(30))
