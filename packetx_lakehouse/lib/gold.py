@@ -30,7 +30,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_USERS_DIM,
     TableDef,
 )
-from packetx_lakehouse.lib.silver import dominant_private_ip, scope_lookup
+from packetx_lakehouse.lib.silver import dominant_private_ip, run_heads, scope_lookup
 
 _USER_DAY = ("log_date", "user")
 _MASK_63 = (1 << 63) - 1
@@ -399,8 +399,8 @@ def _user_versions(fact: pa.Table, users_dim: pa.Table) -> pl.DataFrame:
 
 def duplicate_keys(table: pa.Table, key_cols: Sequence[str]) -> list[str]:
     """Key values that occur on more than one row."""
-    if _strictly_increasing(pl.from_arrow(table.select(list(key_cols))), key_cols):
-        return []  # rows already sorted by the key (bronze to fact keep file order): one cheap pass
+    if _unique_by_runs(pl.from_arrow(table.select(list(key_cols))), key_cols):
+        return []  # the usual case (each file's lines in order): no group-by over every row
     dupes = pl.from_arrow(table.select(list(key_cols))).group_by(key_cols).len().filter(pl.col("len") > 1)
     if dupes.is_empty():
         return []
@@ -408,13 +408,15 @@ def duplicate_keys(table: pa.Table, key_cols: Sequence[str]) -> list[str]:
     return [f"{dupes.height} value(s) of key {tuple(key_cols)} repeat, e.g. {example}"]
 
 
-def _strictly_increasing(frame: pl.DataFrame, key_cols: Sequence[str]) -> bool:
-    """Whether every row's key is greater than the row before's (so no key repeats); nulls: no."""
-    later, tied = pl.lit(False), pl.lit(True)
-    for column in key_cols:
-        value, previous = pl.col(column), pl.col(column).shift(1)
-        later, tied = later | (tied & (value > previous)), tied & (value == previous)
-    return frame.height < 2 or bool(frame.select(later.fill_null(False).slice(1).all()).item())
+def _unique_by_runs(frame: pl.DataFrame, key_cols: Sequence[str]) -> bool:
+    """A one-pass proof that no key repeats, for rows grouped the way layers write them.
+
+    True when each run of equal leading key values has a strictly increasing last column and
+    no run's leading values occur twice (each file's lines in order, files in any order).
+    False means "not proven", never "duplicates".
+    """
+    heads = run_heads(frame, key_cols)
+    return heads is not None and (heads.height < 2 or heads.height == heads.unique().height)
 
 
 def negative_or_nan(table: pa.Table, cols: Sequence[str]) -> list[str]:

@@ -272,12 +272,13 @@ class _Lines:
         """The six fields of the given six-field, valid UTF-8 lines, one array per column."""
         # One zero-copy view of the whole file alternates field and separator (",", "\n" or
         # "\r\n"): element 2 * i is the field that ends at separator i.
-        offsets = np.empty(2 * len(self.separators) + 1, dtype=_offset_type(self.buffer))
+        # 64-bit offsets: the fields come out as large strings, bronze's type, with no cast copy.
+        offsets = np.empty(2 * len(self.separators) + 1, dtype=np.int64)
         offsets[0] = 0
         offsets[1::2] = self.separators
         offsets[1::2][self.newline_at] = self.end
         offsets[2::2] = self.separators + 1
-        view = _view(self.buffer, offsets, pa.string())
+        view = _view(self.buffer, offsets, pa.large_string())
         first = 2 * (self.newline_at[lines] - 5)
         # A single take (field-major) is markedly faster than one per column.
         columns = _take(view, (first + np.arange(0, 12, 2)[:, None]).ravel())
@@ -313,7 +314,7 @@ def _view(buffer: pa.Buffer, offsets: np.ndarray, type_: pa.DataType) -> pa.Arra
     if not offsets.size:
         return pa.array([], type_)
     if offsets.dtype == np.int64:
-        type_ = pa.large_string() if type_ == pa.string() else pa.large_binary()
+        type_ = pa.large_string() if type_ in (pa.string(), pa.large_string()) else pa.large_binary()
     return pa.Array.from_buffers(type_, offsets.size - 1, [None, pa.py_buffer(offsets.ravel()), buffer])
 
 
@@ -333,7 +334,7 @@ class _Context:
         n = len(columns["line_number"])
         columns = {
             "log_date": pa.repeat(pa.scalar(self.log_date, pa.date32()), n),
-            "source_file": pa.repeat(pa.scalar(self.source_file, pa.string()), n),
+            "source_file": pa.repeat(pa.scalar(self.source_file, schema.field("source_file").type), n),
             "ingested_at": pa.repeat(pa.scalar(self.ingested_at, schema.field("ingested_at").type), n),
             **columns,
         }
@@ -420,6 +421,7 @@ def _parse(fields: list[pa.StringArray]) -> tuple[np.ndarray, dict[str, pa.Array
 
 
 def _reason(column: str, values: pa.StringArray) -> pa.StringArray:
+    values = values.cast(pa.string())  # only the failing lines: small
     quoted = pc.binary_join_element_wise(f"bad {column} '", values, "'", "")
     if column in (_KB, _TOTAL_KB):
         negative = pc.binary_join_element_wise(f"negative {column} '", values, "'", "")

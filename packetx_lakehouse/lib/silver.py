@@ -129,7 +129,8 @@ def to_silver(
       An ambiguous fall-back minute takes the earlier (summer-time) instant; a minute that does
       not exist (spring-forward gap) is read with the offset in force before the gap, i.e. it is
       shifted forward by the gap's length, as ``zoneinfo`` does with ``fold=0``.
-    - Exact duplicates keep the first copy in (source_file, line_number) order and are counted.
+    - Exact duplicates keep the first copy in file order (a user-day's files by name, then line) and
+      are counted.
     - Restart replays are flagged, not dropped (see ``_flag_restart_replays``).
     - Direction is derived around the user-day's device IP (see ``_orient_pairs``).
 
@@ -141,25 +142,19 @@ def to_silver(
     Returns:
         The silver table and the counts behind ``input_rows == rows + exact_duplicates``.
     """
-    rows = _in_file_order(pl.from_arrow(bronze))
+    rows = _in_file_order(pl.from_arrow(bronze).with_row_index("bronze_row"))
     input_rows = rows.height
     # Everything per conversation is computed once per distinct pair and gathered back by id.
     rows, pairs = _with_pair_ids(rows)
-    rows = rows.with_columns(first_copy=_first_copies(rows))
+    first_copy = _first_copies(rows)
     # Counted where they are removed, so the conservation check sees any later loss of rows.
-    exact_duplicates = int((~rows["first_copy"]).sum())
-    rows = rows.filter("first_copy").drop("first_copy")
+    exact_duplicates = int((~first_copy).sum())
+    if exact_duplicates:
+        rows = rows.filter(first_copy)
     rows = _flag_restart_replays(rows)
     rows = _with_utc_time(rows, device_timezones, default_timezone)
     counted = rows.filter(~pl.col("is_restart_replay"))["pair_id"].value_counts(name="rows")
-    oriented = _orient_pairs(pairs, counted)
-    table = (
-        rows.with_columns(oriented.get_column(c).gather(rows["pair_id"]) for c in _ORIENTATION)
-        .rename({"time_stamp": "ts_local", "kb_bandwidth": "kb", "total_kb_bandwidth": "total_kb"})
-        .select(SILVER_PACKETS.schema.names)
-        .to_arrow()
-        .cast(SILVER_PACKETS.schema)
-    )
+    table = _silver_table(bronze, rows, _orient_pairs(pairs, counted))
     return SilverResult(
         table=table,
         exact_duplicates=exact_duplicates,
@@ -172,6 +167,33 @@ def _dense_ids(keys: pl.Series) -> pl.Series:
     """0, 1, 2, ... per distinct value of an integer ``keys``, numbered in order of first appearance."""
     distinct = keys.unique(maintain_order=True).to_frame("key").with_row_index("id")
     return keys.to_frame("key").join(distinct, on="key", maintain_order="left")["id"]
+
+
+def _silver_table(bronze: pa.Table, rows: pl.DataFrame, oriented: pl.DataFrame) -> pa.Table:
+    """Assemble silver in Arrow from bronze's own columns and the per-pair orientation.
+
+    Text is taken from bronze (as is when no row moved or went) and from the small orientation
+    table by pair id, so no string column is converted back from Polars: that conversion copied
+    every text byte of the table once more.
+    """
+    picked = rows["bronze_row"]
+    unchanged = picked.len() == bronze.num_rows and (picked.len() == 0 or (
+        picked.is_sorted() and picked[0] == 0 and picked[-1] == bronze.num_rows - 1))
+    source = bronze if unchanged else bronze.take(picked.to_arrow())
+    by_pair = rows["pair_id"].to_arrow()
+    orientation = oriented.to_arrow()
+    columns = {
+        **{name: source.column(name) for name in ("log_date", "user", "source_ip", "destination_ip",
+                                                  "source_file", "line_number")},
+        "ts_local": source.column("time_stamp"),
+        "kb": source.column("kb_bandwidth"),
+        "total_kb": source.column("total_kb_bandwidth"),
+        "ts_utc": rows["ts_utc"].to_arrow(),
+        "is_restart_replay": rows["is_restart_replay"].to_arrow(),
+        **{name: orientation.column(name).take(by_pair) for name in _ORIENTATION},
+    }
+    schema = SILVER_PACKETS.schema
+    return pa.Table.from_arrays([columns[name] for name in schema.names], names=schema.names).cast(schema)
 
 
 def _bound(codes: pl.Series) -> int:
@@ -220,11 +242,48 @@ def _first_copies(rows: pl.DataFrame) -> pl.Series:
     return first
 
 
+#: The order rows are read in: a user-day's files in name order, each file's lines in order.
+#: Bronze writes day by day, files sorted, so it arrives this way and the check is one pass.
+FILE_ORDER = ("log_date", "source_file", "line_number")
+
+
+def run_heads(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame | None:
+    """The leading ``columns`` at the start of each run of equal leading values, or None.
+
+    None unless the last column strictly increases within every run and no value is null: the
+    shape every layer writes (each file's lines in order). One pass with cheap equality tests
+    instead of ordering comparisons on text for every row.
+    """
+    *lead, last = columns
+    changed = (
+        pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in lead)
+        if lead
+        else pl.int_range(pl.len()) == 0  # no leading columns: one run
+    )
+    within = changed | (pl.col(last) > pl.col(last).shift(1)).fill_null(False)
+    checked = frame.select(
+        ordered=within.slice(1).all(), nulls=pl.any_horizontal(pl.col(c).is_null() for c in columns).any()
+    )
+    if frame.height and (not checked.item(0, "ordered") or checked.item(0, "nulls")):
+        return None
+    return frame.filter(changed.fill_null(True)).select(lead)
+
+
+def sorted_by(frame: pl.DataFrame, columns: Sequence[str]) -> bool:
+    """Whether each row's ``columns`` are greater than the row before's (strictly; nulls: no)."""
+    heads = run_heads(frame, columns)
+    if heads is None:
+        return False
+    later, tied = pl.lit(False), pl.lit(True)
+    for column in columns[:-1]:  # the run heads, a few rows: plain ordering comparisons
+        value, previous = pl.col(column), pl.col(column).shift(1)
+        later, tied = later | (tied & (value > previous)), tied & (value == previous)
+    return heads.height < 2 or bool(heads.select(later.fill_null(False).slice(1).all()).item())
+
+
 def _in_file_order(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows sorted by (source_file, line_number); bronze usually is already, and checking is cheap."""
-    file, line = pl.col("source_file"), pl.col("line_number")
-    ordered = ((file > file.shift(1)) | ((file == file.shift(1)) & (line > line.shift(1)))).all()
-    return rows if rows.select(ordered).item() else rows.sort("source_file", "line_number")
+    """Rows in ``FILE_ORDER``: what "first" and "earlier" mean for duplicates and replays."""
+    return rows if sorted_by(rows, FILE_ORDER) else rows.sort(FILE_ORDER)
 
 
 def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:

@@ -354,6 +354,7 @@ def test_duplicate_keys_and_bad_numbers_are_reported() -> None:
     ("files", "lines", "expected"),
     [
         (["a", "a", "b"], [1, 2, 1], []),  # sorted by the key: the one-pass path
+        (["b", "b", "a"], [1, 2, 1], []),  # each file's lines in order, files in any order: one pass
         (["a", "a", "b"], [1, 1, 1], ["1 value(s) of key ('f', 'n') repeat, e.g. {'f': 'a', 'n': 1, 'len': 2}"]),
         (["b", "a", "b"], [1, 1, 1], ["1 value(s) of key ('f', 'n') repeat, e.g. {'f': 'b', 'n': 1, 'len': 2}"]),
         (["b", "a", None], [1, 1, 1], []),  # unsorted or null: the group-by path

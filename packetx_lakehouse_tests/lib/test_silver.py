@@ -3,11 +3,12 @@ from collections.abc import Sequence
 
 import polars as pl
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, SILVER_PACKETS
-from packetx_lakehouse.lib.silver import to_silver
+from packetx_lakehouse.lib.silver import sorted_by, to_silver
 
 UTC = dt.timezone.utc
 #: (user, "YYYY-MM-DD HH:MM" local time, source IP, destination IP, KB, total KB)
@@ -67,7 +68,7 @@ def test_local_times_are_converted_to_utc_in_the_device_zone_across_dst_edges() 
         ("paris", "2026-10-25 02:30", "8.8.8.8", "192.168.1.2", 1, 1),
         ("nomad", "2026-07-01 12:00", "8.8.8.8", "192.168.1.2", 1, 1),  # not configured: UTC
     ]
-    got = [(r["user"], r["ts_local"], r["ts_utc"]) for r in silver_rows(rows, {"paris": "Europe/Paris"})]
+    got = sorted((r["user"], r["ts_local"], r["ts_utc"]) for r in silver_rows(rows, {"paris": "Europe/Paris"}))
     assert got == [
         ("nomad", dt.datetime(2026, 7, 1, 12), utc(2026, 7, 1, 12)),
         ("paris", dt.datetime(2026, 1, 15, 12), utc(2026, 1, 15, 11)),
@@ -218,3 +219,22 @@ def test_every_bronze_row_is_accounted_for(rows: list[Row]) -> None:
     assert result.restart_replays == silver["is_restart_replay"].sum()
     assert silver.select("source_file", "line_number").is_unique().all()
     assert set(silver["direction"]) <= {"inbound", "outbound", "internal", "unknown"}
+
+
+ORDERED = pl.DataFrame({"d": [1, 1, 1, 2, 2], "f": ["a", "a", "b", "a", "a"], "n": [1, 2, 1, 1, 2]})
+
+
+@pytest.mark.parametrize(
+    ("frame", "columns", "expected"),
+    [
+        (ORDERED, ["d", "f", "n"], True),
+        (ORDERED, ["f", "n"], False),  # file "a" comes back after "b"
+        (ORDERED.reverse(), ["d", "f", "n"], False),
+        (ORDERED.with_columns(n=pl.Series([1, 1, 1, 1, 2])), ["d", "f", "n"], False),  # a repeated line
+        (ORDERED.with_columns(f=pl.Series(["a", None, "b", "a", "a"])), ["d", "f", "n"], False),
+        (ORDERED.head(0), ["d", "f", "n"], True),
+        (pl.DataFrame({"n": [1, 2, 3]}), ["n"], True),
+    ],
+)
+def test_sorted_by_checks_strict_order_run_by_run(frame: pl.DataFrame, columns: list[str], expected: bool) -> None:
+    assert sorted_by(frame, columns) is expected
