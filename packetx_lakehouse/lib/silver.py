@@ -27,8 +27,6 @@ PRIVATE_SCOPES = frozenset({"private", "loopback", "link_local"})
 
 _USER_DAY = ("user", "log_date")
 _PAIR = (*_USER_DAY, "source_ip", "destination_ip")
-#: A (user, day, minute) block, by the integer user-day id ``_with_pair_ids`` adds.
-_BLOCK = ("user_day", "time_stamp")
 _ENDS = (("source_ip", "source_is_private"), ("destination_ip", "destination_is_private"))
 
 # RFC 1918 and RFC 4193 (ULA); loopback and link-local are recognised by ipaddress itself.
@@ -202,7 +200,9 @@ def _bound(codes: pl.Series) -> int:
 
 
 def _with_pair_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Add integer ``user_day`` and ``pair_id`` columns; return the rows and the pairs by id.
+    """Add integer ``user_day``, ``pair_id`` and ``block_id`` (a user-day's minute) columns.
+
+    Returns the rows and the pairs by id.
 
     Each string is hashed once into a categorical code and the codes are combined into one
     integer key, so grouping, windows and joins per pair or user-day never touch the strings
@@ -221,7 +221,9 @@ def _with_pair_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     endpoints = _dense_ids(codes["source"] * (_bound(codes["destination"])) + codes["destination"])
     user_day = _dense_ids(codes["user"] * _bound(codes["day"]) + codes["day"])
     pair_id = _dense_ids(user_day.cast(pl.UInt64) * rows.height + endpoints.cast(pl.UInt64))
-    rows = rows.with_columns(user_day=user_day, pair_id=pair_id)
+    minute = _dense_ids(rows["time_stamp"].to_physical())
+    block_id = _dense_ids(user_day.cast(pl.UInt64) * rows.height + minute.cast(pl.UInt64))
+    rows = rows.with_columns(user_day=user_day, pair_id=pair_id, block_id=block_id)
     pairs = rows.filter(pl.col("pair_id").is_first_distinct()).select("pair_id", *_PAIR)
     return rows, pairs
 
@@ -307,47 +309,53 @@ def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
             & (pl.col("previous_kb") == pl.col("kb_bandwidth"))
         ).fill_null(False),
     )
-    replay_blocks = (
-        rows.group_by(_BLOCK, maintain_order=True)
+    # Block ids follow first appearance, so sorting by them is file order, and each block's
+    # verdict is gathered back by id (every block keeps its first row through deduplication).
+    replay_block = (
+        rows.group_by("block_id")
         .agg(
+            pl.col("user_day").first(),
             block_rows=pl.len(),
             repeat_rows=pl.col("repeats").sum(),
             new_pairs=pl.col("previous_minute").is_null().sum(),
         )
+        .sort("block_id")
         .with_columns(
             pairs_before=pl.col("new_pairs").cum_sum().over("user_day") - pl.col("new_pairs")
         )
-        .filter(
+        .select(
             (pl.col("repeat_rows") >= REPLAY_MIN_ROWS)
             & (pl.col("repeat_rows") >= REPLAY_MIN_SHARE * pl.col("block_rows"))
             & (pl.col("repeat_rows") >= REPLAY_MIN_SHARE * pl.col("pairs_before"))
         )
-        .select(*_BLOCK, replay_block=pl.lit(True))
+        .to_series()
     )
-    return (
-        rows.join(replay_blocks, on=_BLOCK, how="left", maintain_order="left")
-        .with_columns(is_restart_replay=pl.col("repeats") & pl.col("replay_block").fill_null(False))
-        .drop("previous_minute", "previous_kb", "repeats", "replay_block")
-    )
+    return rows.with_columns(
+        is_restart_replay=pl.col("repeats") & replay_block.gather(rows["block_id"])
+    ).drop("previous_minute", "previous_kb", "repeats")
 
 
 def _with_utc_time(
     rows: pl.DataFrame, device_timezones: Mapping[str, str], default_timezone: str
 ) -> pl.DataFrame:
-    """Add ``ts_utc``, converting each distinct (user, local minute) once per zone."""
-    minutes = rows.select("user_day", "user", "time_stamp").unique(("user_day", "time_stamp")).with_columns(
-        zone=pl.col("user").replace_strict(
-            dict(device_timezones), default=default_timezone, return_dtype=pl.String
+    """Add ``ts_utc``, converting each (user-day, local minute) block once, by its zone."""
+    minutes = (
+        rows.filter(pl.col("block_id").is_first_distinct())
+        .select("block_id", "user", "time_stamp")
+        .with_columns(
+            zone=pl.col("user").replace_strict(
+                dict(device_timezones), default=default_timezone, return_dtype=pl.String
+            )
         )
     )
     converted = [
-        part.select("user_day", "time_stamp", ts_utc=_local_to_utc(pl.col("time_stamp"), zone))
+        part.select("block_id", ts_utc=_local_to_utc(pl.col("time_stamp"), zone))
         for (zone,), part in minutes.partition_by("zone", as_dict=True).items()
     ]
-    utc = pl.concat(converted) if converted else minutes.select(
-        "user_day", "time_stamp", ts_utc=pl.lit(None, pl.Datetime("us", "UTC"))
-    )
-    return rows.join(utc, on=("user_day", "time_stamp"), maintain_order="left")
+    if not converted:
+        return rows.with_columns(ts_utc=pl.lit(None, pl.Datetime("us", "UTC")))
+    utc = pl.concat(converted).sort("block_id")["ts_utc"]
+    return rows.with_columns(ts_utc=utc.gather(rows["block_id"]))
 
 
 def _local_to_utc(local: pl.Expr, zone: str) -> pl.Expr:
