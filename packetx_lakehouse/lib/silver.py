@@ -178,8 +178,8 @@ def _silver_table(bronze: pa.Table, rows: pl.DataFrame, oriented: pl.DataFrame) 
     unchanged = picked.len() == bronze.num_rows and (picked.len() == 0 or (
         picked.is_sorted() and picked[0] == 0 and picked[-1] == bronze.num_rows - 1))
     source = bronze if unchanged else bronze.take(picked.to_arrow())
-    by_pair = rows["pair_id"].to_arrow()
-    orientation = oriented.to_arrow()
+    # Polars gathers text as views of the small per-pair table; one export copies the bytes.
+    orientation = oriented.select(pl.all().gather(rows["pair_id"])).to_arrow()
     columns = {
         **{name: source.column(name) for name in ("log_date", "user", "source_ip", "destination_ip",
                                                   "source_file", "line_number")},
@@ -188,7 +188,7 @@ def _silver_table(bronze: pa.Table, rows: pl.DataFrame, oriented: pl.DataFrame) 
         "total_kb": source.column("total_kb_bandwidth"),
         "ts_utc": rows["ts_utc"].to_arrow(),
         "is_restart_replay": rows["is_restart_replay"].to_arrow(),
-        **{name: orientation.column(name).take(by_pair) for name in _ORIENTATION},
+        **{name: orientation.column(name) for name in _ORIENTATION},
     }
     schema = SILVER_PACKETS.schema
     return pa.Table.from_arrays([columns[name] for name in schema.names], names=schema.names).cast(schema)
@@ -211,17 +211,20 @@ def _with_pair_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     def code(column: str) -> pl.Expr:
         return pl.col(column).cast(pl.Categorical).to_physical().cast(pl.UInt64)
 
+    # One chunk: bronze arrives as one chunk per file, and arithmetic across differently
+    # chunked series re-aligns them on every operation.
     codes = rows.select(
         user=code("user"),
         day=(pl.col("log_date") - pl.col("log_date").min()).dt.total_days().cast(pl.UInt64),
         source=code("source_ip"),
         destination=code("destination_ip"),
-    )
+        minute=pl.col("time_stamp").to_physical(),
+    ).rechunk()
     # Each product stays below 2**64: codes are below 2**32, dense ids below the row count.
     endpoints = _dense_ids(codes["source"] * (_bound(codes["destination"])) + codes["destination"])
     user_day = _dense_ids(codes["user"] * _bound(codes["day"]) + codes["day"])
     pair_id = _dense_ids(user_day.cast(pl.UInt64) * rows.height + endpoints.cast(pl.UInt64))
-    minute = _dense_ids(rows["time_stamp"].to_physical())
+    minute = _dense_ids(codes["minute"])
     block_id = _dense_ids(user_day.cast(pl.UInt64) * rows.height + minute.cast(pl.UInt64))
     rows = rows.with_columns(user_day=user_day, pair_id=pair_id, block_id=block_id)
     pairs = rows.filter(pl.col("pair_id").is_first_distinct()).select("pair_id", *_PAIR)
