@@ -60,7 +60,6 @@ _BUILDERS = {
     GOLD_TOP_EXTERNAL_HOSTS: gold.top_external_hosts,
     GOLD_USER_IP_HOURLY: gold.user_ip_hourly,
     GOLD_DAILY_IPS: gold.daily_ips,
-    GOLD_PACKETS_FACT: gold.packets_fact,
 }
 KB_CONSERVED = "kb_conserved"
 
@@ -90,8 +89,11 @@ def gold_daily(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResourc
     silver = read_partitions(ensure_table(catalog, SILVER_PACKETS), values=days)
     live = pc.invert(silver.column("is_restart_replay"))
     silver_kb = pc.sum(pc.filter(silver.column("kb"), live)).as_py() or 0.0
-    frame = pl.from_arrow(silver)  # once, not once per builder
+    frame = pl.from_arrow(silver.select(list(gold.BUILDER_COLUMNS)))  # once, not once per builder
     outputs = {table_def: build(frame) for table_def, build in _BUILDERS.items()}
+    del frame
+    # The fact takes silver's own Arrow columns (no text round trip through Polars).
+    outputs[GOLD_PACKETS_FACT] = gold.packets_fact(silver)
     kb_totals = {
         "silver (excluding replays)": silver_kb,
         **{t.name: pc.sum(outputs[t].column(c)).as_py() or 0.0
