@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from packetx_lakehouse.lib.schemas import SILVER_PACKETS
 
@@ -140,7 +141,7 @@ def to_silver(
     Returns:
         The silver table and the counts behind ``input_rows == rows + exact_duplicates``.
     """
-    rows = _in_file_order(pl.from_arrow(bronze).with_row_index("bronze_row"))
+    rows = _in_file_order(_polars_rows(bronze))
     input_rows = rows.height
     # Everything per conversation is computed once per distinct pair and gathered back by id.
     rows, pairs = _with_pair_ids(rows)
@@ -165,6 +166,26 @@ def _dense_ids(keys: pl.Series) -> pl.Series:
     """0, 1, 2, ... per distinct value of an integer ``keys``, numbered in order of first appearance."""
     distinct = keys.unique(maintain_order=True).to_frame("key").with_row_index("id")
     return keys.to_frame("key").join(distinct, on="key", maintain_order="left")["id"]
+
+
+#: Bronze text the transform reads; it only ever compares it, so it goes over as categoricals.
+_TEXT = ("user", "source_ip", "destination_ip", "source_file")
+
+
+def _polars_rows(bronze: pa.Table) -> pl.DataFrame:
+    """Bronze in Polars with ``bronze_row``, text dictionary-encoded by Arrow on the way.
+
+    Polars would otherwise copy every row's text into its own string views (a day's worth of
+    bytes); output text is taken from bronze itself (``_silver_table``).
+    """
+    names = [name for name in bronze.column_names if name != "ingested_at"]
+    columns = [pc.dictionary_encode(bronze.column(n)) if n in _TEXT else bronze.column(n) for n in names]
+    return pl.from_arrow(pa.Table.from_arrays(columns, names=names)).with_row_index("bronze_row")
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Categorical columns as strings, for the few rows that get compared or looked up as text."""
+    return frame.with_columns(pl.col(pl.Categorical).cast(pl.String))
 
 
 def _silver_table(bronze: pa.Table, rows: pl.DataFrame, oriented: pl.DataFrame) -> pa.Table:
@@ -227,7 +248,7 @@ def _with_pair_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     minute = _dense_ids(codes["minute"])
     block_id = _dense_ids(user_day.cast(pl.UInt64) * rows.height + minute.cast(pl.UInt64))
     rows = rows.with_columns(user_day=user_day, pair_id=pair_id, block_id=block_id)
-    pairs = rows.filter(pl.col("pair_id").is_first_distinct()).select("pair_id", *_PAIR)
+    pairs = _as_text(rows.filter(pl.col("pair_id").is_first_distinct()).select("pair_id", *_PAIR))
     return rows, pairs
 
 
@@ -279,6 +300,7 @@ def sorted_by(frame: pl.DataFrame, columns: Sequence[str]) -> bool:
     heads = run_heads(frame, columns)
     if heads is None:
         return False
+    heads = _as_text(heads)
     later, tied = pl.lit(False), pl.lit(True)
     for column in columns[:-1]:  # the run heads, a few rows: plain ordering comparisons
         value, previous = pl.col(column), pl.col(column).shift(1)
@@ -344,7 +366,7 @@ def _with_utc_time(
     """Add ``ts_utc``, converting each (user-day, local minute) block once, by its zone."""
     minutes = (
         rows.filter(pl.col("block_id").is_first_distinct())
-        .select("block_id", "user", "time_stamp")
+        .select("block_id", pl.col("user").cast(pl.String), "time_stamp")
         .with_columns(
             zone=pl.col("user").replace_strict(
                 dict(device_timezones), default=default_timezone, return_dtype=pl.String
