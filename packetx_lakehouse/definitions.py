@@ -1,49 +1,50 @@
-"""The one place where every asset, check, sensor, schedule and resource is assembled."""
+"""The one place where every asset, check, sensor, schedule and resource is assembled.
+
+Everything is built from one :class:`Settings` object: the daily partitions, the schedules' time
+zone and the resources all come from the same values, read once.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from packetx_lakehouse.defs.bronze.assets import bronze
-from packetx_lakehouse.defs.gold.assets import GOLD_ASSETS, GOLD_CHECKS
-from packetx_lakehouse.defs.gold.freshness import freshness_job, freshness_schedule, yesterday_is_fresh
-from packetx_lakehouse.defs.jobs import daily_pipeline_job
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS
+from packetx_lakehouse.defs.automation.freshness import freshness_defs
+from packetx_lakehouse.defs.automation.jobs import daily_pipeline_job
+from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
+from packetx_lakehouse.defs.automation.schedules import daily_schedule
+from packetx_lakehouse.defs.bronze.assets import bronze_assets
+from packetx_lakehouse.defs.gold.anomalies import anomalies_assets
+from packetx_lakehouse.defs.gold.dimensions import dimension_assets
+from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import build_resources
-from packetx_lakehouse.defs.schedules.daily import daily_schedule
-from packetx_lakehouse.defs.sensors.landing import landing_sensor
-from packetx_lakehouse.defs.serving.duckdb import serving_duckdb
-from packetx_lakehouse.defs.serving.dynamodb import dynamodb_daily_aggregate
-from packetx_lakehouse.defs.serving.warehouse import warehouse_star_schema
-from packetx_lakehouse.defs.silver.assets import silver_packets
-from packetx_lakehouse.settings import Settings
+from packetx_lakehouse.defs.serving.duckdb import serving_duckdb_assets
+from packetx_lakehouse.defs.serving.dynamodb import dynamodb_assets
+from packetx_lakehouse.defs.serving.warehouse import warehouse_assets
+from packetx_lakehouse.defs.transform import transform_assets
+from packetx_lakehouse.settings import Settings, prepare_environment
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions for one deployment; tests pass their own settings (temporary data dirs)."""
-    settings = settings or Settings.from_env()
-    # The daily partitions are built once, at import, from the environment (assets are module
-    # level); settings that disagree with them would be silently ignored, so refuse them.
-    if (settings.start_date, settings.partition_timezone) != (
-        DAILY_PARTITIONS.start.date().isoformat(),
-        DAILY_PARTITIONS.timezone,
-    ):
-        raise ValueError(
-            "start date and partition time zone come from PACKETX_START_DATE / PACKETX_TIMEZONE at import; "
-            f"got {settings.start_date} {settings.partition_timezone}, partitions use "
-            f"{DAILY_PARTITIONS.start.date()} {DAILY_PARTITIONS.timezone}"
-        )
-    assets = [bronze, silver_packets, *GOLD_ASSETS, serving_duckdb]
+    partitions = daily_partitions(settings)
+    assets = [
+        bronze_assets(partitions),
+        transform_assets(partitions),
+        anomalies_assets(partitions),
+        dimension_assets(partitions),
+        serving_duckdb_assets(partitions),
+    ]
     # Serving targets that exist only where they are configured (see docs/aws.md).
-    assets += [dynamodb_daily_aggregate] if settings.is_aws else []
-    assets += [warehouse_star_schema] if settings.warehouse_url else []
+    assets += [dynamodb_assets(partitions)] if settings.is_aws else []
+    assets += [warehouse_assets(partitions)] if settings.warehouse_url else []
+    freshness = freshness_defs(partitions)
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*GOLD_CHECKS, yesterday_is_fresh],
-        jobs=[daily_pipeline_job(assets), freshness_job],
-        schedules=[daily_schedule, freshness_schedule],
+        asset_checks=[freshness.check],
+        jobs=[daily_pipeline_job(assets), freshness.job],
+        schedules=[daily_schedule(partitions), freshness.schedule],
         sensors=[
-            landing_sensor,
+            landing_sensor(partitions),
             # Declared so that it runs by default: Dagster's implicit default sensor starts stopped.
             dg.AutomationConditionSensorDefinition(
                 "automation_condition_sensor",
@@ -58,4 +59,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location ``dagster``/``dg`` load: the deployment the environment describes."""
+    prepare_environment()
+    return build_definitions(Settings.from_env())

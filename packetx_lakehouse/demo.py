@@ -4,32 +4,22 @@ import dataclasses
 import datetime as dt
 import shutil
 import tempfile
+from pathlib import Path
 
 import duckdb
 from pyiceberg.catalog import Catalog
-from pathlib import Path
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, check_partition_key
+from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
 from packetx_lakehouse.defs.resources import build_resources
-from packetx_lakehouse.lib.filenames import parse_log_file_name
-from packetx_lakehouse.lib.generator import GeneratorOptions, generate
-from packetx_lakehouse.lib.iceberg import ensure_table
-from packetx_lakehouse.lib.upload import upload_files
-from packetx_lakehouse.defs.gold.assets import DAILY_TABLES
-from packetx_lakehouse.defs.serving.duckdb import DIMENSIONS
-from packetx_lakehouse.lib.schemas import (
-    BRONZE_PACKETS,
-    BRONZE_QUARANTINE,
-    GOLD_TRAFFIC_ANOMALIES,
-    SILVER_PACKETS,
-    TableDef,
-)
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate
+from packetx_lakehouse.devices.samples import sample_captures
+from packetx_lakehouse.devices.upload import upload_files
+from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
+from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER, TableDef
+from packetx_lakehouse.lib.storage.iceberg import ensure_table
 from packetx_lakehouse.runner import landing_days, materialize_range, project_instance
 from packetx_lakehouse.settings import Settings
-
-#: Real PacketX captures committed with the project (the only files under data/ in git).
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
 def seed_landing(settings: Settings, *, users: int, days: int, seed: int) -> list[str]:
@@ -40,7 +30,7 @@ def seed_landing(settings: Settings, *, users: int, days: int, seed: int) -> lis
     start = dt.date.today() - dt.timedelta(days=days)
     options = GeneratorOptions(bad_lines=3, restarts=1)
     written = [p.name for p in generate(landing, users=users, days=days, start=start, seed=seed, options=options)]
-    for sample in sorted(SAMPLES_DIR.glob("*.csv")):
+    for sample in sample_captures():
         target = landing / sample.name
         if not target.exists():
             shutil.copyfile(sample, target)
@@ -71,12 +61,13 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
     if seeded:
         print(f"Seeded {landing.describe('')} with {len(seeded)} files (generated week + real samples).")
     defs = build_definitions(settings)
+    partitions = daily_partitions(settings)
     present, ignored = landing_days(landing)
     for key in ignored:
         print(f"ignored {key}: name does not match <user>-<YYYY-MM-DD>.csv[.gz]")
     ingestible = []
     for day in present:
-        problem = check_partition_key(DAILY_PARTITIONS, day, f"files for {day}")
+        problem = check_partition_key(partitions, day, f"files for {day}")
         if problem:
             print(f"skipped: {problem}")
         else:
@@ -94,8 +85,7 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
     where = f"Glue, warehouse {settings.s3_warehouse_uri}" if settings.is_aws else settings.catalog_path
     print(f"Iceberg tables (catalog 'packetx' at {where}):")
     catalog = resources["iceberg"].load()
-    for table_def in (BRONZE_PACKETS, BRONZE_QUARANTINE, SILVER_PACKETS, *DAILY_TABLES, GOLD_TRAFFIC_ANOMALIES,
-                      *DIMENSIONS):
+    for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):
         print(f"  {table_def.identifier:<40} {table_rows(catalog, table_def):>10,} rows")
     print_answers(settings.serving_path)
     print("\nOpen the Dagster UI:  DAGSTER_HOME=$PWD .venv/bin/dagster dev   -> http://127.0.0.1:3000")

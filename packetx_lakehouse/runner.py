@@ -1,8 +1,11 @@
-"""Run the lakehouse's assets in process over a range of days (demo, benchmarks, tests).
+"""Run the lakehouse in process over a range of days (demo, benchmarks, tests).
 
-A range runs as ONE Dagster run tagged with the partition range, exactly as a backfill with a
-single-run policy would, so start-up is paid once rather than once per day.
+A range runs as ONE run of the ``daily_pipeline`` job, tagged with the partition range exactly
+as a backfill under the job's policy is: the same job the sensor, the schedule and backfills
+launch, with start-up paid once rather than once per day.
 """
+
+from __future__ import annotations
 
 import datetime as dt
 import os
@@ -10,18 +13,21 @@ from pathlib import Path
 
 import dagster as dg
 
-from packetx_lakehouse.lib.archive import group_landing_by_day
-from packetx_lakehouse.lib.objectstore import ObjectStore
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
+from packetx_lakehouse.lib.storage.objectstore import ObjectStore
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def project_instance() -> dg.DagsterInstance:
-    """The instance the UI reads: ``$DAGSTER_HOME``, else the project root's ``dagster.yaml``."""
-    if not os.environ.get("DAGSTER_HOME") and Path("dagster.yaml").is_file():
-        os.environ["DAGSTER_HOME"] = str(Path.cwd())
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+def project_instance(project_dir: Path = Path.cwd()) -> dg.DagsterInstance:
+    """The instance the UI reads: ``$DAGSTER_HOME``, else the project's ``dagster.yaml``, else a throw-away one."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    if (project_dir / "dagster.yaml").is_file():
+        return dg.DagsterInstance.from_config(str(project_dir))
+    return dg.DagsterInstance.ephemeral()
 
 
 def landing_days(landing: ObjectStore) -> tuple[list[dt.date], list[str]]:
@@ -40,8 +46,8 @@ def materialize_range(
     raise_on_error: bool = True,
     log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
-    """Materialise every (selected) asset for the days ``first..last`` in one run."""
-    job = defs.resolve_implicit_global_asset_job_def()
+    """Materialise every (selected) asset of ``daily_pipeline`` for the days ``first..last`` in one run."""
+    job = defs.resolve_job_def(DAILY_PIPELINE)
     return job.execute_in_process(
         instance=instance,
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},

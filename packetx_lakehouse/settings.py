@@ -4,14 +4,20 @@ With nothing set, everything is local under ``data/`` (the embedded default). ``
 switches the same resources to S3 + Glue (+ DynamoDB, and a warehouse if a URL is given).
 Credentials are never stored here: boto3, s3fs and PyIceberg take them from the standard AWS
 chain, so they cannot leak into logs, run config or metadata through this object.
+
+Reading settings never changes the environment. The one step that does, :func:`prepare_environment`
+(``.env`` and the legacy credential names), is called explicitly by each entry point.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dotenv import dotenv_values
 
 DEFAULT_START_DATE = "2025-01-01"
 
@@ -25,7 +31,7 @@ def _env(name: str, default: str = "") -> str:
 LEGACY_AWS_NAMES = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
 
-def adopt_legacy_aws_credentials(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
+def adopt_legacy_aws_credentials(environ: MutableMapping[str, str] = os.environ) -> list[str]:
     """Copy legacy credential variables to their standard names, unless those are already set.
 
     Every AWS client here (boto3, s3fs via aiobotocore, PyIceberg's Glue client) then finds them
@@ -38,6 +44,31 @@ def adopt_legacy_aws_credentials(environ: dict[str, str] | os._Environ[str] = os
             environ[standard] = environ[legacy].strip()
             adopted.append(standard)
     return adopted
+
+
+def load_dotenv_file(path: Path = Path(".env"), environ: MutableMapping[str, str] = os.environ) -> list[str]:
+    """Read ``.env`` as ``dagster``/``dg`` do for code locations: variables already set win.
+
+    Returns the names that were taken from the file (never the values).
+    """
+    if not path.is_file():
+        return []
+    taken = []
+    for name, value in dotenv_values(path).items():
+        if value is not None and name not in environ:
+            environ[name] = value
+            taken.append(name)
+    return taken
+
+
+def prepare_environment(environ: MutableMapping[str, str] = os.environ) -> None:
+    """The one place the process environment is changed: ``.env``, then legacy credential names.
+
+    Entry points call it before reading :class:`Settings` (the CLI, the Dagster code location), so
+    every command sees the same configuration and AWS clients find credentials in their usual chain.
+    """
+    load_dotenv_file(environ=environ)
+    adopt_legacy_aws_credentials(environ)
 
 
 def parse_device_timezones(spec: str) -> dict[str, str]:
@@ -114,7 +145,6 @@ class Settings:
     def s3_warehouse_uri(self) -> str:
         return f"s3://{self.s3_bucket}/{self.s3_prefix}warehouse"
 
-
     @classmethod
     def from_env(cls) -> "Settings":
         env = _env("PACKETX_ENV", "local").lower()
@@ -127,8 +157,6 @@ class Settings:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         bucket = _env("PACKETX_S3_BUCKET", _env("s3_bucket_name"))
-        if env == "aws":
-            adopt_legacy_aws_credentials()
         if env == "aws" and not bucket:
             raise ValueError("PACKETX_ENV=aws needs PACKETX_S3_BUCKET (or s3_bucket_name)")
         return cls(

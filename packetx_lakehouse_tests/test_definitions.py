@@ -5,11 +5,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from packetx_lakehouse.definitions import build_definitions, defs
+from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.definitions import defs as load_defs
 from packetx_lakehouse.settings import Settings
 
 
 def test_definitions_load_with_expected_assets_partitions_and_resources():
+    defs = load_defs()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"packetx_raw/raw_archive", "packetx_raw/packets", "packetx_raw/quarantine"} <= keys
@@ -21,16 +23,18 @@ def test_definitions_load_with_expected_assets_partitions_and_resources():
 
 
 def test_embedded_default_points_at_local_storage_under_data():
-    resources = defs.resources
+    resources = load_defs().resources
     assert resources["iceberg"].kind == "sql"
     assert resources["iceberg"].sqlite_path == "data/lakehouse/catalog.db"
     assert resources["landing"].root == "data/traffic_log"
     assert resources["duckdb"].database == "data/serving/packetx.duckdb"
 
 
-def test_settings_that_disagree_with_the_import_time_partitions_are_refused():
-    with pytest.raises(ValueError, match="got 2024-01-01 UTC, partitions use 2025-01-01 UTC"):
-        build_definitions(Settings(start_date="2024-01-01"))
+def test_partitions_and_schedules_follow_the_settings_passed_in():
+    defs = build_definitions(Settings(start_date="2024-01-01", partition_timezone="Europe/Berlin"))
+    partitions = defs.resolve_asset_graph().get(dg.AssetKey(["packetx_raw", "packets"])).partitions_def
+    assert (partitions.start.date().isoformat(), partitions.timezone) == ("2024-01-01", "Europe/Berlin")
+    assert {s.execution_timezone for s in defs.schedules} == {"Europe/Berlin"}
 
 
 def test_dagster_and_dg_both_load_the_one_definitions_module():

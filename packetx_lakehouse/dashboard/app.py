@@ -17,7 +17,12 @@ import polars as pl
 import streamlit as st
 
 from packetx_lakehouse.dashboard import queries
-from packetx_lakehouse.dashboard.queries import Filters, NoDataYet, ServingBusy, format_kb
+from packetx_lakehouse.dashboard.queries import (
+    Filters,
+    NoDataYet,
+    ServingBusy,
+    format_kb,
+)
 from packetx_lakehouse.lib.schemas import DIRECTIONS
 from packetx_lakehouse.settings import Settings
 

@@ -1,4 +1,6 @@
-"""Asset-check results built from the pure validators in ``lib.gold`` (problems: list of text)."""
+"""Asset-check results built from the pure validators in ``lib.transform.checks``."""
+
+from __future__ import annotations
 
 import dagster as dg
 
@@ -18,3 +20,12 @@ def problems_check(
         metadata={**(metadata or {}),
                   "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:20]) or "none")},
     )
+
+
+def check_spec(asset: dg.AssetKey, name: str, description: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, description=description)
+
+
+def is_selected(context: dg.AssetExecutionContext, asset: dg.AssetKey, name: str) -> bool:
+    """Whether this (subset) run asked for the check ``name`` of ``asset``."""
+    return dg.AssetCheckKey(asset, name) in context.selected_asset_check_keys

@@ -1,15 +1,22 @@
-"""What every layer's assets share: keys named after their tables, and the daily options."""
+"""What every asset shares: keys named after their tables, one way to declare a spec, and the
+execution options of every daily step (partitions, range backfills, pools)."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
 
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS
 from packetx_lakehouse.lib.schemas import TableDef
 
 OWNERS = ["team:packetx-data"]
-#: A backfill runs up to a month per run: each asset handles a range of days in one pass.
+#: A backfill runs up to a month per run: each step handles a range of days in one pass.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+#: Every Iceberg write holds a slot of this pool (see ``dagster.yaml``).
+ICEBERG_POOL = "iceberg_writes"
+#: Daily tables follow their parents by themselves.
+DAILY_AUTOMATION = dg.AutomationCondition.eager()
 
 
 def asset_key(table_def: TableDef) -> dg.AssetKey:
@@ -17,12 +24,33 @@ def asset_key(table_def: TableDef) -> dg.AssetKey:
     return dg.AssetKey([table_def.namespace, table_def.name])
 
 
-def daily_asset_options(pool: str = "iceberg_writes") -> dict[str, Any]:
-    """Daily partitions, range backfills, following upstream by itself, one writer per pool."""
-    return {
-        "partitions_def": DAILY_PARTITIONS,
-        "backfill_policy": BACKFILL_POLICY,
-        "automation_condition": dg.AutomationCondition.eager(),
-        "pool": pool,
-        "owners": OWNERS,
-    }
+def table_spec(
+    table_def: TableDef,
+    *,
+    group: str,
+    deps: Iterable[dg.AssetKey | dg.AssetDep] = (),
+    automation_condition: dg.AutomationCondition | None = DAILY_AUTOMATION,
+    kinds: Iterable[str] = ("iceberg", "polars"),
+) -> dg.AssetSpec:
+    """The spec of the asset that is one lakehouse table; its description lives with its schema."""
+    return dg.AssetSpec(
+        asset_key(table_def),
+        description=table_def.description,
+        deps=list(deps),
+        group_name=group,
+        kinds=set(kinds),
+        owners=OWNERS,
+        automation_condition=automation_condition,
+        metadata={"dagster/table_name": table_def.identifier},
+    )
+
+
+def serving_spec(key: dg.AssetKey, *, deps: Iterable[dg.AssetKey], kinds: Iterable[str], description: str) -> dg.AssetSpec:
+    """A copy of gold somewhere people or apps read it: it follows gold by itself."""
+    return dg.AssetSpec(key, deps=list(deps), group_name="serving", kinds=set(kinds), owners=OWNERS,
+                        automation_condition=DAILY_AUTOMATION, description=description)
+
+
+def daily_step(partitions: dg.PartitionsDefinition, *, pool: str = ICEBERG_POOL) -> dict[str, Any]:
+    """``@dg.multi_asset`` options of every daily step: partitions, a month per backfill run, a pool."""
+    return {"partitions_def": partitions, "backfill_policy": BACKFILL_POLICY, "pool": pool}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import dagster as dg
 import pyarrow as pa
 
-from packetx_lakehouse.lib.iceberg import WriteResult
+from packetx_lakehouse.lib.storage.iceberg import WriteResult
 
 PREVIEW_ROWS = 5
 

@@ -1,4 +1,7 @@
-"""The daily partitions every layer shares; the key is the date in the traffic-log file name."""
+"""The daily partitions every layer shares; the key is the date in the traffic-log file name.
+
+Built from the settings passed to ``build_definitions``, never read from the environment here.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +32,6 @@ def check_partition_key(partitions: dg.DailyPartitionsDefinition, day: dt.date, 
     if day > last:
         return f"{what} is dated {day}, after today's partition {last} in {partitions.timezone} (device clock or time zone ahead?)"
     return None
-
-
-DAILY_PARTITIONS = daily_partitions(Settings.from_env())
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:

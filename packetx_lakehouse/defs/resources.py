@@ -11,15 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.config import Config
 import dagster as dg
+from botocore.config import Config
 from dagster_duckdb import DuckDBResource
-from pyiceberg.catalog import Catalog
 from pydantic import PrivateAttr
+from pyiceberg.catalog import Catalog
 
-from packetx_lakehouse.lib.iceberg import CATALOG_NAME, glue_catalog, local_catalog
-from packetx_lakehouse.lib.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
-from packetx_lakehouse.lib.warehouse import Warehouse
+from packetx_lakehouse.lib.serving.sql_warehouse import Warehouse
+from packetx_lakehouse.lib.storage.iceberg import (
+    CATALOG_NAME,
+    glue_catalog,
+    local_catalog,
+)
+from packetx_lakehouse.lib.storage.objectstore import (
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+)
 from packetx_lakehouse.settings import Settings
 
 WAREHOUSE_URL_VAR = "PACKETX_WAREHOUSE_URL"

@@ -36,6 +36,8 @@ class TableDef:
     partition_by: tuple[str, ...] = ("log_date",)
     #: Columns that identify one row at the table's grain (checked by asset checks).
     key: tuple[str, ...] = ()
+    #: What the table holds, for people: the asset's description in the UI.
+    description: str = ""
 
     @property
     def identifier(self) -> str:
@@ -71,6 +73,10 @@ BRONZE_PACKETS = TableDef(
         _f("ingested_at", TS_UTC, False),
     ),
     key=("source_file", "line_number"),
+    description=(
+        "Every parseable PacketX row as the producer wrote it, plus lineage (source file, line "
+        "number, ingest time). Partitioned by log_date."
+    ),
 )
 
 #: Every line that could not be parsed, with the reason; nothing is ever dropped silently.
@@ -86,6 +92,7 @@ BRONZE_QUARANTINE = TableDef(
         _f("ingested_at", TS_UTC, False),
     ),
     key=("source_file", "line_number"),
+    description="Every line that could not be parsed, with file, line number, raw text and reason.",
 )
 
 # --- silver -------------------------------------------------------------------------------
@@ -118,6 +125,11 @@ SILVER_PACKETS = TableDef(
     ),
     partition_by=("log_date", "user"),
     key=("source_file", "line_number"),
+    description=(
+        "Typed, validated, deduplicated PacketX rows in UTC, partitioned by day and user. Direction "
+        "is derived around the user's device IP (PacketX orders each pair as text, so its 'source' is "
+        "not the sender); restart replays are kept but flagged so gold never counts them."
+    ),
 )
 
 DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
@@ -139,6 +151,7 @@ GOLD_HOURLY_BANDWIDTH = TableDef(
         _f("minutes", pa.int64(), False),
     ),
     key=("log_date", "user", "hour_utc", "remote_ip", "direction"),
+    description="KB and minutes seen per user, UTC hour, remote IP and direction.",
 )
 
 GOLD_DAILY_USER_BANDWIDTH = TableDef(
@@ -158,6 +171,10 @@ GOLD_DAILY_USER_BANDWIDTH = TableDef(
         _f("rows", pa.int64(), False),
     ),
     key=("log_date", "user"),
+    description=(
+        "Per user and day: total / inbound / outbound / internal / unknown KB, distinct remote hosts "
+        "and the peak minute."
+    ),
 )
 
 GOLD_TOP_EXTERNAL_HOSTS = TableDef(
@@ -172,6 +189,7 @@ GOLD_TOP_EXTERNAL_HOSTS = TableDef(
         _f("share", pa.float64(), False),
     ),
     key=("log_date", "user", "rank"),
+    description="Per user and day, the top public remote IPs by KB, with rank and share.",
 )
 
 GOLD_TRAFFIC_ANOMALIES = TableDef(
@@ -188,6 +206,11 @@ GOLD_TRAFFIC_ANOMALIES = TableDef(
         _f("baseline_hours", pa.int64(), False),
     ),
     key=("log_date", "user", "hour_utc"),
+    description=(
+        "User-hours whose KB is far above that user's trailing 7-day baseline (robust z-score on "
+        "median and MAD), with the score and the baseline. A day loaded late also re-scores the 7 "
+        "days after it, whose baseline it is part of."
+    ),
 )
 
 #: The device IP of every user-hour: the small table ``users_dim`` is rebuilt from.
@@ -202,6 +225,7 @@ GOLD_USER_IP_HOURLY = TableDef(
         _f("rows", pa.int64(), False),
     ),
     key=("log_date", "user", "hour_utc"),
+    description="The user's device IP in every UTC hour: the input users_dim is rebuilt from.",
 )
 
 #: Every address a day's counted rows mention: the small table ``ip_dim`` is rebuilt from.
@@ -210,6 +234,7 @@ GOLD_DAILY_IPS = TableDef(
     "daily_ips",
     _schema(_f("log_date", pa.date32(), False), _f("ip", STRING, False)),
     key=("log_date", "ip"),
+    description="Every IP address seen on a day: the input ip_dim is rebuilt from.",
 )
 
 #: SCD type 2 on the device IP; ``user_id`` is the durable key facts carry.
@@ -228,6 +253,10 @@ GOLD_USERS_DIM = TableDef(
     ),
     partition_by=(),
     key=("user_key",),
+    description=(
+        "Users as a slowly changing dimension (type 2) on the device's local IP: one version per run "
+        "of hours with the same IP, contiguous validity, exactly one current row per user."
+    ),
 )
 
 GOLD_IP_DIM = TableDef(
@@ -242,6 +271,7 @@ GOLD_IP_DIM = TableDef(
     ),
     partition_by=(),
     key=("ip_key",),
+    description="Every IP address seen, with a stable surrogate key, version, scope and private flag.",
 )
 
 GOLD_DIRECTION_DIM = TableDef(
@@ -254,6 +284,7 @@ GOLD_DIRECTION_DIM = TableDef(
     ),
     partition_by=(),
     key=("direction_key",),
+    description="The four traffic directions and what each means.",
 )
 
 #: Hour grain, so a fact's ``date_key`` (yyyymmddhh of its UTC time) is a plain equality join.
@@ -273,6 +304,7 @@ GOLD_DATE_DIM = TableDef(
     ),
     partition_by=(),
     key=("date_key",),
+    description="Calendar at hour grain (UTC) covering every partition from the start date to tomorrow.",
 )
 
 #: One row per non-replay silver row. The user is referenced by its durable ``user_id`` plus
@@ -294,7 +326,35 @@ GOLD_PACKETS_FACT = TableDef(
         _f("line_number", pa.int64(), False),
     ),
     key=("source_file", "line_number"),
+    description=(
+        "Star-schema fact: one row per counted silver row, keyed to the dimensions (users by durable "
+        "user_id + point in time)."
+    ),
 )
 
+# --- the one registry of tables ----------------------------------------------------------
+
+#: What one read of a day's bronze produces (the reader writes both in one step).
+BRONZE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE)
+#: The per-day gold tables built from one read of the day's silver rows.
+GOLD_DAILY_TABLES: tuple[TableDef, ...] = (
+    GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS, GOLD_USER_IP_HOURLY,
+    GOLD_DAILY_IPS, GOLD_PACKETS_FACT,
+)  # fmt: skip
 #: The star schema's dimensions, rebuilt in full; every consumer (DuckDB, warehouse) copies these.
 STAR_DIMENSIONS: tuple[TableDef, ...] = (GOLD_DATE_DIM, GOLD_IP_DIM, GOLD_USERS_DIM, GOLD_DIRECTION_DIM)
+STAR_FACT = GOLD_PACKETS_FACT
+#: Gold tables a person queries day by day: what serving copies per day (plus the fact).
+GOLD_SERVED_DAILY: tuple[TableDef, ...] = (
+    GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS, GOLD_TRAFFIC_ANOMALIES, STAR_FACT,
+)  # fmt: skip
+#: Every Iceberg table, by layer, in the order data flows.
+TABLES_BY_LAYER: dict[str, tuple[TableDef, ...]] = {
+    "bronze": BRONZE_TABLES,
+    "silver": (SILVER_PACKETS,),
+    "gold": (*GOLD_DAILY_TABLES, GOLD_TRAFFIC_ANOMALIES, *STAR_DIMENSIONS),
+}
+#: The table whose newest partition says how fresh each layer is (dashboard, ops.partitions).
+FRESHNESS_TABLES: dict[str, TableDef] = {
+    "bronze": BRONZE_PACKETS, "silver": SILVER_PACKETS, "gold": GOLD_DAILY_USER_BANDWIDTH,
+}

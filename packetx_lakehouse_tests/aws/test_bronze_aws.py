@@ -5,9 +5,9 @@ from pathlib import Path
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.resources import build_resources
-from packetx_lakehouse.lib.generator import GeneratorOptions, generate
-from packetx_lakehouse.lib.iceberg import glue_catalog
-from packetx_lakehouse.lib.upload import upload_files
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate
+from packetx_lakehouse.devices.upload import upload_files
+from packetx_lakehouse.lib.storage.iceberg import glue_catalog
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
 

@@ -1,6 +1,5 @@
 """The production instance (deploy/dagster.postgres.yaml) on the machine's PostgreSQL."""
 
-import datetime as dt
 import secrets
 import shutil
 from pathlib import Path

@@ -1,8 +1,8 @@
 """``packetx-lakehouse demo`` on the AWS path: environment variables are the only difference."""
 
 from packetx_lakehouse.cli import main
-from packetx_lakehouse.lib.iceberg import glue_catalog
-from packetx_lakehouse.lib.warehouse import Warehouse
+from packetx_lakehouse.lib.serving.sql_warehouse import Warehouse
+from packetx_lakehouse.lib.storage.iceberg import glue_catalog
 
 
 def test_demo_runs_the_whole_pipeline_from_the_s3_landing_prefix(aws, aws_settings, pg_database, tmp_path, monkeypatch, capsys):

@@ -2,9 +2,11 @@
 
 import dagster as dg
 
+from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
+from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import build_resources
-from packetx_lakehouse.defs.sensors.landing import landing_sensor
-from packetx_lakehouse.lib.upload import upload_files
+from packetx_lakehouse.devices.upload import upload_files
+from packetx_lakehouse.settings import Settings
 from packetx_lakehouse_tests.conftest import HEADER
 
 ROW = "alice,{day} 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
@@ -12,7 +14,7 @@ ROW = "alice,{day} 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
 
 def _tick(resources, cursor):
     context = dg.build_sensor_context(cursor=cursor, resources={"landing": resources["landing"]})
-    return landing_sensor(context)
+    return landing_sensor(daily_partitions(Settings()))(context)
 
 
 def test_sensor_requests_new_and_grown_uploads_once(aws, aws_settings, tmp_path):

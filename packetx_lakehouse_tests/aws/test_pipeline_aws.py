@@ -10,10 +10,12 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.resources import build_resources
-from packetx_lakehouse.lib.generator import GeneratorOptions, generate
-from packetx_lakehouse.lib.iceberg import glue_catalog
-from packetx_lakehouse.lib.upload import upload_files
-from packetx_lakehouse.lib.warehouse import DIMENSIONS, FACT, Warehouse
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate
+from packetx_lakehouse.devices.upload import upload_files
+from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS as DIMENSIONS
+from packetx_lakehouse.lib.schemas import STAR_FACT as FACT
+from packetx_lakehouse.lib.serving.sql_warehouse import Warehouse
+from packetx_lakehouse.lib.storage.iceberg import glue_catalog
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
 from packetx_lakehouse_tests.aws.conftest import SECRET_ACCESS_KEY

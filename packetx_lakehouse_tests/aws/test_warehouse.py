@@ -13,7 +13,13 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_PACKETS_FACT,
     GOLD_USERS_DIM,
 )
-from packetx_lakehouse.lib.warehouse import DIMENSIONS, Warehouse, connection_info, migrations, redacted
+from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS as DIMENSIONS
+from packetx_lakehouse.lib.serving.sql_warehouse import (
+    Warehouse,
+    connection_info,
+    migrations,
+    redacted,
+)
 
 D1, D2 = dt.date(2026, 11, 18), dt.date(2026, 11, 19)
 UTC = dt.UTC

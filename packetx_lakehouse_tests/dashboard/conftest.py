@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.lib.generator import GeneratorOptions, generate
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
 

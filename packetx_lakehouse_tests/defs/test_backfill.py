@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pyarrow.compute as pc
 
-from packetx_lakehouse.defs.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.runner import RANGE_END_TAG, RANGE_START_TAG
 
 DAYS = [dt.date(2026, 11, 1) + dt.timedelta(days=n) for n in range(3)]

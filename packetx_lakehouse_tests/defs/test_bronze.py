@@ -4,14 +4,20 @@ import hashlib
 
 import pyarrow.compute as pc
 
-from packetx_lakehouse.defs.bronze.assets import BRONZE_PACKETS_KEY, BRONZE_QUARANTINE_KEY, RAW_ARCHIVE_KEY
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS, check_partition_key
-from packetx_lakehouse.lib.archive import load_manifest
-from packetx_lakehouse.lib.objectstore import LocalObjectStore
+from packetx_lakehouse.defs.bronze.assets import (
+    BRONZE_PACKETS_KEY,
+    BRONZE_QUARANTINE_KEY,
+    RAW_ARCHIVE_KEY,
+)
+from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
+from packetx_lakehouse.lib.ingest.archive import load_manifest
+from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
+from packetx_lakehouse.settings import Settings
 from packetx_lakehouse_tests.conftest import HEADER
 
 DAY = dt.date(2026, 11, 20)
+DAILY_PARTITIONS = daily_partitions(Settings())
 ALICE = "alice-2026-11-20.csv"
 BLOCK_1 = (
     "alice,2026-11-20 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"

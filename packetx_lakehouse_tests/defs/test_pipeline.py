@@ -4,7 +4,6 @@ import dataclasses
 import datetime as dt
 import random
 import shutil
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -12,11 +11,10 @@ import polars as pl
 import pyarrow as pa
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.gold.assets import gold_daily, users_dim, users_dim_scd2_valid
-from packetx_lakehouse.defs.gold.freshness import expected_partition, yesterday_is_fresh
-from packetx_lakehouse.lib import gold
-from packetx_lakehouse.lib.generator import GeneratorOptions, generate, local_ip_for
-from packetx_lakehouse.lib.iceberg import ensure_table, replace_partitions, replace_table
+from packetx_lakehouse.defs.automation.freshness import expected_partition
+from packetx_lakehouse.defs.conventions import asset_key
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate, local_ip_for
+from packetx_lakehouse.devices.samples import SAMPLES_DIR
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     GOLD_DAILY_USER_BANDWIDTH,
@@ -30,10 +28,17 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_USERS_DIM,
     SILVER_PACKETS,
 )
+from packetx_lakehouse.lib.storage.iceberg import (
+    ensure_table,
+    replace_partitions,
+    replace_table,
+)
+from packetx_lakehouse.lib.transform import checks as validators
+from packetx_lakehouse.lib.transform import gold
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse_tests.conftest import Lakehouse
 
-SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+SAMPLES = SAMPLES_DIR
 START = dt.date(2026, 11, 14)
 WEEK = [START + dt.timedelta(days=n) for n in range(7)]
 OPTIONS = GeneratorOptions(minutes_per_day=30, pairs_per_minute=12, bad_lines=2, restarts=1)
@@ -111,7 +116,7 @@ def test_rerunning_days_in_any_order_leaves_every_table_identical(lakehouse, tmp
         assert materialize_range(other.defs, day, day).success
     for table_def in COMPARED:
         assert _scan(other, table_def).equals(reference[table_def.identifier]), table_def.identifier
-    assert gold.scd2_problems(_scan(other, GOLD_USERS_DIM).to_arrow()) == []
+    assert validators.scd2_problems(_scan(other, GOLD_USERS_DIM).to_arrow()) == []
 
     assert materialize_range(lakehouse.defs, WEEK[3], WEEK[3]).success  # and the same lakehouse again
     for table_def in COMPARED:
@@ -190,9 +195,11 @@ def test_checks_pass_on_good_data_and_fail_on_broken_data(lakehouse):
     dim = users.scan().to_arrow()
     overlapping = pa.concat_tables([dim, dim.slice(0, 1)])  # a second current row for the same user
     replace_table(users, overlapping)
-    assert gold.scd2_problems(overlapping)
-    result = dg.materialize([users_dim, users_dim_scd2_valid], resources=lakehouse.defs.resources,
-                            selection=dg.AssetSelection.checks(users_dim_scd2_valid))
+    assert validators.scd2_problems(overlapping)
+    scd2_check = dg.AssetCheckKey(asset_key(GOLD_USERS_DIM), "users_dim_scd2_valid")
+    # The resolved definition carries its resources already.
+    result = dg.materialize([lakehouse.defs.resolve_assets_def(scd2_check.asset_key)],
+                            selection=dg.AssetSelection.checks(scd2_check))
     assert _check_results(result) == {"packetx_gold/users_dim:users_dim_scd2_valid": False}
     problems = result.get_asset_check_evaluations()[0].metadata["problems"].value
     assert "2 current rows (expected 1)" in problems
@@ -207,8 +214,7 @@ def test_freshness_check_expects_yesterdays_gold_partition(lakehouse):
     instance = dg.DagsterInstance.ephemeral()
 
     def evaluate() -> tuple[bool, str]:
-        result = dg.materialize([gold_daily, yesterday_is_fresh], resources=lakehouse.defs.resources,
-                                instance=instance, selection=dg.AssetSelection.checks(yesterday_is_fresh))
+        result = lakehouse.defs.resolve_job_def("freshness_check").execute_in_process(instance=instance)
         (evaluation,) = result.get_asset_check_evaluations()
         return evaluation.passed, evaluation.metadata["expected_partition"].value
 

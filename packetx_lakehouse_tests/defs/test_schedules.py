@@ -3,10 +3,15 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from packetx_lakehouse.defs.jobs import DAILY_PIPELINE
-from packetx_lakehouse.defs.schedules.daily import daily_schedule
-from packetx_lakehouse.defs.partitions import DAILY_PARTITIONS
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.automation.schedules import (
+    daily_schedule as build_daily_schedule,
+)
+from packetx_lakehouse.defs.partitions import daily_partitions
+from packetx_lakehouse.settings import Settings
 
+DAILY_PARTITIONS = daily_partitions(Settings())
+daily_schedule = build_daily_schedule(DAILY_PARTITIONS)
 ROWS = "alice,2026-11-20 23:59,8.8.8.8,192.168.1.20,210,210\n"
 
 

@@ -6,14 +6,20 @@ from pathlib import Path
 
 import dagster as dg
 
+from packetx_lakehouse.defs.automation.landing_sensor import (
+    MAX_DAYS_PER_TICK,
+    landing_sensor,
+)
+from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import ObjectStoreResource
-from packetx_lakehouse.defs.sensors.landing import MAX_DAYS_PER_TICK, landing_sensor
+from packetx_lakehouse.settings import Settings
 
 ALICE = "alice-2026-11-20.csv"
 ROWS = (
     "alice,2026-11-20 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
     "alice,2026-11-20 09:53,192.168.1.20,142.250.1.1,948.173,1158.17\n"
 )
+SENSOR = landing_sensor(daily_partitions(Settings()))
 T1, T2, T3 = 1_763_600_000_000_000_000, 1_763_600_060_000_000_000, 1_763_600_120_000_000_000
 
 
@@ -21,7 +27,7 @@ def tick(lakehouse, cursor: str | None = None) -> dg.SensorResult:
     context = dg.build_sensor_context(
         cursor=cursor, resources={"landing": ObjectStoreResource(root=str(lakehouse.landing))}
     )
-    return landing_sensor(context)
+    return SENSOR(context)
 
 
 def pin_mtime(path: Path, ns: int) -> None:

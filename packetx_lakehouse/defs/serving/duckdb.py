@@ -1,5 +1,6 @@
 """Serving: the gold tables, the star schema and operational facts in one DuckDB database."""
 
+
 import datetime as dt
 from pathlib import Path
 
@@ -8,88 +9,86 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from packetx_lakehouse.defs.bronze.assets import BRONZE_QUARANTINE_KEY
-from packetx_lakehouse.defs.checks import problems_check
-from packetx_lakehouse.defs.conventions import asset_key, daily_asset_options
+from packetx_lakehouse.defs.checks import check_spec, problems_check
+from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
 from packetx_lakehouse.defs.metadata import markdown_preview
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
-from packetx_lakehouse.lib import gold, serving
-from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions
 from packetx_lakehouse.lib.schemas import (
-    BRONZE_PACKETS,
     BRONZE_QUARANTINE,
+    FRESHNESS_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
     GOLD_DATE_DIM,
     GOLD_DIRECTION_DIM,
-    GOLD_HOURLY_BANDWIDTH,
     GOLD_IP_DIM,
-    GOLD_PACKETS_FACT,
-    GOLD_TOP_EXTERNAL_HOSTS,
-    GOLD_TRAFFIC_ANOMALIES,
+    GOLD_SERVED_DAILY,
     GOLD_USERS_DIM,
-    SILVER_PACKETS,
     STAR_DIMENSIONS,
+    STAR_FACT,
 )
+from packetx_lakehouse.lib.serving import duckdb_store
+from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_partitions
+from packetx_lakehouse.lib.transform import checks
 
 SERVING_KEY = dg.AssetKey(["serving", "duckdb"])
-DAILY_SERVED = (GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS,
-                GOLD_TRAFFIC_ANOMALIES, GOLD_PACKETS_FACT)
-DIMENSIONS = STAR_DIMENSIONS
-#: Tables whose newest partition the dashboard shows as "freshness per layer".
-FRESHNESS = {"bronze": BRONZE_PACKETS, "silver": SILVER_PACKETS, "gold": GOLD_DAILY_USER_BANDWIDTH}
+REFERENTIAL_INTEGRITY = "star_schema_referential_integrity"
 
 
-@dg.asset(
-    key=SERVING_KEY,
-    deps=[asset_key(t) for t in DAILY_SERVED + DIMENSIONS] + [BRONZE_QUARANTINE_KEY],
-    **daily_asset_options(pool="duckdb_serving"),
-    group_name="serving",
-    kinds={"duckdb"},
-    description="DuckDB database (<data dir>/serving/packetx.duckdb) with gold.* (aggregates and star "
-    "schema) and ops.* (quarantine, partition freshness): open it with the duckdb CLI and query.",
-    check_specs=[dg.AssetCheckSpec("star_schema_referential_integrity", asset=SERVING_KEY,
-                                   description="every fact finds its user version, IPs, hour and direction")],
-)
-def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, duckdb: DuckDBResource):
-    days = partition_dates(context)
-    catalog = iceberg.load()
-    loaded: dict[str, pa.Table] = {}
-    Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.get_connection() as con:
-        for table_def in DAILY_SERVED:
-            data = read_partitions(ensure_table(catalog, table_def), values=days)
-            serving.replace_days(con, f"gold.{table_def.name}", data, days)
-            loaded[table_def.name] = data
-        for table_def in DIMENSIONS:
-            data = ensure_table(catalog, table_def).scan().to_arrow()
-            serving.replace_table(con, f"gold.{table_def.name}", data)
-            loaded[table_def.name] = data
-        quarantine = read_partitions(ensure_table(catalog, BRONZE_QUARANTINE), values=days)
-        serving.replace_days(con, "ops.quarantine", quarantine.drop_columns(["ingested_at"]), days)
-        serving.replace_table(con, "ops.partitions", _partition_summary(catalog))
-        rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(rows.values()),
-            "database": dg.MetadataValue.path(duckdb.database),
-            "rows_in_database": dg.MetadataValue.json(rows),
-            "preview": markdown_preview(loaded[GOLD_DAILY_USER_BANDWIDTH.name].select(
-                ["log_date", "user", "total_kb", "inbound_kb", "outbound_kb", "internal_kb"])),
-            "dashboard": dg.MetadataValue.md("`packetx-lakehouse dashboard`, then <http://127.0.0.1:8501>"),
-            "days_refreshed": ", ".join(d.isoformat() for d in days) if len(days) < 8 else f"{days[0]} .. {days[-1]}",
-        }
+def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    spec = serving_spec(
+        SERVING_KEY,
+        deps=[asset_key(t) for t in GOLD_SERVED_DAILY + STAR_DIMENSIONS] + [BRONZE_QUARANTINE_KEY],
+        kinds={"duckdb"},
+        description="DuckDB database (<data dir>/serving/packetx.duckdb) with gold.* (aggregates and star "
+        "schema) and ops.* (quarantine, partition freshness): open it with the duckdb CLI and query.",
     )
-    yield problems_check(
-        "star_schema_referential_integrity",
-        gold.orphan_facts(loaded[GOLD_PACKETS_FACT.name], loaded[GOLD_USERS_DIM.name], loaded[GOLD_IP_DIM.name],
-                          loaded[GOLD_DATE_DIM.name], loaded[GOLD_DIRECTION_DIM.name]),
-    )
+
+    @dg.multi_asset(name="serving_duckdb", specs=[spec],
+                    check_specs=[check_spec(SERVING_KEY, REFERENTIAL_INTEGRITY,
+                                            "every fact finds its user version, IPs, hour and direction")],
+                    **daily_step(partitions, pool="duckdb_serving"))
+    def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, duckdb: DuckDBResource):
+        days = partition_dates(context)
+        catalog = iceberg.load()
+        loaded: dict[str, pa.Table] = {}
+        Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.get_connection() as con:
+            for table_def in GOLD_SERVED_DAILY:
+                data = read_partitions(ensure_table(catalog, table_def), values=days)
+                duckdb_store.replace_days(con, f"gold.{table_def.name}", data, days)
+                loaded[table_def.name] = data
+            for table_def in STAR_DIMENSIONS:
+                data = ensure_table(catalog, table_def).scan().to_arrow()
+                duckdb_store.replace_table(con, f"gold.{table_def.name}", data)
+                loaded[table_def.name] = data
+            quarantine = read_partitions(ensure_table(catalog, BRONZE_QUARANTINE), values=days)
+            duckdb_store.replace_days(con, "ops.quarantine", quarantine.drop_columns(["ingested_at"]), days)
+            duckdb_store.replace_table(con, "ops.partitions", _partition_summary(catalog))
+            rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": sum(rows.values()),
+                "database": dg.MetadataValue.path(duckdb.database),
+                "rows_in_database": dg.MetadataValue.json(rows),
+                "preview": markdown_preview(loaded[GOLD_DAILY_USER_BANDWIDTH.name].select(
+                    ["log_date", "user", "total_kb", "inbound_kb", "outbound_kb", "internal_kb"])),
+                "dashboard": dg.MetadataValue.md("`packetx-lakehouse dashboard`, then <http://127.0.0.1:8501>"),
+                "days_refreshed": ", ".join(d.isoformat() for d in days) if len(days) < 8 else f"{days[0]} .. {days[-1]}",
+            }
+        )
+        yield problems_check(
+            REFERENTIAL_INTEGRITY,
+            checks.orphan_facts(loaded[STAR_FACT.name], loaded[GOLD_USERS_DIM.name], loaded[GOLD_IP_DIM.name],
+                                loaded[GOLD_DATE_DIM.name], loaded[GOLD_DIRECTION_DIM.name]),
+        )
+
+    return serving_duckdb
 
 
 def _partition_summary(catalog) -> pa.Table:
     """Rows per layer and day, from Iceberg partition metadata (no data files are read)."""
     layers, tables, dates, counts = [], [], [], []
-    for layer, table_def in FRESHNESS.items():
+    for layer, table_def in FRESHNESS_TABLES.items():
         partitions = ensure_table(catalog, table_def).inspect.partitions()
         if partitions.num_rows == 0:  # a table with no data files has no partition column either
             continue

@@ -4,44 +4,48 @@ Only part of the definitions when ``PACKETX_WAREHOUSE_URL`` is set. The project 
 migrations before every load, so a new warehouse needs nothing but an empty database.
 """
 
+
 import dagster as dg
 
-from packetx_lakehouse.defs.conventions import asset_key, daily_asset_options
+from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, WarehouseResource
-from packetx_lakehouse.lib.iceberg import ensure_table, read_partitions
-from packetx_lakehouse.lib.warehouse import DIMENSIONS, FACT
+from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS, STAR_FACT
+from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_partitions
 
 WAREHOUSE_KEY = dg.AssetKey(["serving", "warehouse"])
 
 
-@dg.asset(
-    key=WAREHOUSE_KEY,
-    deps=[asset_key(t) for t in (FACT, *DIMENSIONS)],
-    **daily_asset_options(pool="warehouse_loads"),
-    group_name="serving",
-    kinds={"postgres", "redshift"},
-    description="The star schema (date_dim, ip_dim, users_dim SCD2, direction_dim, packets_fact) in the "
-    "warehouse at PACKETX_WAREHOUSE_URL: dimensions replaced in full, facts replaced per day, one transaction.",
-)
-def warehouse_star_schema(
-    context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    days = partition_dates(context)
-    catalog = iceberg.load()
-    target = warehouse.warehouse()
-    applied = target.migrate()
-    if applied:
-        context.log.info(f"applied warehouse migrations {', '.join(applied)} to {target.location}")
-    fact = read_partitions(ensure_table(catalog, FACT), values=days)
-    dimensions = {t: ensure_table(catalog, t).scan().to_arrow() for t in DIMENSIONS}
-    result = target.load(days, fact, dimensions)
-    return dg.MaterializeResult(
-        metadata={
-            "warehouse": target.location,
-            "dialect": target.dialect,
-            "migrations_applied": ", ".join(applied) or "none pending",
-            "dagster/row_count": result.rows[FACT.name],
-            **{f"rows/{name}": count for name, count in result.rows.items()},
-        }
+def warehouse_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    spec = serving_spec(
+        WAREHOUSE_KEY,
+        deps=[asset_key(t) for t in (STAR_FACT, *STAR_DIMENSIONS)],
+        kinds={"postgres", "redshift"},
+        description="The star schema (date_dim, ip_dim, users_dim SCD2, direction_dim, packets_fact) in the "
+        "warehouse at PACKETX_WAREHOUSE_URL: dimensions replaced in full, facts replaced per day, one transaction.",
     )
+
+    @dg.multi_asset(name="warehouse_star_schema", specs=[spec], **daily_step(partitions, pool="warehouse_loads"))
+    def warehouse_star_schema(
+        context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        days = partition_dates(context)
+        catalog = iceberg.load()
+        target = warehouse.warehouse()
+        applied = target.migrate()
+        if applied:
+            context.log.info(f"applied warehouse migrations {', '.join(applied)} to {target.location}")
+        fact = read_partitions(ensure_table(catalog, STAR_FACT), values=days)
+        dimensions = {t: ensure_table(catalog, t).scan().to_arrow() for t in STAR_DIMENSIONS}
+        result = target.load(days, fact, dimensions)
+        return dg.MaterializeResult(
+            metadata={
+                "warehouse": target.location,
+                "dialect": target.dialect,
+                "migrations_applied": ", ".join(applied) or "none pending",
+                "dagster/row_count": result.rows[STAR_FACT.name],
+                **{f"rows/{name}": count for name, count in result.rows.items()},
+            }
+        )
+
+    return warehouse_star_schema

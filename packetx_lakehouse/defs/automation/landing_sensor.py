@@ -1,0 +1,49 @@
+"""The landing sensor: a day's pipeline runs when one of its traffic-log files is new or grew.
+
+It reads the ``landing`` resource, so the same sensor watches the local ``traffic_log``
+directory or the S3 upload prefix. It is STOPPED by default: turning it on is the user's choice
+(Automation tab), and a fresh checkout should not start ingesting whatever sits in ``data/``.
+"""
+
+
+import dagster as dg
+
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.partitions import check_partition_key
+from packetx_lakehouse.defs.resources import ObjectStoreResource
+from packetx_lakehouse.lib.ingest.landing import (
+    diff_landing,
+    dump_cursor,
+    group_landing_by_day,
+    load_cursor,
+)
+
+#: A tick every 5 s keeps file -> gold within ~30 s (a run costs ~7 s to start); a listing is cheap.
+LANDING_SENSOR_INTERVAL_SECONDS = 5
+#: Days requested per tick; after days offline the rest follow on the next ticks, oldest first.
+MAX_DAYS_PER_TICK = 5
+
+
+def landing_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
+    @dg.sensor(job_name=DAILY_PIPELINE, minimum_interval_seconds=LANDING_SENSOR_INTERVAL_SECONDS,
+               default_status=dg.DefaultSensorStatus.STOPPED)
+    def landing_sensor(context: dg.SensorEvaluationContext, landing: ObjectStoreResource) -> dg.SensorResult:
+        """Request the day partition of every new or grown traffic-log file."""
+        store = landing.store()
+        by_day, ignored = group_landing_by_day(store)
+        diff = diff_landing(
+            load_cursor(context.cursor),
+            by_day,
+            ignored,
+            lambda day, what: check_partition_key(partitions, day, what),
+            MAX_DAYS_PER_TICK,
+        )
+        for message in diff.messages:
+            context.log.warning(message)
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key) for r in diff.requests],
+            cursor=dump_cursor(diff.cursor),
+            skip_reason=None if diff.requests else f"No new or grown traffic-log files in {store.describe('')}",
+        )
+
+    return landing_sensor

@@ -1,0 +1,111 @@
+"""The star schema's dimensions: unpartitioned, rebuilt in full from small per-day inputs.
+
+Their content never depends on the order in which days were loaded. One subsettable step
+holds all four; each still commits its own table, and only when its content changed.
+"""
+
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+
+from packetx_lakehouse.defs.checks import check_spec, problems_check
+from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key, table_spec
+from packetx_lakehouse.defs.metadata import iceberg_metadata
+from packetx_lakehouse.defs.resources import IcebergCatalogResource
+from packetx_lakehouse.lib.schemas import (
+    GOLD_DAILY_IPS,
+    GOLD_DATE_DIM,
+    GOLD_DIRECTION_DIM,
+    GOLD_IP_DIM,
+    GOLD_PACKETS_FACT,
+    GOLD_USER_IP_HOURLY,
+    GOLD_USERS_DIM,
+    STAR_DIMENSIONS,
+    TableDef,
+)
+from packetx_lakehouse.lib.storage.iceberg import (
+    WriteResult,
+    ensure_table,
+    replace_table,
+)
+from packetx_lakehouse.lib.transform import checks, gold
+
+SCD2_VALID = "users_dim_scd2_valid"
+IP_DIM_UNIQUE = "ip_dim_unique"
+#: An unpartitioned dimension over daily parents: every day since the start date without data
+#: counts as a "missing dep", which would block plain eager() forever.
+DIMENSION_AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+#: What each dimension is rebuilt from (``date_dim``: not data, but it must follow new facts).
+_INPUTS = {
+    GOLD_USERS_DIM: GOLD_USER_IP_HOURLY,
+    GOLD_IP_DIM: GOLD_DAILY_IPS,
+    GOLD_DATE_DIM: GOLD_PACKETS_FACT,
+}
+
+
+def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The four dimensions; ``date_dim`` spans ``partitions`` (from the day before the first to tomorrow)."""
+    specs = [table_spec(t, group="gold", automation_condition=DIMENSION_AUTOMATION,
+                        deps=[asset_key(_INPUTS[t])] if t in _INPUTS else []) for t in STAR_DIMENSIONS]
+
+    def calendar(catalog: Catalog) -> pa.Table:
+        first = partitions.start.date() - dt.timedelta(days=1)
+        last = dt.date.fromisoformat(partitions.get_last_partition_key()) + dt.timedelta(days=1)
+        return gold.date_dim(first, last)
+
+    builders: dict[TableDef, Callable[[Catalog], pa.Table]] = {
+        GOLD_DATE_DIM: calendar,
+        GOLD_IP_DIM: lambda catalog: gold.ip_dim(pc.unique(
+            ensure_table(catalog, GOLD_DAILY_IPS).scan(selected_fields=("ip",)).to_arrow().column("ip"))),
+        GOLD_USERS_DIM: lambda catalog: gold.users_dim(ensure_table(catalog, GOLD_USER_IP_HOURLY).scan().to_arrow()),
+        GOLD_DIRECTION_DIM: lambda catalog: gold.direction_dim(),
+    }
+
+    @dg.multi_asset(
+        name="star_dimensions",
+        specs=specs,
+        check_specs=[
+            check_spec(asset_key(GOLD_USERS_DIM), SCD2_VALID, "SCD2 validity: one current row per user, no "
+                       "overlapping or gapped versions, versions numbered in order"),
+            check_spec(asset_key(GOLD_IP_DIM), IP_DIM_UNIQUE, "one row per ip_key and per ip"),
+        ],
+        can_subset=True,
+        pool=ICEBERG_POOL,
+    )
+    def star_dimensions(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> Iterator:
+        catalog = iceberg.load()
+        for table_def in STAR_DIMENSIONS:
+            if asset_key(table_def) in context.selected_asset_keys:
+                yield _replace_dimension(catalog, table_def, builders[table_def](catalog))
+        # Checks validate what the table holds now, whether or not this step rebuilt it.
+        selected = {check.name for check in context.selected_asset_check_keys}
+        if SCD2_VALID in selected:
+            dim = ensure_table(catalog, GOLD_USERS_DIM).scan().to_arrow()
+            yield problems_check(SCD2_VALID, checks.scd2_problems(dim), asset_key(GOLD_USERS_DIM))
+        if IP_DIM_UNIQUE in selected:
+            dim = ensure_table(catalog, GOLD_IP_DIM).scan().to_arrow()
+            yield problems_check(IP_DIM_UNIQUE, checks.duplicate_keys(dim, ["ip_key"]) + checks.duplicate_keys(dim, ["ip"]),
+                                 asset_key(GOLD_IP_DIM))
+
+    return star_dimensions
+
+
+def _replace_dimension(catalog: Catalog, table_def: TableDef, data: pa.Table) -> dg.MaterializeResult:
+    table = ensure_table(catalog, table_def)
+    current = table.scan().to_arrow()
+    order = [(column, "ascending") for column in table_def.key]
+    key = asset_key(table_def)
+    # A scan returns large strings where the builders make strings: compare values, not types.
+    if current.num_rows == data.num_rows and current.cast(data.schema).sort_by(order).equals(data.sort_by(order)):
+        # Unchanged: no new snapshot, so re-runs leave the table (and its history) as it was.
+        snapshot = table.current_snapshot()
+        unchanged = WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
+        return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged, data),
+                                                             "unchanged": True})
+    written = replace_table(table, data)
+    return dg.MaterializeResult(asset_key=key, metadata=iceberg_metadata(table_def.identifier, written, data))
