@@ -95,7 +95,8 @@ def test_archive_is_content_addressed_and_bronze_replays_from_it(lakehouse):
     keys = [info.key for info in archive.list() if info.key.endswith(".gz")]
     assert len(keys) == 2  # both versions kept, never overwritten
     manifest = load_manifest(archive, DAY)
-    assert manifest[ALICE].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest.generation == 2  # one per version archived
+    assert manifest.files[ALICE].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     materialization = result.asset_materializations_for_node("bronze")
     archive_md = next(m for m in materialization if m.asset_key == RAW_ARCHIVE_KEY).metadata
     assert archive_md["files"].value == 1 and archive_md["newly_archived"].value == 1

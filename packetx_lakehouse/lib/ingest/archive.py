@@ -1,8 +1,12 @@
 """The raw archive: an immutable, content-addressed gzip copy of every file version ingested.
 
 Layout per day: ``date=<YYYY-MM-DD>/<file name>.<sha256[:16]>.gz`` (never overwritten) plus a
-``manifest.json`` naming the newest version of each source file. Bronze is always rebuilt from
+``manifest.json`` naming the current version of each source file. Bronze is always rebuilt from
 the manifest, so a day can be replayed even after the device deleted its landing file.
+
+The manifest's ``generation`` grows by one with every change to the day's source set: it is the
+day's source version, which every table built from the day carries, so that a write built from
+older sources can be recognised and refused.
 """
 
 from __future__ import annotations
@@ -33,25 +37,46 @@ class ArchivedFile:
 
 
 @dataclass(frozen=True)
+class DayManifest:
+    """A day's source set: the current version of each source file, and its generation."""
+
+    generation: int
+    files: dict[str, ArchivedFile]
+
+    def to_json(self) -> bytes:
+        files = {name: asdict(entry) for name, entry in sorted(self.files.items())}
+        return json.dumps({"format": MANIFEST_FORMAT, "generation": self.generation, "files": files},
+                          indent=1).encode()
+
+
+@dataclass(frozen=True)
 class DaySources:
     """Everything bronze needs for one day: each file's text and its archive record."""
 
     files: list[tuple[ArchivedFile, bytes]]
     newly_archived: list[str]
     from_archive_only: list[str]
+    #: The manifest generation these files are: the day's source version.
+    generation: int = 0
+
+
+MANIFEST_FORMAT = 2
 
 
 def _manifest_key(day: dt.date) -> str:
     return f"date={day.isoformat()}/manifest.json"
 
 
-def load_manifest(archive: ObjectStore, day: dt.date) -> dict[str, ArchivedFile]:
-    """The newest archived version of each source file of ``day`` (empty before the first run)."""
+def load_manifest(archive: ObjectStore, day: dt.date) -> DayManifest:
+    """The day's current source set (generation 0 and no files before the first run)."""
     key = _manifest_key(day)
     if not archive.exists(key):
-        return {}
+        return DayManifest(0, {})
     raw = json.loads(archive.get(key))
-    return {name: ArchivedFile(**entry) for name, entry in raw.items()}
+    if raw.get("format") != MANIFEST_FORMAT:
+        # Format 1 was the bare {source: entry} map, written by versions before the generation.
+        return DayManifest(1, {name: ArchivedFile(**entry) for name, entry in raw.items()})
+    return DayManifest(raw["generation"], {name: ArchivedFile(**entry) for name, entry in raw["files"].items()})
 
 
 def collect_day(
@@ -69,6 +94,7 @@ def collect_day(
     wins: PacketX only ever appends, so the longer copy is the newer one (ties: first key).
     """
     manifest = load_manifest(archive, day)
+    current = dict(manifest.files)
     contents: dict[str, bytes] = {}
     for info in sorted(landing_objects, key=lambda o: o.key):
         parsed = parse_log_file_name(info.name)
@@ -81,20 +107,22 @@ def collect_day(
     newly: list[str] = []
     for source, text in sorted(contents.items()):
         digest = hashlib.sha256(text).hexdigest()
-        if source in manifest and manifest[source].sha256 == digest:
+        if source in current and current[source].sha256 == digest:
             continue
         key = f"date={day.isoformat()}/{source}.{digest[:16]}.gz"
         if not archive.exists(key):
             archive.put(key, gzip_deterministic(text))
-        manifest[source] = ArchivedFile(source, digest, len(text), key, now.isoformat())
+        current[source] = ArchivedFile(source, digest, len(text), key, now.isoformat())
         newly.append(source)
+    generation = manifest.generation
     if newly:
-        archive.put(_manifest_key(day), json.dumps({k: asdict(v) for k, v in sorted(manifest.items())}, indent=1).encode())
-    archived_only = sorted(set(manifest) - set(contents))
+        generation += 1
+        archive.put(_manifest_key(day), DayManifest(generation, current).to_json())
+    archived_only = sorted(set(current) - set(contents))
     for source in archived_only:
-        text = gunzip(archive.get(manifest[source].archive_key))
-        if hashlib.sha256(text).hexdigest() != manifest[source].sha256:
-            raise ValueError(f"archive object {archive.describe(manifest[source].archive_key)} fails its SHA-256 check")
+        text = gunzip(archive.get(current[source].archive_key))
+        if hashlib.sha256(text).hexdigest() != current[source].sha256:
+            raise ValueError(f"archive object {archive.describe(current[source].archive_key)} fails its SHA-256 check")
         contents[source] = text
-    files = [(manifest[name], contents[name]) for name in sorted(contents)]
-    return DaySources(files, sorted(newly), archived_only)
+    files = [(current[name], contents[name]) for name in sorted(contents)]
+    return DaySources(files, sorted(newly), archived_only, generation)

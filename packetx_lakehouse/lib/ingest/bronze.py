@@ -41,6 +41,8 @@ class BronzeBatch:
     files: list[FileReport]
     newly_archived: int
     days_without_files: list[dt.date]
+    #: Each day's source version (its archive manifest generation) the rows were read from.
+    generations: Mapping[dt.date, int] = field(default_factory=dict)
     #: ``lines``, ``quarantined``, ``headers``, ``blank`` over every file.
     counts: Mapping[str, int] = field(default_factory=dict)
 
@@ -67,10 +69,12 @@ def ingest_days(
     files: list[FileReport] = []
     newly_archived = 0
     missing: list[dt.date] = []
+    generations: dict[dt.date, int] = {}
     counts: collections.Counter[str] = collections.Counter()
     for day in days:
         sources = collect_day(landing, archive, day, landing_by_day.get(day, []), now=now)
         newly_archived += len(sources.newly_archived)
+        generations[day] = sources.generation
         if not sources.files:
             missing.append(day)
         for archived, text in sources.files:
@@ -88,6 +92,7 @@ def ingest_days(
         files=files,
         newly_archived=newly_archived,
         days_without_files=missing,
+        generations=generations,
         counts=dict(counts),
     )
 
