@@ -2,11 +2,17 @@
 
 The landing area (what devices write or upload) and the raw archive (our immutable audit trail)
 both live in one of these; code above never knows which.
+
+The landing area is read *flat and contained* (``list_flat``): only regular files directly in it,
+never a link (not even one pointing inside), a sub-folder or a hidden entry; what is skipped is
+returned with its reason so that it can be reported. The archive keeps its nested
+``date=<day>/`` layout and is listed recursively (``list``).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +48,37 @@ class ObjectInfo:
         return self.key.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of the landing area that is never read, and why (``symbolic link``, ``sub-folder``...)."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FlatListing:
+    """The regular objects directly in a landing area, and every other entry with its reason."""
+
+    objects: list[ObjectInfo]
+    skipped: list[SkippedEntry]
+
+
+class ObjectTooLarge(ValueError):
+    """An object holds more bytes than the reader was allowed to take."""
+
+
+SYMBOLIC_LINK, SUB_FOLDER, HIDDEN_ENTRY, NOT_A_FILE = (
+    "symbolic link (never followed)", "sub-folder (the landing area is read flat)",
+    "hidden entry (name starts with '.')", "not a regular file")
+
+
 class ObjectStore(Protocol):
     """What the lakehouse needs from storage: list, read, write, test."""
 
     def list(self, prefix: str = "") -> list[ObjectInfo]: ...
-    def get(self, key: str) -> bytes: ...
+    def list_flat(self) -> FlatListing: ...
+    def get(self, key: str, max_bytes: int | None = None) -> bytes: ...
     def put(self, key: str, data: bytes) -> None: ...
     def exists(self, key: str) -> bool: ...
     def describe(self, key: str) -> str: ...
@@ -59,7 +91,10 @@ class LocalObjectStore:
         self.root = Path(root)
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
+        parts = key.rstrip("/").split("/")
+        if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"object key {key!r} is not a plain relative key under {self.root}")
+        return self.root.joinpath(*parts)
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         base = self._path(prefix) if prefix else self.root
@@ -67,13 +102,55 @@ class LocalObjectStore:
             return []
         found = []
         for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            stat = path.stat()
+            info = path.stat()
             key = path.relative_to(self.root).as_posix()
-            found.append(ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns)))
+            found.append(ObjectInfo(key, info.st_size, str(info.st_mtime_ns)))
         return found
 
-    def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+    def list_flat(self) -> FlatListing:
+        """Regular files directly in ``root``; links, sub-folders, hidden and special entries are skipped.
+
+        ``lstat`` only: a link is never followed, not even to learn where it points.
+        """
+        objects: list[ObjectInfo] = []
+        skipped: list[SkippedEntry] = []
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return FlatListing([], [])
+        for entry in entries:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            key = entry.name + "/" if is_dir else entry.name  # a folder's key ends in '/', as on S3
+            if entry.name.startswith("."):
+                skipped.append(SkippedEntry(key, HIDDEN_ENTRY))
+            elif entry.is_symlink():
+                skipped.append(SkippedEntry(key, SYMBOLIC_LINK))
+            elif is_dir:
+                skipped.append(SkippedEntry(key, SUB_FOLDER))
+            elif entry.is_file(follow_symlinks=False):
+                info = entry.stat(follow_symlinks=False)
+                objects.append(ObjectInfo(entry.name, info.st_size, str(info.st_mtime_ns)))
+            else:
+                skipped.append(SkippedEntry(entry.name, NOT_A_FILE))
+        return FlatListing(objects, skipped)
+
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; never through a link, never from a FIFO or device, at most ``max_bytes``.
+
+        Raises:
+            ObjectTooLarge: if the file holds more than ``max_bytes`` now (it may have grown since
+                it was listed).
+            OSError: if the key names a link (``O_NOFOLLOW``) or something that is not a regular file.
+        """
+        path = self._path(key)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{path} is not a regular file")
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ObjectTooLarge(f"{path} holds more than {max_bytes:,} bytes")
+        return data
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -84,7 +161,7 @@ class LocalObjectStore:
         return self._path(key).is_file()
 
     def describe(self, key: str) -> str:
-        return str(self._path(key))
+        return str(self.root.joinpath(*key.split("/")) if key else self.root)
 
 
 class S3ObjectStore:
@@ -104,8 +181,34 @@ class S3ObjectStore:
                 found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
         return sorted(found, key=lambda info: info.key)
 
-    def get(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+    def list_flat(self) -> FlatListing:
+        """Objects directly under the prefix: a key with a '/' after it is a sub-folder, never descended."""
+        objects: list[ObjectInfo] = []
+        skipped: list[SkippedEntry] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
+            for folder in page.get("CommonPrefixes", []):
+                skipped.append(SkippedEntry(folder["Prefix"][len(self.prefix):], SUB_FOLDER))
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix):]
+                if not key:
+                    continue  # the prefix's own "folder" marker
+                if key.startswith("."):
+                    skipped.append(SkippedEntry(key, HIDDEN_ENTRY))
+                else:
+                    objects.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
+        return FlatListing(sorted(objects, key=lambda info: info.key), sorted(skipped, key=lambda s: s.key))
+
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes, at most ``max_bytes`` (streamed: a huge object is never fully read)."""
+        body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+        try:
+            data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+        finally:
+            body.close()
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ObjectTooLarge(f"{self.describe(key)} holds more than {max_bytes:,} bytes")
+        return data
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
