@@ -19,6 +19,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from packetx_lakehouse.lib.ingest.limits import IngestLimits
+
 DEFAULT_START_DATE = "2025-01-01"
 
 
@@ -71,6 +73,20 @@ def prepare_environment(environ: MutableMapping[str, str] = os.environ) -> None:
     adopt_legacy_aws_credentials(environ)
 
 
+def _positive_int(name: str, default: int) -> int:
+    """A positive integer variable (``_`` allowed as in ``268_435_456``); a typo stops the run."""
+    text = _env(name)
+    if not text:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {text!r}")
+    return value
+
+
 def parse_device_timezones(spec: str) -> dict[str, str]:
     """Parse ``alice=Europe/Berlin,bob=America/New_York`` into a mapping.
 
@@ -108,6 +124,8 @@ class Settings:
     #: May carry a password: kept out of repr (tracebacks, test output).
     warehouse_url: str = field(default="", repr=False)
     warehouse_schema: str = "packetx"
+    #: Per-file bounds at the landing edge (``PACKETX_MAX_FILE_BYTES``, ``_LINE_BYTES``, ``_FILE_LINES``).
+    ingest_limits: IngestLimits = IngestLimits()
 
     @property
     def is_aws(self) -> bool:
@@ -174,4 +192,9 @@ class Settings:
             dynamodb_table=_env("PACKETX_DYNAMODB_TABLE", "daily_aggregate"),
             warehouse_url=_env("PACKETX_WAREHOUSE_URL"),
             warehouse_schema=_env("PACKETX_WAREHOUSE_SCHEMA", "packetx"),
+            ingest_limits=IngestLimits(
+                max_file_bytes=_positive_int("PACKETX_MAX_FILE_BYTES", IngestLimits.max_file_bytes),
+                max_line_bytes=_positive_int("PACKETX_MAX_LINE_BYTES", IngestLimits.max_line_bytes),
+                max_file_lines=_positive_int("PACKETX_MAX_FILE_LINES", IngestLimits.max_file_lines),
+            ),
         )

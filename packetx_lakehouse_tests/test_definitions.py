@@ -7,6 +7,7 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
+from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.settings import Settings
 
 
@@ -48,3 +49,14 @@ def test_dagster_and_dg_both_load_the_one_definitions_module():
     check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def test_landing_bounds_come_from_the_environment_and_a_typo_stops_the_run(monkeypatch):
+    assert Settings.from_env().ingest_limits == IngestLimits()
+    monkeypatch.setenv("PACKETX_MAX_FILE_BYTES", "67_108_864")
+    monkeypatch.setenv("PACKETX_MAX_LINE_BYTES", "1024")
+    monkeypatch.setenv("PACKETX_MAX_FILE_LINES", "1000000")
+    assert Settings.from_env().ingest_limits == IngestLimits(64 << 20, 1024, 1_000_000)
+    monkeypatch.setenv("PACKETX_MAX_LINE_BYTES", "4k")
+    with pytest.raises(ValueError, match="PACKETX_MAX_LINE_BYTES must be a positive whole number, not '4k'"):
+        Settings.from_env()
