@@ -2,10 +2,23 @@
 
 The reader sits on the hot path of every ingest, so it is vectorised: numpy finds the line and
 field boundaries, Arrow copies the fields out of the file's buffer in one ``take`` and validates
-them, and big files are read in parallel chunks. Python only touches the *distinct* time stamps,
-totals and IP addresses of a file (a few thousand at most) and, in the rare non-UTF-8 case, the
-offending lines. It never raises on file content: every physical line ends up counted as a row,
-a quarantined line, a header or a blank.
+them, and big files are read in parallel pieces of bounded size. Python only touches the
+*distinct* users, time stamps, totals and IP addresses of a file (a few thousand at most) and, in
+the rare non-UTF-8 or over-long case, the offending lines. It never raises on file content: every
+physical line ends up counted as a row, a quarantined line, a header or a blank.
+
+What a row must be (the data contract), checked in this order, the first failure naming the reason:
+
+1. The line: at most ``max_line_bytes`` long, valid UTF-8, ended by a newline, not preceded by a
+   UTF-8 byte-order mark, with exactly six fields (a header or a blank line is counted, not read).
+2. ``User``: not empty, no control characters or surrounding spaces, and equal to the user in the
+   file name (``file user bob != row user alice``).
+3. ``Time Stamp``: exactly ``%Y-%m-%d %H:%M`` and on the file's date: PacketX writes the device's
+   local time and names the day's file by the same clock, so a row stamped on another local date
+   (a renamed file, a wrong device clock, 00:00 of the next day) is quarantined with both dates.
+4. ``Source IP``, ``Destination IP``: IPv4 or IPv6 addresses.
+5. ``KB Bandwidth``, ``Total KB Bandwidth``: unsigned numbers as C++ ``ostream`` prints them, at
+   most ``MAX_KB`` (KB in one minute).
 """
 
 from __future__ import annotations
@@ -24,8 +37,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
-from packetx_lakehouse.lib.ingest.gzipio import decompress_if_gzip
+from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name, user_name_problem
+from packetx_lakehouse.lib.ingest.gzipio import decompress_landing
+from packetx_lakehouse.lib.ingest.limits import MAX_FILE_BYTES, MAX_LINE_BYTES
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     BRONZE_QUARANTINE,
@@ -35,6 +49,15 @@ from packetx_lakehouse.lib.schemas import (
 
 INCOMPLETE_LAST_LINE = "incomplete last line (no newline: file still being written?)"
 NOT_UTF8 = "not valid UTF-8"
+UTF8_BOM = "UTF-8 BOM at the start of the file (PacketX never writes one: saved by an editor?)"
+#: KB in one minute, for one pair or the whole device: ~1 TB a minute (~140 Gbit/s) is beyond any
+#: capture PacketX makes; anything above is a corrupt number, and would make every sum meaningless.
+MAX_KB = 1e9
+#: How every "not on the file's date" reason starts.
+OFF_DATE_PREFIX = "Time Stamp on "
+#: How much of a failing value a reason quotes.
+_QUOTED_CHARS = 40
+_BOM = b"\xef\xbb\xbf"
 
 # Exactly what C++ ostream prints with default precision: no sign, no inf/nan, lower-case 'e'.
 _UNSIGNED = r"[0-9]+(\.[0-9]+)?(e[+-][0-9]+)?"
@@ -58,6 +81,13 @@ class ReadResult:
     blank: int
 
     @property
+    def off_date(self) -> int:
+        """Rows quarantined only because they are not on the file's date."""
+        if not self.quarantine.num_rows:
+            return 0
+        return pc.sum(pc.starts_with(self.quarantine.column("reason"), OFF_DATE_PREFIX)).as_py()
+
+    @property
     def good(self) -> int:
         return self.rows.num_rows
 
@@ -71,6 +101,8 @@ def read_traffic_log(
     *,
     log_date: dt.date | None = None,
     ingested_at: dt.datetime | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ReadResult:
     """Read a ``.csv``, ``.csv.gz`` or ``.gz`` traffic log from disk.
 
@@ -78,9 +110,12 @@ def read_traffic_log(
         path: The file; gzip is recognised by its magic bytes, whatever the extension.
         log_date: The partition date; defaults to the date in the file name.
         ingested_at: Lineage time stamp; defaults to now (UTC).
+        max_file_bytes: Bound on the (decompressed) size, enforced while decompressing.
+        max_line_bytes: Longer lines are quarantined, stored cut to this length.
 
     Raises:
         ValueError: If no ``log_date`` is given and the file name breaks the naming contract.
+        FileRefused: If the file is a corrupt gzip stream or larger than ``max_file_bytes``.
     """
     path = Path(path)
     if log_date is None:
@@ -88,27 +123,40 @@ def read_traffic_log(
         if parsed is None:
             raise ValueError(f"cannot take the log date from file name {path.name!r}")
         log_date = parsed.date
+    text, _ = decompress_landing(path.read_bytes(), max_file_bytes)
     return read_traffic_log_bytes(
-        path.read_bytes(),
+        text,
         source_file=path.name,
         log_date=log_date,
         ingested_at=ingested_at or dt.datetime.now(dt.timezone.utc),
+        max_line_bytes=max_line_bytes,
     )
 
 
 def read_traffic_log_bytes(
-    data: bytes, *, source_file: str, log_date: dt.date, ingested_at: dt.datetime
+    data: bytes,
+    *,
+    source_file: str,
+    log_date: dt.date,
+    ingested_at: dt.datetime,
+    file_user: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ReadResult:
-    """Parse the bytes of one traffic log (plain or gzip) into bronze rows and quarantine.
+    """Parse the text of one traffic log into bronze rows and quarantine.
 
     Args:
-        data: The file content. Gzip is decompressed; a truncated gzip stream (an upload still
-            in progress) yields whatever decompresses.
+        data: The file's text (decompressed: see ``gzipio.decompress_landing``).
         source_file: Base name recorded as lineage on every output row.
-        log_date: The partition date recorded on every output row.
+        log_date: The partition date recorded on every output row; rows stamped on another
+            date are quarantined.
         ingested_at: Lineage time stamp; naive values are taken as UTC.
+        file_user: The user every row must name; defaults to the user in ``source_file`` (no
+            check when that name breaks the contract).
+        max_line_bytes: Longer lines are quarantined and stored cut to this length, marked.
     """
-    data = decompress_if_gzip(data)
+    if file_user is None:
+        parsed = parse_log_file_name(source_file)
+        file_user = parsed.user if parsed else None
     ingested_at = (
         ingested_at.replace(tzinfo=dt.timezone.utc)
         if ingested_at.tzinfo is None
@@ -120,15 +168,15 @@ def read_traffic_log_bytes(
         data += b"\n"
     bounds = _chunk_bounds(data)
     views = [memoryview(data)[start:end] for start, end in zip(bounds, bounds[1:])]
-    cut_short = [False] * len(views)
-    if views:
-        cut_short[-1] = not complete
+    rules = _Rules(log_date, file_user, max_line_bytes)
+    flags = [(i == 0 and data.startswith(_BOM), i == len(views) - 1 and not complete) for i in range(len(views))]
     if len(views) > 1:
-        # numpy and Arrow release the GIL, so threads give real parallelism on big files.
-        with ThreadPoolExecutor(max_workers=len(views)) as pool:
-            chunks = list(pool.map(_read_chunk, views, cut_short))
+        # numpy and Arrow release the GIL, so threads give real parallelism on big files; at most
+        # one piece per thread is in flight, which bounds the transient memory of a huge file.
+        with ThreadPoolExecutor(max_workers=min(len(views), _THREADS)) as pool:
+            chunks = list(pool.map(lambda view, flag: _read_chunk(view, *flag, rules), views, flags))
     else:
-        chunks = [_read_chunk(view, cut) for view, cut in zip(views, cut_short)]
+        chunks = [_read_chunk(view, *flag, rules) for view, flag in zip(views, flags)]
 
     first_line = np.cumsum([0] + [chunk.lines for chunk in chunks])
     context = _Context(source_file, log_date, ingested_at)
@@ -152,11 +200,15 @@ _FIELD_TYPES = {name: BRONZE_PACKETS.schema.field(name).type for name in (
     "user", "time_stamp", "source_ip", "destination_ip", "kb_bandwidth", "total_kb_bandwidth")}
 #: Below this a file is read in one piece: threads would cost more than they save.
 _MIN_CHUNK_BYTES = 2 << 20
+#: Above this a piece is cut again: the per-byte work arrays of a piece stay bounded.
+_MAX_CHUNK_BYTES = 32 << 20
+_THREADS = min(os.cpu_count() or 1, 8)
 
 
 def _chunk_bounds(data: bytes) -> list[int]:
-    """Byte offsets that cut ``data`` (ending in LF) into about one piece per CPU, after an LF."""
-    pieces = min(os.cpu_count() or 1, 8, len(data) // _MIN_CHUNK_BYTES)
+    """Byte offsets that cut ``data`` (ending in LF) after an LF, into at least one piece per CPU
+    (when big enough) and pieces of at most about ``_MAX_CHUNK_BYTES`` (unless a line is longer)."""
+    pieces = max(min(_THREADS, len(data) // _MIN_CHUNK_BYTES), -(-len(data) // _MAX_CHUNK_BYTES))
     bounds = [0]
     for k in range(1, pieces):
         cut = data.find(b"\n", k * len(data) // pieces) + 1
@@ -194,22 +246,34 @@ class _Chunk:
     blank: int
 
 
-def _read_chunk(data: memoryview, cut_short: bool) -> _Chunk:
+def _read_chunk(data: memoryview, starts_with_bom: bool, cut_short: bool, rules: _Rules) -> _Chunk:
     """Classify every line of ``data``, a run of whole LF-terminated lines.
 
     Args:
         data: The lines.
+        starts_with_bom: Whether the first line is the file's first and starts with a UTF-8 BOM.
         cut_short: Whether the last line is the file's incomplete last line.
+        rules: What a row must be.
     """
-    lines = _Lines(data)
+    lines = _Lines(data, rules.max_line_bytes)
     n = len(lines.start)
 
-    forced_reason = np.full(n, None, dtype=object)
-    forced_reason[lines.bad_utf8] = NOT_UTF8
+    # Whole-line verdicts, the later overriding the earlier: the most telling reason wins.
+    forced_lines, forced_reasons = [np.flatnonzero(lines.bad_utf8)], [[NOT_UTF8] * int(lines.bad_utf8.sum())]
     if cut_short and n:
-        forced_reason[-1] = INCOMPLETE_LAST_LINE
-    forced = forced_reason != None  # noqa: E711 - element-wise comparison on an object array
-    quarantined = [(np.flatnonzero(forced), pa.array(forced_reason[forced].tolist(), pa.string()))]
+        forced_lines.append(np.array([n - 1]))
+        forced_reasons.append([INCOMPLETE_LAST_LINE])
+    if starts_with_bom and n:
+        forced_lines.append(np.array([0]))
+        forced_reasons.append([UTF8_BOM])
+    long_lines = np.flatnonzero(lines.length > rules.max_line_bytes)
+    forced_lines.append(long_lines)
+    forced_reasons.append([f"line of {length:,} bytes, longer than the {rules.max_line_bytes:,}-byte bound "
+                           "(PACKETX_MAX_LINE_BYTES)" for length in lines.length[long_lines].tolist()])
+    forced_index, forced_reason = _last_wins(forced_lines, forced_reasons)
+    forced = np.zeros(n, dtype=bool)
+    forced[forced_index] = True
+    quarantined = [(forced_index, pa.array(forced_reason, pa.string()))]
 
     # Blank lines have no comma, so only the rare comma-less lines need their text examined.
     wrong_count = np.flatnonzero((lines.commas != 5) & ~forced)
@@ -226,7 +290,7 @@ def _read_chunk(data: memoryview, cut_short: bool) -> _Chunk:
     header = maybe_header[_numpy(pc.equal(pc.ascii_trim_whitespace(lines.text(maybe_header)), CSV_HEADER))]
     six = np.setdiff1d(six, header, assume_unique=True) if len(header) else six
 
-    good, parsed, reasons = _parse(lines.fields(six))
+    good, parsed, reasons = _parse(lines.fields(six), rules)
     quarantined.append((six[~good], reasons))
 
     index = np.concatenate([i for i, _ in quarantined])
@@ -236,7 +300,7 @@ def _read_chunk(data: memoryview, cut_short: bool) -> _Chunk:
         fields=parsed,
         good=six[good],
         quarantined=index,
-        raw_lines=lines.text(index, escape=lines.bad_utf8[index]),
+        raw_lines=lines.text(index, escape=lines.bad_utf8[index], cap=rules.max_line_bytes),
         reasons=pa.concat_arrays([r.cast(pa.string()) for _, r in quarantined]).take(order),
         lines=n,
         headers=len(header),
@@ -244,10 +308,37 @@ def _read_chunk(data: memoryview, cut_short: bool) -> _Chunk:
     )
 
 
+def _last_wins(lines: list[np.ndarray], reasons: list[list[str]]) -> tuple[np.ndarray, list[str]]:
+    """Sorted line indices with one reason each; where a line is listed twice the later list wins."""
+    index = np.concatenate(lines) if lines else np.array([], np.int64)
+    flat = [reason for group in reasons for reason in group]
+    if not len(index):
+        return index.astype(np.int64), []
+    # The last occurrence of each line: unique over the reversed order.
+    unique, first_in_reversed = np.unique(index[::-1], return_index=True)
+    keep = len(index) - 1 - first_in_reversed
+    return unique.astype(np.int64), [flat[k] for k in keep.tolist()]
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What every row of one file must satisfy beyond its own fields."""
+
+    log_date: dt.date
+    file_user: str | None
+    max_line_bytes: int
+
+    @property
+    def day_micros(self) -> tuple[int, int]:
+        """The file's date as ``[start, end)`` in microseconds since the epoch (local, naive)."""
+        start = (dt.datetime.combine(self.log_date, dt.time()) - _EPOCH) // _MICROSECOND
+        return start, start + 86_400_000_000
+
+
 class _Lines:
     """The physical lines of a file as positions in its buffer: nothing is copied until needed."""
 
-    def __init__(self, data: memoryview) -> None:
+    def __init__(self, data: memoryview, max_line_bytes: int) -> None:
         self.data = data
         self.buffer = pa.py_buffer(data)
         array = np.frombuffer(data, dtype=np.uint8)
@@ -259,13 +350,16 @@ class _Lines:
         self.commas = np.diff(self.newline_at, prepend=-1) - 1
         # Strip one CR so that CRLF files read like LF files.
         self.end = end - ((end > self.start) & (array[end - 1] == _CR))
+        self.length = self.end - self.start
         self.bad_utf8 = np.zeros(len(end), dtype=bool)
         if len(array) and array.max() >= 0x80:
-            self._find_bad_utf8(array, end)
+            self._find_bad_utf8(array, end, max_line_bytes)
 
-    def _find_bad_utf8(self, array: np.ndarray, end: np.ndarray) -> None:
+    def _find_bad_utf8(self, array: np.ndarray, end: np.ndarray, max_line_bytes: int) -> None:
         # Only lines holding a byte >= 0x80 can be invalid: find them without a loop over all lines.
-        for line in np.unique(np.searchsorted(end, np.flatnonzero(array >= 0x80))).tolist():
+        # Over-long lines are quarantined for their length whatever their bytes: not decoded here.
+        lines = np.unique(np.searchsorted(end, np.flatnonzero(array >= 0x80)))
+        for line in lines[self.length[lines] <= max_line_bytes].tolist():
             try:
                 bytes(self.data[self.start[line]: end[line]]).decode("utf-8")
             except UnicodeDecodeError:
@@ -292,16 +386,27 @@ class _Lines:
         first_comma = self.newline_at[lines] - 5
         return self.separators[first_comma + k] - self.separators[first_comma + k - 1] - 1
 
-    def text(self, lines: np.ndarray, escape: np.ndarray | None = None) -> pa.StringArray:
-        """The given lines without line ends; ``escape`` marks non-UTF-8 ones to backslash-escape."""
-        offsets = np.stack([self.start[lines], self.end[lines]], axis=1).astype(_offset_type(self.buffer))
+    def text(self, lines: np.ndarray, escape: np.ndarray | None = None, cap: int | None = None) -> pa.StringArray:
+        """The given lines without line ends.
+
+        Args:
+            lines: Line indices.
+            escape: Marks non-UTF-8 lines, whose bad bytes are backslash-escaped.
+            cap: Longer lines are cut to ``cap`` bytes and marked ``…[+N bytes cut]``.
+        """
+        end = self.end[lines] if cap is None else np.minimum(self.end[lines], self.start[lines] + cap)
+        offsets = np.stack([self.start[lines], end], axis=1).astype(_offset_type(self.buffer))
         raw = _take(_view(self.buffer, offsets, pa.binary()), np.arange(0, 2 * len(lines), 2))
-        if escape is not None and escape.any():
-            escaped = [
-                bytes(self.data[self.start[i]: self.end[i]]).decode("utf-8", errors="backslashreplace").encode()
-                for i in lines[escape].tolist()
+        cut = self.end[lines] > end
+        special = cut if escape is None else (escape | cut)
+        if special.any():
+            # Few lines: the bad bytes of either kind, and a cut that may split a character.
+            fixed = [
+                bytes(self.data[self.start[i]: stop]).decode("utf-8", errors="backslashreplace").encode()
+                + (f"…[+{self.end[i] - stop:,} bytes cut]".encode() if self.end[i] > stop else b"")
+                for i, stop in zip(lines[special].tolist(), end[special].tolist())
             ]
-            raw = pc.replace_with_mask(raw, pa.array(escape), pa.array(escaped, raw.type))
+            raw = pc.replace_with_mask(raw, pa.array(special), pa.array(fixed, raw.type))
         return raw.cast(pa.string())
 
 
@@ -358,29 +463,30 @@ def _numpy(mask: pa.BooleanArray) -> np.ndarray:
     return mask.to_numpy(zero_copy_only=False)
 
 
-def _parse(fields: list[pa.StringArray]) -> tuple[np.ndarray, dict[str, pa.Array], pa.StringArray]:
+def _parse(fields: list[pa.StringArray], rules: _Rules) -> tuple[np.ndarray, dict[str, pa.Array], pa.StringArray]:
     """Validate six-field lines.
 
     Returns:
         The good mask, the typed fields of the good lines and the reasons of the bad ones.
     """
     user, time_stamp, source_ip, destination_ip, kb, total_kb = fields
-    time_stamp_ok, micros = _map_distinct(time_stamp, _parse_time_stamp, np.int64)
+    user_ok, user_reasons = _distinct_verdicts(user, lambda text: _user_problem(text, rules.file_user))
+    time_stamp_ok, micros, time_stamp_reasons = _time_stamps(time_stamp, rules)
     total_ok, totals = _map_distinct(total_kb, _parse_number, np.float64)
     kb_ok = pc.match_substring_regex(kb, _NUMBER)
     kb_values = (kb if pc.all(kb_ok).as_py() else pc.if_else(kb_ok, kb, "0")).cast(pa.float64())
-    # "1e+999" has the right shape but overflows to inf.
-    kb_ok = _numpy(kb_ok) & np.isfinite(kb_values.to_numpy())
-    # (passes, column, value): the order is the order of the checks; the first failure wins.
-    checks = [
-        (_map_distinct(user, _parse_user)[0], _USER, user),
-        (time_stamp_ok, _TIME_STAMP, time_stamp),
-        (_map_distinct(source_ip, _parse_ip)[0], _SOURCE_IP, source_ip),
-        (_map_distinct(destination_ip, _parse_ip)[0], _DESTINATION_IP, destination_ip),
-        (kb_ok, _KB, kb),
-        (total_ok, _TOTAL_KB, total_kb),
+    # "1e+999" has the right shape but overflows to inf, which is above the bound too.
+    kb_ok = _numpy(kb_ok) & (kb_values.to_numpy() <= MAX_KB)
+    # (passes, reasons of the failing rows): the order is the order of the checks; the first failure wins.
+    checks: list[tuple[np.ndarray, Callable[[np.ndarray], pa.Array]]] = [
+        (user_ok, user_reasons),
+        (time_stamp_ok, time_stamp_reasons),
+        (_map_distinct(source_ip, _parse_ip)[0], lambda bad: _reason(_SOURCE_IP, source_ip.filter(bad))),
+        (_map_distinct(destination_ip, _parse_ip)[0], lambda bad: _reason(_DESTINATION_IP, destination_ip.filter(bad))),
+        (kb_ok, lambda bad: _reason(_KB, kb.filter(bad))),
+        (total_ok, lambda bad: _reason(_TOTAL_KB, total_kb.filter(bad))),
     ]
-    good = np.logical_and.reduce([passes for passes, _, _ in checks])
+    good = np.logical_and.reduce([passes for passes, _ in checks])
     typed = {
         "user": user,
         "time_stamp": pa.array(micros.view("datetime64[us]")),
@@ -394,21 +500,48 @@ def _parse(fields: list[pa.StringArray]) -> tuple[np.ndarray, dict[str, pa.Array
     bad = ~good
     # Reasons are built only for the failing lines, so clean files pay nothing for them.
     reasons = pc.case_when(
-        pa.StructArray.from_arrays([pa.array(~passes[bad]) for passes, _, _ in checks],
-                                   names=[column for _, column, _ in checks]),
-        *(_reason(column, values.filter(pa.array(bad))) for _, column, values in checks),
+        pa.StructArray.from_arrays([pa.array(~passes[bad]) for passes, _ in checks],
+                                   names=[str(k) for k in range(len(checks))]),
+        *(reasons_of(bad).cast(pa.string()) for _, reasons_of in checks),
     )
     keep = pa.array(good)
     return good, {name: values.filter(keep) for name, values in typed.items()}, reasons
 
 
+def _quote(values: pa.StringArray) -> pa.StringArray:
+    """Values cut to ``_QUOTED_CHARS`` characters (marked), so a reason stays short whatever the input."""
+    short = pc.utf8_slice_codeunits(values, 0, _QUOTED_CHARS)
+    return pc.if_else(pc.greater(pc.utf8_length(values), _QUOTED_CHARS), pc.binary_join_element_wise(short, "…", ""),
+                      short)
+
+
 def _reason(column: str, values: pa.StringArray) -> pa.StringArray:
     values = values.cast(pa.string())  # only the failing lines: small
-    quoted = pc.binary_join_element_wise(f"bad {column} '", values, "'", "")
+    shown = _quote(values)
+    quoted = pc.binary_join_element_wise(f"bad {column} '", shown, "'", "")
     if column in (_KB, _TOTAL_KB):
-        negative = pc.binary_join_element_wise(f"negative {column} '", values, "'", "")
-        quoted = pc.if_else(pc.match_substring_regex(values, _NEGATIVE_NUMBER), negative, quoted)
+        negative = pc.binary_join_element_wise(f"negative {column} '", shown, "'", "")
+        # A number of the right shape fails only by its size.
+        too_big = pc.binary_join_element_wise(f"{column} '", shown, f"' out of range (above {MAX_KB:g} KB a minute)", "")
+        quoted = pc.if_else(pc.match_substring_regex(values, _NEGATIVE_NUMBER), negative,
+                            pc.if_else(pc.match_substring_regex(values, _NUMBER), too_big, quoted))
     return pc.if_else(pc.equal(pc.ascii_trim_whitespace(values), ""), f"empty {column}", quoted)
+
+
+def _distinct_verdicts(
+    values: pa.StringArray, verdict: Callable[[str], str | None]
+) -> tuple[np.ndarray, Callable[[np.ndarray], pa.Array]]:
+    """A Python ``verdict`` (a reason, or None when valid) applied to the distinct values only.
+
+    Returns:
+        The valid mask, and a function giving the reasons of the rows a mask selects.
+    """
+    encoded = pc.dictionary_encode(values)
+    reasons = [verdict(v) for v in encoded.dictionary.to_pylist()]
+    indices = encoded.indices.to_numpy()
+    ok = np.array([r is None for r in reasons], dtype=bool)[indices]
+    reason_array = pa.array(reasons, pa.string())
+    return ok, lambda rows: reason_array.take(pa.array(indices[rows]))
 
 
 def _map_distinct(
@@ -432,6 +565,35 @@ def _map_distinct(
     return ok, distinct[indices]
 
 
+def _time_stamps(values: pa.StringArray, rules: _Rules) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], pa.Array]]:
+    """Parse the distinct time stamps and hold them to the file's date.
+
+    Returns:
+        The valid mask, microseconds since the epoch (undefined where invalid), and the reasons of
+        the rows a mask selects.
+    """
+    encoded = pc.dictionary_encode(values)
+    texts = encoded.dictionary.to_pylist()
+    parsed = [_parse_time_stamp(text) for text in texts]
+    start, end = rules.day_micros
+    reasons = [
+        (f"empty {_TIME_STAMP}" if not text.strip(_ASCII_WHITESPACE) else f"bad {_TIME_STAMP} '{_cut(text)}'")
+        if micros is None
+        else None if start <= micros < end
+        else f"{OFF_DATE_PREFIX}{text[:10]}, not on the file's date {rules.log_date}"
+        for text, micros in zip(texts, parsed)
+    ]
+    indices = encoded.indices.to_numpy()
+    ok = np.array([r is None for r in reasons], dtype=bool)[indices]
+    distinct = np.array([0 if p is None else p for p in parsed], dtype=np.int64)
+    reason_array = pa.array(reasons, pa.string())
+    return ok, distinct[indices], lambda rows: reason_array.take(pa.array(indices[rows]))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _QUOTED_CHARS else text[:_QUOTED_CHARS] + "…"
+
+
 def _parse_time_stamp(text: str) -> int | None:
     """Microseconds since the epoch of a naive "%Y-%m-%d %H:%M" time stamp."""
     try:
@@ -444,14 +606,22 @@ def _parse_time_stamp(text: str) -> int | None:
     return (value - _EPOCH) // _MICROSECOND
 
 
-def _parse_user(text: str) -> bool | None:
-    return True if text.strip(_ASCII_WHITESPACE) else None
+def _user_problem(text: str, file_user: str | None) -> str | None:
+    """Why a ``User`` value is not the file's device, or None."""
+    if not text.strip(_ASCII_WHITESPACE):
+        return f"empty {_USER}"
+    problem = user_name_problem(text, _USER)
+    if problem:
+        return problem
+    if file_user is not None and text != file_user:
+        return f"file user {file_user} != row user {_cut(text)}"
+    return None
 
 
 def _parse_number(text: str) -> float | None:
-    # "1e+999" has the right shape but overflows to inf.
+    # "1e+999" has the right shape but overflows to inf, which is above the bound too.
     value = float(text) if _NUMBER_RE.fullmatch(text) else math.inf
-    return value if math.isfinite(value) else None
+    return value if value <= MAX_KB else None
 
 
 def _parse_ip(text: str) -> bool | None:

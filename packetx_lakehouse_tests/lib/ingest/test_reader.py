@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.devices.samples import SAMPLES_DIR
+from packetx_lakehouse.lib.ingest import reader
 from packetx_lakehouse.lib.ingest.reader import (
     INCOMPLETE_LAST_LINE,
     NOT_UTF8,
+    UTF8_BOM,
     ReadResult,
     read_traffic_log,
     read_traffic_log_bytes,
@@ -183,7 +185,7 @@ def test_non_utf8_line_is_quarantined_with_nothing_lost(tmp_path: Path) -> None:
 
 
 def test_valid_utf8_user_name_is_accepted(tmp_path: Path) -> None:
-    result = read(tmp_path, HEADER + "zoë,2026-11-21 10:00,8.8.8.8,192.168.1.20,1,2\n".encode())
+    result = read(tmp_path, HEADER + "zoë,2026-11-21 10:00,8.8.8.8,192.168.1.20,1,2\n".encode(), name="zoë-2026-11-21.csv")
 
     assert result.rows["user"].to_pylist() == ["zoë"]
 
@@ -215,8 +217,10 @@ def test_wrong_column_count(tmp_path: Path, line: str, reason: str) -> None:
         ("abc", "10", "bad KB Bandwidth 'abc'"),
         ("1.2.3", "10", "bad KB Bandwidth '1.2.3'"),
         ("5", "1e+", "bad Total KB Bandwidth '1e+'"),
-        ("1e+999", "10", "bad KB Bandwidth '1e+999'"),
-        ("5", "1e+999", "bad Total KB Bandwidth '1e+999'"),
+        ("1e+999", "10", "KB Bandwidth '1e+999' out of range (above 1e+09 KB a minute)"),
+        ("5", "1e+999", "Total KB Bandwidth '1e+999' out of range (above 1e+09 KB a minute)"),
+        ("1e+308", "10", "KB Bandwidth '1e+308' out of range (above 1e+09 KB a minute)"),
+        ("5", "1.00001e+09", "Total KB Bandwidth '1.00001e+09' out of range (above 1e+09 KB a minute)"),
         ("+5", "10", "bad KB Bandwidth '+5'"),
         ("", "10", "empty KB Bandwidth"),
         ("5", " ", "empty Total KB Bandwidth"),
@@ -397,3 +401,92 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     result = read_traffic_log_bytes(data, source_file="x-2026-11-21.csv", log_date=DAY, ingested_at=INGESTED)
 
     check_against_physical_lines(data, result)
+
+
+# --- the data contract beyond the fields' own syntax (issue 17, issue 11 point 1) ---------------
+
+
+def test_a_utf8_bom_is_named_as_such_not_taken_for_a_bad_time_stamp(tmp_path: Path) -> None:
+    result = read(tmp_path, b"\xef\xbb\xbf" + HEADER + f"{ROW}\n".encode())
+
+    assert (result.good, result.headers) == (1, 0)
+    assert quarantine(result) == [(1, "\ufeff" + CSV_HEADER, UTF8_BOM)]
+
+
+def test_an_over_long_line_is_quarantined_and_stored_cut_with_the_cut_marked(tmp_path: Path) -> None:
+    long_line = "alice," + "é" * 3000  # 6,006 bytes; the bound falls inside a two-byte character
+    result = read_traffic_log_bytes(HEADER + f"{long_line}\n{ROW}\n".encode(), source_file="alice-2026-11-21.csv",
+                                    log_date=DAY, ingested_at=INGESTED, max_line_bytes=4095)
+    check_invariants(result)
+    ((number, raw, reason),) = quarantine(result)
+    assert (number, reason) == (2, "line of 6,006 bytes, longer than the 4,095-byte bound (PACKETX_MAX_LINE_BYTES)")
+    assert raw.startswith("alice,éé") and raw.endswith("…[+1,911 bytes cut]") and "\\xc3" in raw
+    assert result.good == 1
+
+
+def test_a_line_at_the_bound_is_read_as_usual() -> None:
+    result = read_traffic_log_bytes(f"{ROW}\n".encode(), source_file="alice-2026-11-21.csv", log_date=DAY,
+                                    ingested_at=INGESTED, max_line_bytes=len(ROW))
+    assert result.good == 1
+
+
+@pytest.mark.parametrize(("time_stamp", "reason"), [
+    ("2026-11-20 23:59", "Time Stamp on 2026-11-20, not on the file's date 2026-11-21"),
+    ("2026-11-22 00:00", "Time Stamp on 2026-11-22, not on the file's date 2026-11-21"),
+    ("9999-12-31 23:59", "Time Stamp on 9999-12-31, not on the file's date 2026-11-21"),
+    ("0001-01-01 00:00", "Time Stamp on 0001-01-01, not on the file's date 2026-11-21"),
+])
+def test_rows_off_the_files_date_are_quarantined_naming_both_dates(tmp_path: Path, time_stamp: str, reason: str) -> None:
+    line = ROW.replace("2026-11-21 10:00", time_stamp)
+    result = read(tmp_path, HEADER + f"{ROW}\n{line}\n".encode())
+
+    assert quarantine(result) == [(3, line, reason)]
+    assert result.off_date == 1 and result.good == 1
+
+
+def test_the_whole_local_day_is_on_date() -> None:
+    lines = [ROW.replace("10:00", stamp) for stamp in ("00:00", "23:59")]
+    result = read_traffic_log_bytes(("\n".join(lines) + "\n").encode(), source_file="alice-2026-11-21.csv",
+                                    log_date=DAY, ingested_at=INGESTED)
+    assert result.good == 2 and result.off_date == 0
+
+
+@pytest.mark.parametrize(("user", "reason"), [
+    ("bob", "file user alice != row user bob"),
+    ("al\x00ice", "control character in User 'al\\x00ice'"),
+    ("alice\x1b[2J", "control character in User 'alice\\x1b[2J'"),
+    (" alice", "spaces around User ' alice'"),
+    ("alice ", "spaces around User 'alice '"),
+    ("   ", "empty User"),
+])
+def test_the_user_must_be_the_files_device(tmp_path: Path, user: str, reason: str) -> None:
+    line = ROW.replace("alice", user, 1)
+    result = read(tmp_path, HEADER + f"{line}\n{ROW}\n".encode())
+
+    assert quarantine(result) == [(2, line, reason)]
+
+
+def test_without_a_user_in_the_file_name_any_clean_user_is_accepted() -> None:
+    result = read_traffic_log_bytes(f"{ROW.replace('alice', 'bob')}\n".encode(), source_file="capture.csv",
+                                    log_date=DAY, ingested_at=INGESTED)
+    assert result.rows["user"].to_pylist() == ["bob"]
+
+
+def test_a_reason_quotes_at_most_a_few_dozen_characters_of_the_value(tmp_path: Path) -> None:
+    line = f"alice,2026-11-21 10:00,{'9' * 1000},192.168.1.20,1,2"
+    result = read(tmp_path, HEADER + f"{line}\n".encode())
+
+    assert quarantine(result)[0][2] == f"bad Source IP '{'9' * 40}…'"
+
+
+def test_pieces_of_bounded_size_give_the_same_result_as_one_piece(monkeypatch) -> None:
+    options = GeneratorOptions(minutes_per_day=50, pairs_per_minute=20, bad_lines=20)
+    data = generate_day("alice", DAY, seed=5, options=options) + b"alice," + b"x" * 9000 + b"\n" + f"{ROW}\n".encode()
+    whole = read_traffic_log_bytes(data, source_file="alice-2026-11-21.csv", log_date=DAY, ingested_at=INGESTED)
+    monkeypatch.setattr(reader, "_MAX_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(reader, "_MIN_CHUNK_BYTES", 1024)
+    assert len(reader._chunk_bounds(data)) > 10
+    pieces = read_traffic_log_bytes(data, source_file="alice-2026-11-21.csv", log_date=DAY, ingested_at=INGESTED)
+    check_invariants(pieces)
+    assert pieces.rows.equals(whole.rows) and pieces.quarantine.equals(whole.quarantine)
+    assert (pieces.lines_read, pieces.headers, pieces.blank) == (whole.lines_read, whole.headers, whole.blank)
