@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import dagster as dg
 
+from packetx_lakehouse.defs.metadata import shorten
+
+#: Problems listed in a check's metadata, each cut to a few hundred characters.
+MAX_PROBLEMS, MAX_PROBLEM_CHARS = 20, 300
+
 
 def problems_check(
     name: str,
     problems: list[str],
     asset_key: dg.AssetKey | None = None,
     metadata: dict[str, dg.MetadataValue] | None = None,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
-    """Passed when there are no problems; otherwise an ERROR listing them for the UI."""
+    """Passed when there are no problems; otherwise a failure of ``severity`` listing them for the UI."""
     return dg.AssetCheckResult(
         check_name=name,
         asset_key=asset_key,
         passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={**(metadata or {}),
-                  "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:20]) or "none")},
+        severity=severity,
+        metadata={**(metadata or {}), "problems": problem_list(problems)},
     )
+
+
+def problem_list(problems: list[str]) -> dg.MetadataValue:
+    """Problems as a markdown list: the first ``MAX_PROBLEMS``, each cut to ``MAX_PROBLEM_CHARS``."""
+    shown = [f"- {shorten(p, MAX_PROBLEM_CHARS)}" for p in problems[:MAX_PROBLEMS]]
+    more = [f"- … {len(problems) - MAX_PROBLEMS:,} more"] if len(problems) > MAX_PROBLEMS else []
+    return dg.MetadataValue.md("\n".join(shown + more) or "none")
 
 
 def check_spec(asset: dg.AssetKey, name: str, description: str) -> dg.AssetCheckSpec:

@@ -1,4 +1,9 @@
-"""Materialisation metadata a person can read at a glance, shared by every layer."""
+"""Materialisation metadata a person can read at a glance, shared by every layer.
+
+Metadata lands in the Dagster event log on every run, and the values come from files anyone can
+drop in the landing area: every cell is cut to a few dozen characters and every table to a few
+rows, so a hostile line costs bytes, not megabytes, per run.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,33 @@ import pyarrow as pa
 from packetx_lakehouse.lib.storage.iceberg import WriteResult
 
 PREVIEW_ROWS = 5
+#: Characters of one markdown cell or one listed problem shown in metadata.
+MAX_CELL_CHARS = 80
+#: Rows of a markdown table shown in metadata; the rest are counted.
+MAX_TABLE_ROWS = 20
+
+
+def shorten(value: object, limit: int = MAX_CELL_CHARS) -> str:
+    """``str(value)`` on one line, control characters escaped, cut to ``limit`` characters (marked)."""
+    text = str(value)
+    cut = len(text) > limit
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return text + (f"…[+{len(str(value)) - limit:,} chars]" if cut else "")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], footer: str = "") -> dg.MetadataValue:
-    """A small table as markdown, which the UI renders (no pandas for a handful of rows)."""
+    """A small table as markdown, which the UI renders (no pandas for a handful of rows).
+
+    Cells are cut to ``MAX_CELL_CHARS`` and the table to ``MAX_TABLE_ROWS`` rows.
+    """
+    def cell(value: object) -> str:
+        return shorten(value).replace("|", "\\|")
+
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines) + (f"\n\n{footer}" if footer else ""))
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows[:MAX_TABLE_ROWS]]
+    more = [f"… {len(rows) - MAX_TABLE_ROWS:,} more rows"] if len(rows) > MAX_TABLE_ROWS else []
+    notes = [note for note in (*more, footer) if note]
+    return dg.MetadataValue.md("\n".join(lines) + "".join(f"\n\n{note}" for note in notes))
 
 
 def markdown_preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:

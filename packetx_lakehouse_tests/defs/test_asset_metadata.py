@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.defs.metadata import markdown_table, shorten
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
 
@@ -45,3 +46,12 @@ def test_every_materialisation_shows_rows_and_a_preview_and_iceberg_ones_their_s
             assert metadata["iceberg/location"].value.startswith("file://"), name
             assert metadata["dagster/table_name"].value == name.replace("/", "."), name
             assert isinstance(metadata["dagster/column_schema"].value, dg.TableSchema), name
+
+
+def test_markdown_metadata_is_cut_so_hostile_values_cost_bytes_not_megabytes():
+    hostile = "alice," + "9" * 5_000_000 + "|\x00\n"
+    table = markdown_table(["line", "reason"], [(hostile, "x")] * 50).value
+    assert len(table) < 3_000
+    assert "…[+4,999,929 chars]" in table
+    assert table.endswith("… 30 more rows")
+    assert shorten("al\x00ice|", 80) == "al\\x00ice|"

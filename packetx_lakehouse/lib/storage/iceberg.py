@@ -25,7 +25,17 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThanOrEqual,
+    In,
+    IsNull,
+    LessThanOrEqual,
+    Or,
+)
 from pyiceberg.io.pyarrow import (
     ArrowScan,
     _check_pyarrow_schema_compatible,
@@ -137,11 +147,16 @@ def _with_table_properties(table: Table) -> Table:
 
 
 def partition_filter(column: str, values: Iterable[object]) -> BooleanExpression:
-    """``column == v`` for one value, ``column IN (...)`` for several (dates as ISO strings)."""
-    literals = sorted({v.isoformat() if isinstance(v, dt.date) else v for v in values})
-    if not literals:
+    """``column == v`` for one value, ``column IN (...)`` for several (dates as ISO strings);
+    ``None`` among the values stands for the null partition."""
+    values = list(values)
+    literals = sorted({v.isoformat() if isinstance(v, dt.date) else v for v in values if v is not None})
+    if not literals and None not in values:
         raise ValueError(f"no partition values given for {column}")
-    return EqualTo(column, literals[0]) if len(literals) == 1 else In(column, literals)
+    expression = (EqualTo(column, literals[0]) if len(literals) == 1 else In(column, literals)) if literals else None
+    if None in values:
+        return IsNull(column) if expression is None else Or(expression, IsNull(column))
+    return expression
 
 
 @dataclass(frozen=True)
@@ -174,7 +189,7 @@ def replace_partitions(
     values = list(values)
     expression = partition_filter(column, values)
     if data.num_rows:
-        wanted = {v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in values}
+        wanted = {v if v is None or isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in values}
         present = set(data.column(column).unique().to_pylist())
         stray = present - wanted
         if stray:
@@ -335,3 +350,17 @@ def read_partitions(
     # Whole partitions were asked for: every row of every planned file matches, and PyIceberg
     # would still evaluate the filter row by row (a full copy of the data).
     return ArrowScan(table.metadata, table.io, scan.projection(), AlwaysTrue()).to_table(tasks)
+
+
+def read_between(table: Table, column: str, low: object, high: object, columns: tuple[str, ...]) -> pa.Table:
+    """``columns`` of the rows whose ``column`` is in ``[low, high]``, whatever their partition.
+
+    For checks that look across days (the same hour under two days); file statistics prune the scan.
+    """
+    expression = And(GreaterThanOrEqual(column, _literal(low)), LessThanOrEqual(column, _literal(high)))
+    return table.scan(row_filter=expression, selected_fields=columns).to_arrow()
+
+
+def _literal(value: object) -> object:
+    """Dates and datetimes as ISO text, which PyIceberg's expressions parse for date and timestamp columns."""
+    return value.isoformat() if isinstance(value, dt.date) else value
