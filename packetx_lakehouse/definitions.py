@@ -28,7 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions for one deployment; tests pass their own settings (temporary data dirs)."""
     partitions = daily_partitions(settings)
     assets = [
-        bronze_assets(partitions),
+        bronze_assets(partitions, settings.ingest_limits),
         transform_assets(partitions),
         anomalies_assets(partitions),
         dimension_assets(partitions),

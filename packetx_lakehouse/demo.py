@@ -62,9 +62,9 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
         print(f"Seeded {landing.describe('')} with {len(seeded)} files (generated week + real samples).")
     defs = build_definitions(settings)
     partitions = daily_partitions(settings)
-    present, ignored = landing_days(landing)
-    for key in ignored:
-        print(f"ignored {key}: name does not match <user>-<YYYY-MM-DD>.csv[.gz]")
+    present, problems = landing_days(landing)
+    for problem in problems:
+        print(f"ignored {problem.object_key}: {problem.reason}")
     ingestible = []
     for day in present:
         problem = check_partition_key(partitions, day, f"files for {day}")

@@ -15,6 +15,7 @@ import dagster as dg
 
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
+from packetx_lakehouse.lib.ingest.problems import LandingProblem
 from packetx_lakehouse.lib.storage.objectstore import ObjectStore
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -30,10 +31,10 @@ def project_instance(project_dir: Path = Path.cwd()) -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def landing_days(landing: ObjectStore) -> tuple[list[dt.date], list[str]]:
-    """The days that have traffic-log files, and the keys that break the naming contract."""
-    by_day, ignored = group_landing_by_day(landing)
-    return sorted(by_day), ignored
+def landing_days(landing: ObjectStore) -> tuple[list[dt.date], list[LandingProblem]]:
+    """The days that have traffic-log files, and what in the landing area is not one (with why)."""
+    by_day, problems = group_landing_by_day(landing)
+    return sorted(by_day), problems
 
 
 def materialize_range(

@@ -20,12 +20,20 @@ class Lakehouse:
     settings: Settings
     defs: dg.Definitions
 
+    @staticmethod
+    def default_settings(root: Path) -> Settings:
+        return Settings(data_dir=root / "data", traffic_log_dir=root / "data" / "traffic_log")
+
     @property
     def landing(self) -> Path:
         return self.settings.traffic_log_dir
 
     def catalog(self):
         return build_resources(self.settings)["iceberg"].load()
+
+    def table(self, name: str, namespace: str = "packetx_raw"):
+        """Every row of ``<namespace>.<name>`` as Arrow."""
+        return self.catalog().load_table(f"{namespace}.{name}").scan().to_arrow()
 
     def write_log(self, name: str, body: str, *, header: bool = True) -> Path:
         path = self.landing / name
@@ -40,5 +48,5 @@ class Lakehouse:
 
 @pytest.fixture
 def lakehouse(tmp_path: Path) -> Lakehouse:
-    settings = Settings(data_dir=tmp_path / "data", traffic_log_dir=tmp_path / "data" / "traffic_log")
+    settings = Lakehouse.default_settings(tmp_path)
     return Lakehouse(settings, build_definitions(settings))

@@ -44,6 +44,7 @@ class Page:
     ip_history: pl.DataFrame
     freshness: pl.DataFrame
     quarantine: pl.DataFrame
+    landing_problems: pl.DataFrame
     hour_detail: pl.DataFrame | None
 
 
@@ -93,6 +94,7 @@ def load_page(filters: Filters, con: duckdb.DuckDBPyConnection, linked: tuple[st
         ip_history=queries.ip_history(con, filters.users),
         freshness=queries.freshness(con),
         quarantine=queries.quarantine_by_day(con, filters),
+        landing_problems=queries.landing_problems(con, filters),
         hour_detail=queries.hour_detail(con, *linked) if linked else None,
     )
 
@@ -212,6 +214,11 @@ def show_ip_history(page: Page) -> None:
 def show_freshness(page: Page) -> None:
     st.subheader("Data freshness")
     st.dataframe(readable(page.freshness), hide_index=True)
+    st.markdown("**Landing problems** (files not ingested as they are)")
+    if page.landing_problems.is_empty():
+        st.info("No landing problems: every file in the landing area was ingested as it is.")
+    else:
+        st.dataframe(readable(page.landing_problems), hide_index=True)
     st.markdown("**Quarantined lines per day**")
     if page.quarantine.is_empty():
         st.info("No quarantined lines in the selected range.")

@@ -189,3 +189,16 @@ def quarantine_by_day(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.Da
         SELECT log_date, reason, count(*) AS lines
         FROM ops.quarantine WHERE log_date BETWEEN ? AND ?
         GROUP BY ALL ORDER BY log_date, lines DESC, reason""", [filters.first, filters.last])
+
+
+def landing_problems(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
+    """Files not ingested as they are: the range's days, plus those with no day (bad names, links),
+    failing ones first. Per file, not per user, so the user filter does not apply."""
+    if not _table_exists(con, "ops.landing_problems"):
+        return pl.DataFrame(schema={"log_date": pl.Date, "object_key": pl.String, "severity": pl.String,
+                                    "kind": pl.String, "reason": pl.String, "rows_at_stake": pl.Int64,
+                                    "first_seen": pl.Datetime("us", "UTC")})
+    return _frame(con, """
+        SELECT log_date, object_key, severity, kind, reason, rows_at_stake, first_seen
+        FROM ops.landing_problems WHERE log_date IS NULL OR log_date BETWEEN ? AND ?
+        ORDER BY severity = 'error' DESC, log_date NULLS FIRST, object_key, reason""", [filters.first, filters.last])

@@ -95,6 +95,32 @@ BRONZE_QUARANTINE = TableDef(
     description="Every line that could not be parsed, with file, line number, raw text and reason.",
 )
 
+#: Landing objects not ingested as they are, with the precise reason (see ``lib/ingest/problems.py``).
+#: ``log_date`` is null for what has no day: a badly named file, a link or a sub-folder.
+LANDING_PROBLEMS = TableDef(
+    RAW_NAMESPACE,
+    "landing_problems",
+    _schema(
+        _f("log_date", pa.date32()),
+        _f("object_key", STRING, False),
+        _f("kind", STRING, False),
+        _f("reason", STRING, False),
+        _f("severity", STRING, False),
+        _f("size", pa.int64()),
+        _f("rows_at_stake", pa.int64()),
+        _f("kb_at_stake", pa.float64()),
+        _f("first_seen", TS_UTC, False),
+        _f("last_seen", TS_UTC, False),
+    ),
+    key=("log_date", "object_key", "reason"),
+    description=(
+        "Landing files that were not ingested as they are, with the precise reason: refused (over "
+        "a size bound, corrupt gzip, lone-CR line ends), empty or header only, badly named, skipped "
+        "(links, sub-folders, hidden entries), shrunk or gone since ingested, retracted, or mostly "
+        "off their date. log_date is null when the file has no valid day."
+    ),
+)
+
 # --- silver -------------------------------------------------------------------------------
 
 #: Typed, deduplicated rows in UTC, oriented around the device. ``device_ip`` is the private IP the
@@ -334,8 +360,8 @@ GOLD_PACKETS_FACT = TableDef(
 
 # --- the one registry of tables ----------------------------------------------------------
 
-#: What one read of a day's bronze produces (the reader writes both in one step).
-BRONZE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE)
+#: What one read of a day's bronze produces (the reader writes them in one step).
+BRONZE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE, LANDING_PROBLEMS)
 #: The per-day gold tables built from one read of the day's silver rows.
 GOLD_DAILY_TABLES: tuple[TableDef, ...] = (
     GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS, GOLD_USER_IP_HOURLY,

@@ -42,6 +42,7 @@ def test_partitioned_run_is_recorded_in_postgres(lakehouse, tmp_path: Path, monk
                 "'ASSET_MATERIALIZATION' ORDER BY asset_key", (result.run_id,)).fetchall()
         assert status == ("SUCCESS",)
         assert materialized == [
+            ('["packetx_raw", "landing_problems"]', DAY.isoformat()),
             ('["packetx_raw", "packets"]', DAY.isoformat()),
             ('["packetx_raw", "quarantine"]', DAY.isoformat()),
             ('["packetx_raw", "raw_archive"]', DAY.isoformat()),

@@ -13,7 +13,8 @@ ROW = "alice,{day} 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
 
 
 def _tick(resources, cursor):
-    context = dg.build_sensor_context(cursor=cursor, resources={"landing": resources["landing"]})
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"landing": resources["landing"], "raw_archive": resources["raw_archive"]})
     return landing_sensor(daily_partitions(Settings()))(context)
 
 
@@ -35,3 +36,20 @@ def test_sensor_requests_new_and_grown_uploads_once(aws, aws_settings, tmp_path)
     assert [r.action for r in upload_files(aws_settings, paths)] == ["unchanged", "replaced"]
     grown = _tick(resources, idle.cursor)
     assert [r.partition_key for r in grown.run_requests] == ["2026-11-20"]
+
+
+def test_only_objects_directly_under_the_prefix_are_landing_files(aws, aws_settings, tmp_path):
+    """A key with a '/' after the prefix is a sub-folder and a key starting with '.' is hidden: never read."""
+    resources = build_resources(aws_settings)
+    s3 = aws.client("s3")
+    prefix = "lakehouse/raw_data_upload/"
+    body = (HEADER + ROW.format(day="2026-11-20")).encode()
+    for key in ("alice-2026-11-20.csv", "old/alice-2026-11-20.csv", ".Trash/carol-2026-11-20.csv", ".bob-2026-11-20.csv"):
+        s3.put_object(Bucket=aws.bucket, Key=prefix + key, Body=body)
+    listing = resources["landing"].store().list_flat()
+    assert [info.key for info in listing.objects] == ["alice-2026-11-20.csv"]
+    assert [(entry.key, entry.reason.split(" (")[0]) for entry in listing.skipped] == [
+        (".Trash/", "sub-folder"), (".bob-2026-11-20.csv", "hidden entry"), ("old/", "sub-folder")]
+    first = _tick(resources, None)
+    assert [r.partition_key for r in first.run_requests] == ["2026-11-20"]
+    assert '"reported"' in first.cursor and _tick(resources, first.cursor).run_requests == []

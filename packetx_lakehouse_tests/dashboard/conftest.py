@@ -13,6 +13,7 @@ from packetx_lakehouse.settings import Settings
 FIRST_DAY = dt.date(2026, 11, 1)
 DAYS = 9  # anomalies need a trailing week of baseline
 IP_CHANGE = {"alice": FIRST_DAY + dt.timedelta(days=5)}
+EMPTY_DEVICE, BAD_NAME = "dave", "bob-2026-13-45.csv"
 
 
 @pytest.fixture(scope="package")
@@ -22,6 +23,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = Settings(data_dir=root, traffic_log_dir=root / "traffic_log")
     generate(settings.traffic_log_dir, users=3, days=DAYS, start=FIRST_DAY, seed=7,
              options=GeneratorOptions(bad_lines=2, restarts=1), ip_changes=IP_CHANGE)
+    # Landing problems the freshness panel shows: a device that sent nothing, a badly dated file.
+    (settings.traffic_log_dir / f"{EMPTY_DEVICE}-{FIRST_DAY}.csv").write_bytes(b"")
+    (settings.traffic_log_dir / BAD_NAME).write_text("x\n")
     last = FIRST_DAY + dt.timedelta(days=DAYS - 1)
     assert materialize_range(build_definitions(settings), FIRST_DAY, last, log_level="WARNING").success
     return settings

@@ -120,6 +120,7 @@ def test_totals_users_and_charts_match_gold_and_follow_the_user_filter(served, d
     for heading in ("Bandwidth per hour", "Daily totals per user", "Top external hosts", "Anomalies",
                     "Local IP history", "Data freshness"):
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    expect(page.get_by_text("Landing problems (files not ingested as they are)")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "dashboard.png")
 
     page.get_by_role("button", name="Remove carol").click()

@@ -12,7 +12,7 @@ import pytest
 from packetx_lakehouse.dashboard import queries
 from packetx_lakehouse.dashboard.queries import Filters, NoDataYet, ServingBusy
 from packetx_lakehouse.lib.schemas import DIRECTIONS
-from packetx_lakehouse_tests.dashboard.conftest import DAYS, FIRST_DAY, IP_CHANGE
+from packetx_lakehouse_tests.dashboard.conftest import BAD_NAME, DAYS, EMPTY_DEVICE, FIRST_DAY, IP_CHANGE
 
 LAST_DAY = FIRST_DAY + dt.timedelta(days=DAYS - 1)
 EVERYTHING = Filters(FIRST_DAY, LAST_DAY)
@@ -99,6 +99,16 @@ def test_quarantine_counts_lines_per_day_and_reason(con):
     expected = con.execute("SELECT count(*) FROM ops.quarantine WHERE log_date <= ?",
                            [FIRST_DAY + dt.timedelta(days=1)]).fetchone()[0]
     assert by_day["lines"].sum() == expected > 0
+
+
+def test_landing_problems_show_the_ranges_days_and_those_without_a_day(con):
+    problems = queries.landing_problems(con, EVERYTHING)
+    assert problems.select("log_date", "object_key", "kind", "reason").rows() == [
+        (None, BAD_NAME, "bad name", "invalid date 2026-13-45"),
+        (FIRST_DAY, f"{EMPTY_DEVICE}-{FIRST_DAY}.csv", "empty", "empty file"),
+    ]
+    later = queries.landing_problems(con, Filters(FIRST_DAY + dt.timedelta(days=1), LAST_DAY))
+    assert later["object_key"].to_list() == [BAD_NAME]
 
 
 def test_no_database_or_no_tables_is_no_data_yet(tmp_path: Path):

@@ -152,3 +152,20 @@ def test_plain_and_gzip_copies_of_one_file_are_one_source_and_the_longer_wins(la
     assert set(first.column("source_file").to_pylist()) == {ALICE}
     _run(lakehouse)
     assert _table(lakehouse, "packets").sort_by("line_number").equals(first)
+
+
+def test_landing_problems_keep_when_they_were_first_seen_and_leave_once_fixed(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1)
+    lakehouse.write_log("bob-2026-11-20.csv", "")  # a header only
+    lakehouse.write_log("notes.txt", "")
+    _run(lakehouse)
+    first = {p["object_key"]: p for p in _table(lakehouse, "landing_problems").to_pylist()}
+    assert {key: (p["log_date"], p["reason"]) for key, p in first.items()} == {
+        "bob-2026-11-20.csv": (DAY, "header only"), "notes.txt": (None, "not named <user>-<YYYY-MM-DD>.csv[.gz]")}
+    _run(lakehouse)
+    second = {p["object_key"]: p for p in _table(lakehouse, "landing_problems").to_pylist()}
+    assert all(second[k]["first_seen"] == first[k]["first_seen"] < second[k]["last_seen"] for k in first)
+    lakehouse.append_log("bob-2026-11-20.csv", BLOCK_1.replace("alice", "bob"))
+    (lakehouse.landing / "notes.txt").unlink()
+    _run(lakehouse)
+    assert _table(lakehouse, "landing_problems").num_rows == 0

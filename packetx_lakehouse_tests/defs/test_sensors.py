@@ -1,6 +1,7 @@
 """The landing sensor on real files; mtimes are pinned so run keys and cursors are exact."""
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from packetx_lakehouse.defs.automation.landing_sensor import (
 )
 from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import ObjectStoreResource
+from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
 
 ALICE = "alice-2026-11-20.csv"
@@ -25,9 +27,15 @@ T1, T2, T3 = 1_763_600_000_000_000_000, 1_763_600_060_000_000_000, 1_763_600_120
 
 def tick(lakehouse, cursor: str | None = None) -> dg.SensorResult:
     context = dg.build_sensor_context(
-        cursor=cursor, resources={"landing": ObjectStoreResource(root=str(lakehouse.landing))}
+        cursor=cursor, resources={"landing": ObjectStoreResource(root=str(lakehouse.landing)),
+                                  "raw_archive": ObjectStoreResource(root=str(lakehouse.settings.archive_dir))}
     )
     return SENSOR(context)
+
+
+def warnings_logged(capfd) -> list[str]:
+    """Without a daemon the tick log goes to the console; in the UI it is the tick's log."""
+    return [line.split(" - WARNING - ", 1)[1] for line in capfd.readouterr().err.splitlines() if " - WARNING - " in line]
 
 
 def pin_mtime(path: Path, ns: int) -> None:
@@ -43,7 +51,7 @@ def test_new_unchanged_and_grown_file(lakehouse):
     pin_mtime(path, T1)
     new = tick(lakehouse)
     assert requests(new) == [("2026-11-20", "2026-11-20:ea70b74b2816")]
-    assert new.cursor == f'{{"{ALICE}":[193,"{T1}"]}}'
+    assert new.cursor == f'{{"files":{{"{ALICE}":[193,"{T1}"]}}}}'
 
     unchanged = tick(lakehouse, new.cursor)
     assert unchanged.run_requests == []
@@ -54,7 +62,7 @@ def test_new_unchanged_and_grown_file(lakehouse):
     pin_mtime(path, T2)
     grown = tick(lakehouse, unchanged.cursor)
     assert requests(grown) == [("2026-11-20", "2026-11-20:3cf3087a1dfe")]
-    assert grown.cursor == f'{{"{ALICE}":[313,"{T2}"]}}'
+    assert grown.cursor == f'{{"files":{{"{ALICE}":[313,"{T2}"]}}}}'
 
 
 def test_half_written_last_line_is_requested_now_and_again_when_completed(lakehouse):
@@ -63,34 +71,70 @@ def test_half_written_last_line_is_requested_now_and_again_when_completed(lakeho
     pin_mtime(path, T1)
     half = tick(lakehouse)
     assert requests(half) == [("2026-11-20", "2026-11-20:2c193ccdff81")]
-    assert half.cursor == f'{{"{ALICE}":[213,"{T1}"]}}'
+    assert half.cursor == f'{{"files":{{"{ALICE}":[213,"{T1}"]}}}}'
 
     lakehouse.append_log(ALICE, line[20:])
     pin_mtime(path, T3)
     whole = tick(lakehouse, half.cursor)
     assert requests(whole) == [("2026-11-20", "2026-11-20:fec81734c1c1")]
-    assert whole.cursor == f'{{"{ALICE}":[256,"{T3}"]}}'
+    assert whole.cursor == f'{{"files":{{"{ALICE}":[256,"{T3}"]}}}}'
 
 
-def test_junk_names_and_out_of_range_dates_are_logged_not_requested(lakehouse, capfd):
+def test_junk_names_and_out_of_range_dates_are_logged_once_not_requested(lakehouse, capfd):
     for name in ("notes.txt", "alice.csv", "alice-2026-13-01.csv", "alice-2026-11-20.csv.bak", "alice-2024-12-31.csv"):
         lakehouse.write_log(name, "")
     future = (dt.date.today() + dt.timedelta(days=3)).isoformat()
     lakehouse.write_log(f"bob-{future}.csv", "")
     result = tick(lakehouse)
-    assert result.run_requests == [] and result.cursor == "{}"
-    # Without a daemon the tick log goes to the console; in the UI it is the tick's log.
-    logged = [line.split(" - WARNING - ", 1)[1] for line in capfd.readouterr().err.splitlines() if " - WARNING - " in line]
-    assert logged == [
-        "Ignored alice-2026-11-20.csv.bak: not named <user>-<YYYY-MM-DD>.csv[.gz]",
-        "Ignored alice-2026-13-01.csv: not named <user>-<YYYY-MM-DD>.csv[.gz]",
-        "Ignored alice.csv: not named <user>-<YYYY-MM-DD>.csv[.gz]",
-        "Ignored notes.txt: not named <user>-<YYYY-MM-DD>.csv[.gz]",
+    assert result.run_requests == [] and '"files":{}' in result.cursor
+    assert warnings_logged(capfd) == [
+        "Not ingested: alice-2026-11-20.csv.bak: not named <user>-<YYYY-MM-DD>.csv[.gz]",
+        "Not ingested: alice-2026-13-01.csv: invalid date 2026-13-01",
+        "Not ingested: alice.csv: not named <user>-<YYYY-MM-DD>.csv[.gz]",
+        "Not ingested: notes.txt: not named <user>-<YYYY-MM-DD>.csv[.gz]",
         "Not requested: alice-2024-12-31.csv is dated 2024-12-31, before the first partition 2025-01-01 "
         "(set PACKETX_START_DATE earlier to ingest it)",
         f"Not requested: bob-{future}.csv is dated {future}, after today's partition {dt.date.today()} in UTC "
         "(device clock or time zone ahead?)",
     ]
+    again = tick(lakehouse, result.cursor)
+    assert again.run_requests == [] and warnings_logged(capfd) == []  # each said once, not every 5 s
+    lakehouse.write_log("notes2.txt", "")
+    assert warnings_logged(capfd) == [] and tick(lakehouse, again.cursor).run_requests == []
+    assert warnings_logged(capfd) == ["Not ingested: notes2.txt: not named <user>-<YYYY-MM-DD>.csv[.gz]"]
+
+
+def test_links_sub_folders_and_hidden_entries_are_never_read_and_reported(lakehouse, tmp_path, capfd):
+    outside = tmp_path / "secret.csv"
+    outside.write_text("root:x:0:0\n")
+    lakehouse.landing.mkdir(parents=True)
+    (lakehouse.landing / "evil-2026-11-20.csv").symlink_to(outside)
+    (lakehouse.landing / "alice-2026-11-20.csv").mkdir()
+    lakehouse.write_log("alice-2026-11-20.csv/bob-2026-11-20.csv", ROWS.replace("alice", "bob"))
+    lakehouse.write_log(".Trash/carol-2026-11-20.csv", ROWS.replace("alice", "carol"))
+    lakehouse.write_log(".carol-2026-11-20.csv", ROWS.replace("alice", "carol"))
+    result = tick(lakehouse)
+    assert result.run_requests == []
+    assert warnings_logged(capfd) == [
+        "Not ingested: .Trash/: hidden entry (name starts with '.')",
+        "Not ingested: .carol-2026-11-20.csv: hidden entry (name starts with '.')",
+        "Not ingested: alice-2026-11-20.csv/: sub-folder (the landing area is read flat)",
+        "Not ingested: evil-2026-11-20.csv: symbolic link (never followed)",
+    ]
+
+
+def test_switched_on_over_an_ingested_landing_area_it_requests_only_what_is_new_or_grown(lakehouse):
+    for day in ("2026-11-20", "2026-11-21"):
+        lakehouse.write_log(f"alice-{day}.csv", ROWS.replace("2026-11-20", day))
+    assert materialize_range(lakehouse.defs, dt.date(2026, 11, 20), dt.date(2026, 11, 21), selection="group:bronze").success
+
+    switched_on = tick(lakehouse)  # no cursor: a first start, or a lost cursor
+    assert switched_on.run_requests == []
+    assert json.loads(switched_on.cursor)["files"].keys() == {"alice-2026-11-20.csv", "alice-2026-11-21.csv"}
+
+    lakehouse.append_log("alice-2026-11-21.csv", ROWS.replace("2026-11-20 09:53", "2026-11-21 09:54"))
+    lakehouse.write_log("bob-2026-11-20.csv", ROWS.replace("alice", "bob"))
+    assert [r.partition_key for r in tick(lakehouse).run_requests] == ["2026-11-20", "2026-11-21"]
 
 
 def test_ten_days_offline_are_caught_up_oldest_first_over_the_next_ticks(lakehouse):
@@ -101,11 +145,11 @@ def test_ten_days_offline_are_caught_up_oldest_first_over_the_next_ticks(lakehou
 
     first = tick(lakehouse)
     assert [key for key, _ in requests(first)] == [str(day) for day in days[:5]]
-    assert first.cursor == "{" + ",".join(f'"alice-{day}.csv":[193,"{T1 + n}"]' for n, day in enumerate(days[:5])) + "}"
+    assert first.cursor == '{"files":{' + ",".join(f'"alice-{day}.csv":[193,"{T1 + n}"]' for n, day in enumerate(days[:5])) + "}}"
 
     second = tick(lakehouse, first.cursor)
     assert [key for key, _ in requests(second)] == [str(day) for day in days[5:]]
-    assert second.cursor == "{" + ",".join(f'"alice-{day}.csv":[193,"{T1 + n}"]' for n, day in enumerate(days)) + "}"
+    assert second.cursor == '{"files":{' + ",".join(f'"alice-{day}.csv":[193,"{T1 + n}"]' for n, day in enumerate(days)) + "}}"
 
     assert tick(lakehouse, second.cursor).run_requests == []
     run_keys = [run_key for _, run_key in requests(first) + requests(second)]

@@ -1,8 +1,12 @@
 """The landing sensor: a day's pipeline runs when one of its traffic-log files is new or grew.
 
 It reads the ``landing`` resource, so the same sensor watches the local ``traffic_log``
-directory or the S3 upload prefix. It is STOPPED by default: turning it on is the user's choice
-(Automation tab), and a fresh checkout should not start ingesting whatever sits in ``data/``.
+directory or the S3 upload prefix, and the ``raw_archive`` resource, whose day manifests say
+which landing objects were ingested already: switched on over an ingested area (or after losing
+its cursor) it requests nothing for them. Each landing problem (a bad name, a link, a
+sub-folder...) is reported once, not on every tick. It is STOPPED by default: turning it on is the
+user's choice (Automation tab), and a fresh checkout should not start ingesting whatever sits in
+``data/``.
 """
 
 
@@ -11,6 +15,7 @@ import dagster as dg
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.defs.partitions import check_partition_key
 from packetx_lakehouse.defs.resources import ObjectStoreResource
+from packetx_lakehouse.lib.ingest.archive import load_manifest
 from packetx_lakehouse.lib.ingest.landing import (
     diff_landing,
     dump_cursor,
@@ -27,16 +32,19 @@ MAX_DAYS_PER_TICK = 5
 def landing_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
     @dg.sensor(job_name=DAILY_PIPELINE, minimum_interval_seconds=LANDING_SENSOR_INTERVAL_SECONDS,
                default_status=dg.DefaultSensorStatus.STOPPED)
-    def landing_sensor(context: dg.SensorEvaluationContext, landing: ObjectStoreResource) -> dg.SensorResult:
+    def landing_sensor(
+        context: dg.SensorEvaluationContext, landing: ObjectStoreResource, raw_archive: ObjectStoreResource
+    ) -> dg.SensorResult:
         """Request the day partition of every new or grown traffic-log file."""
-        store = landing.store()
-        by_day, ignored = group_landing_by_day(store)
+        store, archive = landing.store(), raw_archive.store()
+        by_day, problems = group_landing_by_day(store)
         diff = diff_landing(
             load_cursor(context.cursor),
             by_day,
-            ignored,
+            problems,
             lambda day, what: check_partition_key(partitions, day, what),
             MAX_DAYS_PER_TICK,
+            archived=lambda day: load_manifest(archive, day).seen,
         )
         for message in diff.messages:
             context.log.warning(message)

@@ -1,7 +1,10 @@
 """Bronze: archive each day's landing files and land every line in Iceberg, good or bad.
 
-One multi-asset reads each file once and produces the raw archive, ``packetx_raw.packets`` and
-``packetx_raw.quarantine`` together, so the three can never disagree about what was ingested.
+One multi-asset reads each file once and produces the raw archive, ``packetx_raw.packets``,
+``packetx_raw.quarantine`` and ``packetx_raw.landing_problems`` together, so they can never
+disagree about what was ingested. Its checks say what did not go in as it was: landing problems
+WARN; a file that shrank or vanished since it was ingested, or whose rows are mostly not on its
+date, FAILS (and the latter stops the run with an error naming the file).
 """
 
 
@@ -10,38 +13,73 @@ import datetime as dt
 
 import dagster as dg
 
+from packetx_lakehouse.defs.checks import problems_check
 from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, table_spec
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
 from packetx_lakehouse.defs.tables import RunTables
-from packetx_lakehouse.lib.ingest.bronze import ingest_days
+from packetx_lakehouse.lib.ingest.bronze import BronzeBatch, ingest_days
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
+from packetx_lakehouse.lib.ingest.limits import IngestLimits
+from packetx_lakehouse.lib.ingest.problems import (
+    GONE,
+    OFF_DATE,
+    SHRUNK,
+    LandingProblem,
+    first_sightings,
+    problems_table,
+)
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     BRONZE_QUARANTINE,
+    LANDING_PROBLEMS,
     RAW_NAMESPACE,
 )
 
 RAW_ARCHIVE_KEY = dg.AssetKey([RAW_NAMESPACE, "raw_archive"])
 BRONZE_PACKETS_KEY = asset_key(BRONZE_PACKETS)
 BRONZE_QUARANTINE_KEY = asset_key(BRONZE_QUARANTINE)
+LANDING_PROBLEMS_KEY = asset_key(LANDING_PROBLEMS)
+#: Check names: problems at the landing edge (WARN), ingested data contradicted (ERROR).
+LANDING_PROBLEMS_CHECK, SOURCES_INTACT, ROWS_ON_FILE_DATE = "landing_problems", "sources_intact", "rows_on_file_date"
+#: Problems logged one by one per run; the rest are counted (all are in the table and metadata).
+MAX_LOGGED_PROBLEMS = 20
 
 
-def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    """The bronze multi-asset over ``partitions``; the landing sensor and schedules drive it."""
+def bronze_assets(partitions: dg.DailyPartitionsDefinition, limits: IngestLimits = IngestLimits()) -> dg.AssetsDefinition:
+    """The bronze multi-asset over ``partitions``; the landing sensor and schedules drive it.
+
+    Args:
+        partitions: The daily partitions.
+        limits: Per-file bounds (from the settings): a file past one is refused and recorded.
+    """
     archive_spec = dg.AssetSpec(
         RAW_ARCHIVE_KEY,
         description="Immutable gzip copy of every ingested traffic-log version, content-addressed by "
-        "SHA-256, with a per-day manifest: the audit trail bronze is rebuilt from.",
+        "SHA-256, with a per-day manifest (and its history: new versions, retractions): the audit "
+        "trail bronze is rebuilt from.",
         kinds={"s3", "gzip"},
         group_name="bronze",
         owners=OWNERS,
     )
     table_specs = [table_spec(t, group="bronze", deps=[RAW_ARCHIVE_KEY], automation_condition=None,
-                              kinds=("iceberg", "pyarrow")) for t in (BRONZE_PACKETS, BRONZE_QUARANTINE)]
+                              kinds=("iceberg", "pyarrow")) for t in (BRONZE_PACKETS, BRONZE_QUARANTINE, LANDING_PROBLEMS)]
+    check_specs = [
+        dg.AssetCheckSpec(LANDING_PROBLEMS_CHECK, asset=RAW_ARCHIVE_KEY,
+                          description="WARNs when a landing file is not ingested as it is: refused (size "
+                          "bounds, corrupt gzip, line ends), empty or header only, badly named, skipped "
+                          "(links, sub-folders, hidden entries), retracted, gone or shrunk"),
+        dg.AssetCheckSpec(SOURCES_INTACT, asset=RAW_ARCHIVE_KEY,
+                          description="FAILS when an ingested file shrank, or left the landing area since the "
+                          "last run, naming it with the rows and KB at stake (the archive keeps serving them)"),
+        dg.AssetCheckSpec(ROWS_ON_FILE_DATE, asset=BRONZE_PACKETS_KEY,
+                          description="FAILS when most of a file's rows are not on the date in its name "
+                          "(they are quarantined; the run stops with an error naming the file)"),
+    ]
 
-    @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], **daily_step(partitions))
+    @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], check_specs=check_specs,
+                    **daily_step(partitions))
     def bronze(
         context: dg.AssetExecutionContext,
         iceberg: IcebergCatalogResource,
@@ -51,18 +89,21 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
         """Ingest every day of the run's partition range; each table gets one atomic commit."""
         days = partition_dates(context)
         landing_store, archive_store = landing.store(), raw_archive.store()
-        by_day, _ = group_landing_by_day(landing_store)
-        batch = ingest_days(landing_store, archive_store, days, by_day, now=dt.datetime.now(dt.UTC))
+        by_day, undated = group_landing_by_day(landing_store)
+        now = dt.datetime.now(dt.UTC)
+        batch = ingest_days(landing_store, archive_store, days, by_day, now=now, limits=limits)
         for day in batch.days_without_files:
             context.log.warning(f"No traffic-log files for {day} in {landing_store.describe('')} or the archive")
         for file in batch.files:
             context.log.info(f"{file.source_file}: {file.rows:,} rows, {file.quarantined:,} quarantined")
+        problems = batch.problems + undated
+        _log_problems(context, problems)
 
         tables = RunTables(iceberg.load(), days)
         files_md = markdown_table(
-            ["file", "lines", "rows", "quarantined", "sha256", "archive"],
-            [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f.sha256, f.archive_state)
-             for f in batch.files],
+            ["file", "lines", "rows", "quarantined", "off date", "sha256", "archive"],
+            [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f"{f.off_date:,}", f.sha256[:16],
+              f.archive_state) for f in batch.files],
         )
         counts = batch.counts
         packets = tables.commit(context, BRONZE_PACKETS, batch.packets, lines_read=counts.get("lines", 0),
@@ -71,6 +112,12 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
         reasons = collections.Counter(batch.quarantine.column("reason").to_pylist()).most_common(10)
         quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine,
                                    top_reasons=markdown_table(["reason", "lines"], reasons))
+        recorded = problems_table(problems, first_sightings(tables.get(LANDING_PROBLEMS, undated=True)), now)
+        problems_md = _problems_md(problems)
+        landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, undated=True,
+                                         problems_by_kind=dg.MetadataValue.json(
+                                             dict(collections.Counter(p.kind for p in problems))),
+                                         problems=problems_md)
         yield dg.MaterializeResult(
             asset_key=RAW_ARCHIVE_KEY,
             metadata={
@@ -78,9 +125,52 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
                 "newly_archived": batch.newly_archived,
                 "archive": dg.MetadataValue.path(archive_store.describe("")),
                 "file_list": files_md,
+                "landing_problems": problems_md,
             },
         )
         yield packets
         yield quarantine
+        yield landing_problems
+        yield from _checks(problems)
+        _stop_on_off_date_files(batch)
 
     return bronze
+
+
+def _log_problems(context: dg.AssetExecutionContext, problems: list[LandingProblem]) -> None:
+    for problem in problems[:MAX_LOGGED_PROBLEMS]:
+        (context.log.error if problem.fails else context.log.warning)(f"Not ingested as it is: {problem.describe()}")
+    if len(problems) > MAX_LOGGED_PROBLEMS:
+        context.log.warning(f"... and {len(problems) - MAX_LOGGED_PROBLEMS:,} more landing problems "
+                            f"(all in {LANDING_PROBLEMS.identifier})")
+
+
+def _problems_md(problems: list[LandingProblem]) -> dg.MetadataValue:
+    return markdown_table(["day", "object", "kind", "reason", "rows at stake"],
+                          [(p.log_date or "–", p.object_key, p.kind, p.reason,
+                            "" if p.rows_at_stake is None else f"{p.rows_at_stake:,}") for p in problems])
+
+
+def _checks(problems: list[LandingProblem]) -> list[dg.AssetCheckResult]:
+    def described(kinds: tuple[str, ...]) -> list[str]:
+        return [p.describe() for p in problems if p.fails and p.kind in kinds]
+
+    return [
+        problems_check(LANDING_PROBLEMS_CHECK, [p.describe() for p in problems], RAW_ARCHIVE_KEY,
+                       severity=dg.AssetCheckSeverity.WARN),
+        problems_check(SOURCES_INTACT, described((SHRUNK, GONE)), RAW_ARCHIVE_KEY),
+        problems_check(ROWS_ON_FILE_DATE, described((OFF_DATE,)), BRONZE_PACKETS_KEY),
+    ]
+
+
+def _stop_on_off_date_files(batch: BronzeBatch) -> None:
+    """A file whose rows are mostly not on its date stops the run, after everything was recorded."""
+    off_date = [p for p in batch.problems if p.kind == OFF_DATE]
+    if off_date:
+        raise dg.Failure(
+            description="Rows mostly not on their file's date (quarantined; nothing downstream was changed): "
+            + "; ".join(p.describe() for p in off_date[:5])
+            + "".join(f"\nRetract a file landed by mistake: packetx-lakehouse retract {p.object_key}"
+                      for p in off_date[:5]),
+            metadata={"files": [p.object_key for p in off_date]},
+        )

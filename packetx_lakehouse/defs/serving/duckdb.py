@@ -8,7 +8,7 @@ import dagster as dg
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from packetx_lakehouse.defs.bronze.assets import BRONZE_QUARANTINE_KEY
+from packetx_lakehouse.defs.bronze.assets import BRONZE_QUARANTINE_KEY, LANDING_PROBLEMS_KEY
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
 from packetx_lakehouse.defs.metadata import markdown_preview
@@ -23,6 +23,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_IP_DIM,
     GOLD_SERVED_DAILY,
     GOLD_USERS_DIM,
+    LANDING_PROBLEMS,
     STAR_DIMENSIONS,
     STAR_FACT,
 )
@@ -37,10 +38,10 @@ REFERENTIAL_INTEGRITY = "star_schema_referential_integrity"
 def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     spec = serving_spec(
         SERVING_KEY,
-        deps=[asset_key(t) for t in GOLD_SERVED_DAILY + STAR_DIMENSIONS] + [BRONZE_QUARANTINE_KEY],
+        deps=[asset_key(t) for t in GOLD_SERVED_DAILY + STAR_DIMENSIONS] + [BRONZE_QUARANTINE_KEY, LANDING_PROBLEMS_KEY],
         kinds={"duckdb"},
         description="DuckDB database (<data dir>/serving/packetx.duckdb) with gold.* (aggregates and star "
-        "schema) and ops.* (quarantine, partition freshness): open it with the duckdb CLI and query.",
+        "schema) and ops.* (quarantine, landing problems, partition freshness): open it with the duckdb CLI and query.",
     )
 
     @dg.multi_asset(name="serving_duckdb", specs=[spec],
@@ -63,6 +64,8 @@ def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
                 loaded[table_def.name] = data
             quarantine = read_partitions(ensure_table(catalog, BRONZE_QUARANTINE), values=days)
             duckdb_store.replace_days(con, "ops.quarantine", quarantine.drop_columns(["ingested_at"]), days)
+            # Small, and undated problems (bad names) belong to no day: copied whole every time.
+            duckdb_store.replace_table(con, "ops.landing_problems", ensure_table(catalog, LANDING_PROBLEMS).scan().to_arrow())
             duckdb_store.replace_table(con, "ops.partitions", _partition_summary(catalog))
             rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
         yield dg.MaterializeResult(

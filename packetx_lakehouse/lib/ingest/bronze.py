@@ -1,6 +1,8 @@
 """Landing files -> bronze: archive each day's files, then read every line into rows or quarantine.
 
 The archive comes first, so what bronze holds is always exactly what the archive can replay.
+Files that are not ingested as they are (refused, empty, shrunk, gone, retracted, mostly off
+their date) come back as landing problems, so that nothing is dropped without a word.
 """
 
 from __future__ import annotations
@@ -8,12 +10,16 @@ from __future__ import annotations
 import collections
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from packetx_lakehouse.lib.ingest.archive import DaySources, collect_day
-from packetx_lakehouse.lib.ingest.reader import read_traffic_log_bytes
+from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
+from packetx_lakehouse.lib.ingest.limits import IngestLimits
+from packetx_lakehouse.lib.ingest.problems import EMPTY, ERROR, OFF_DATE, LandingProblem
+from packetx_lakehouse.lib.ingest.reader import OFF_DATE_PREFIX, ReadResult, read_traffic_log_bytes
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, BRONZE_QUARANTINE
 from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
 
@@ -28,8 +34,10 @@ class FileReport:
     rows: int
     quarantined: int
     sha256: str
-    #: How this run got the file: ``new version``, ``unchanged`` or ``from archive (gone from landing)``.
+    #: How this run got the file: ``new version``, ``unchanged`` or ``from archive`` (see the problems for why).
     archive_state: str
+    #: Rows quarantined because they are not on the file's date.
+    off_date: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class BronzeBatch:
     generations: Mapping[dt.date, int] = field(default_factory=dict)
     #: ``lines``, ``quarantined``, ``headers``, ``blank`` over every file.
     counts: Mapping[str, int] = field(default_factory=dict)
+    #: Landing problems of the run's days.
+    problems: list[LandingProblem] = field(default_factory=list)
 
 
 def ingest_days(
@@ -54,6 +64,7 @@ def ingest_days(
     landing_by_day: Mapping[dt.date, list[ObjectInfo]],
     *,
     now: dt.datetime,
+    limits: IngestLimits = IngestLimits(),
 ) -> BronzeBatch:
     """Archive and read every file of ``days``, day by day and file by file (the order silver relies on).
 
@@ -61,31 +72,41 @@ def ingest_days(
         landing: Where devices write or upload.
         archive: The immutable raw archive; a day's files that left the landing area are read back from it.
         days: The run's days.
-        landing_by_day: One listing of the landing area (``group_landing_by_day``).
+        landing_by_day: One flat listing of the landing area, by day (``problems.split_listing``).
         now: Archive time stamp of new versions, which is also every new row's ``ingested_at``.
+        limits: Per-file bounds; a file past one is refused and recorded, the others still ingest.
     """
     good: list[pa.Table] = []
     bad: list[pa.Table] = []
     files: list[FileReport] = []
+    problems: list[LandingProblem] = []
     newly_archived = 0
     missing: list[dt.date] = []
     generations: dict[dt.date, int] = {}
     counts: collections.Counter[str] = collections.Counter()
     for day in days:
-        sources = collect_day(landing, archive, day, landing_by_day.get(day, []), now=now)
+        sources = collect_day(landing, archive, day, landing_by_day.get(day, []), now=now, limits=limits)
         newly_archived += len(sources.newly_archived)
         generations[day] = sources.generation
+        day_problems = list(sources.problems)
         if not sources.files:
             missing.append(day)
         for archived, text in sources.files:
+            parsed = parse_log_file_name(archived.source_file)
             result = read_traffic_log_bytes(text, source_file=archived.source_file, log_date=day,
-                                            ingested_at=dt.datetime.fromisoformat(archived.archived_at))
+                                            ingested_at=dt.datetime.fromisoformat(archived.archived_at),
+                                            file_user=parsed.user if parsed else None,
+                                            max_line_bytes=limits.max_line_bytes)
             good.append(result.rows)
             bad.append(result.quarantine)
             counts.update(lines=result.lines_read, quarantined=result.quarantined, headers=result.headers,
                           blank=result.blank)
             files.append(FileReport(day, archived.source_file, result.lines_read, result.good, result.quarantined,
-                                    archived.sha256, archive_state(archived.source_file, sources)))
+                                    archived.sha256, archive_state(archived.source_file, sources), result.off_date))
+            key = archived.landing.key if archived.landing else archived.source_file
+            day_problems = _with_stakes(day_problems, archived.source_file, result, sources)
+            day_problems += _read_problems(day, key, result)
+        problems += day_problems
     return BronzeBatch(
         packets=_concat(good, BRONZE_PACKETS.schema),
         quarantine=_concat(bad, BRONZE_QUARANTINE.schema),
@@ -94,7 +115,45 @@ def ingest_days(
         days_without_files=missing,
         generations=generations,
         counts=dict(counts),
+        problems=problems,
     )
+
+
+def _read_problems(day: dt.date, key: str, result: ReadResult) -> list[LandingProblem]:
+    """What reading a file says about it as a whole: nothing but headers, or mostly off its date."""
+    if result.good == 0 and result.quarantined == 0 and result.headers:
+        return [LandingProblem(day, key, EMPTY, "header only")]
+    off_date = result.off_date
+    if off_date and 2 * off_date > result.good + off_date:
+        reasons = result.quarantine.column("reason")
+        example = pc.filter(reasons, pc.starts_with(reasons, OFF_DATE_PREFIX))[0].as_py()
+        return [LandingProblem(
+            day, key, OFF_DATE,
+            f"{off_date:,} of {result.good + off_date:,} rows are not on the file's date {day} (e.g. '{example}'): "
+            "a renamed file or a wrong device clock? Rename it to its real date, or retract it",
+            severity=ERROR, rows_at_stake=off_date)]
+    return []
+
+
+def _with_stakes(
+    problems: list[LandingProblem], source_file: str, result: ReadResult, sources: DaySources
+) -> list[LandingProblem]:
+    """Fill in the rows and KB at stake of a shrunk or vanished source: its rows after the lines the landing still shows."""
+    after = sources.at_stake_after_line.get(source_file)
+    if after is None:
+        return problems
+    at_stake = result.rows.filter(pc.greater(result.rows.column("line_number"), after))
+    kb = pc.sum(at_stake.column("kb_bandwidth")).as_py() or 0.0
+    return [
+        replace(p, rows_at_stake=at_stake.num_rows, kb_at_stake=kb)
+        if p.fails and _names_source(p.object_key, source_file) else p
+        for p in problems
+    ]
+
+
+def _names_source(key: str, source_file: str) -> bool:
+    parsed = parse_log_file_name(key.rsplit("/", 1)[-1])
+    return parsed is not None and parsed.source_file == source_file
 
 
 def archive_state(source_file: str, sources: DaySources) -> str:
@@ -102,7 +161,7 @@ def archive_state(source_file: str, sources: DaySources) -> str:
     if source_file in sources.newly_archived:
         return "new version"
     if source_file in sources.from_archive_only:
-        return "from archive (gone from landing)"
+        return "from archive"
     return "unchanged"
 
 

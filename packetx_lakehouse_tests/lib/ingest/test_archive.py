@@ -1,32 +1,158 @@
-"""The raw archive's day manifest: the current version of each file and the day's generation."""
+"""The raw archive's day manifest: the current version of each file, its history and the day's generation."""
 
 import datetime as dt
+import gzip
 import json
 
-from packetx_lakehouse.lib.ingest.archive import collect_day, load_manifest
+import pytest
+
+from packetx_lakehouse.lib.ingest.archive import (
+    LandingRef,
+    collect_day,
+    load_manifest,
+    restore,
+    retract,
+)
+from packetx_lakehouse.lib.ingest.limits import IngestLimits
+from packetx_lakehouse.lib.ingest.problems import ERROR, GONE, REFUSED, RETRACTED, SHORTER_COPY, SHRUNK, WARNING
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 
 DAY = dt.date(2026, 11, 20)
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 HEADER = b"User,Time Stamp,Source IP,Destination IP,KB Bandwidth,Total KB Bandwidth\n"
+ALICE = "alice-2026-11-20.csv"
 
 
-def test_generation_grows_with_every_change_of_the_source_set_and_only_then(tmp_path):
-    landing, archive = LocalObjectStore(tmp_path / "landing"), LocalObjectStore(tmp_path / "archive")
+def rows(n: int) -> bytes:
+    return b"".join(b"alice,2026-11-20 10:%02d,8.8.8.8,192.168.1.2,%d,1\n" % (m, m + 1) for m in range(n))
+
+
+@pytest.fixture
+def stores(tmp_path):
+    return LocalObjectStore(tmp_path / "landing"), LocalObjectStore(tmp_path / "archive")
+
+
+def collect(stores, **kwargs):
+    landing, archive = stores
+    return collect_day(landing, archive, DAY, landing.list_flat().objects, now=NOW, **kwargs)
+
+
+def problems(sources):
+    return [(p.object_key, p.kind, p.severity) for p in sources.problems]
+
+
+def test_generation_grows_with_every_change_of_the_source_set_and_only_then(stores):
+    landing, archive = stores
     assert load_manifest(archive, DAY).generation == 0
-    landing.put("alice-2026-11-20.csv", HEADER + b"alice,2026-11-20 10:00,8.8.8.8,192.168.1.2,1,1\n")
-    assert collect_day(landing, archive, DAY, landing.list(), now=NOW).generation == 1
-    assert collect_day(landing, archive, DAY, landing.list(), now=NOW).generation == 1  # nothing new
+    landing.put(ALICE, HEADER + rows(1))
+    assert collect(stores).generation == 1
+    assert collect(stores).generation == 1  # nothing new
     landing.put("bob-2026-11-20.csv", HEADER)
-    sources = collect_day(landing, archive, DAY, landing.list(), now=NOW)
+    sources = collect(stores)
     assert (sources.generation, sources.newly_archived) == (2, ["bob-2026-11-20.csv"])
     assert load_manifest(archive, DAY).generation == 2
+    # Every generation is kept: the day's history.
+    history = sorted(info.key for info in archive.list("date=2026-11-20/manifests/"))
+    assert history == ["date=2026-11-20/manifests/generation-000001.json", "date=2026-11-20/manifests/generation-000002.json"]
+    assert list(json.loads(archive.get(history[0]))["files"]) == [ALICE]
 
 
-def test_a_manifest_written_before_generations_reads_as_generation_one(tmp_path):
-    archive = LocalObjectStore(tmp_path)
-    entry = {"source_file": "alice-2026-11-20.csv", "sha256": "ab" * 32, "size": 10,
-             "archive_key": "date=2026-11-20/alice-2026-11-20.csv.abababababababab.gz", "archived_at": NOW.isoformat()}
-    archive.put("date=2026-11-20/manifest.json", json.dumps({"alice-2026-11-20.csv": entry}).encode())
+def test_each_version_records_the_landing_object_it_was_read_from(stores):
+    landing, archive = stores
+    landing.put(ALICE, HEADER + rows(2))
+    info = landing.list_flat().objects[0]
+    collect(stores)
     manifest = load_manifest(archive, DAY)
-    assert manifest.generation == 1 and manifest.files["alice-2026-11-20.csv"].size == 10
+    assert manifest.files[ALICE].landing == LandingRef(ALICE, info.size, info.version)
+    assert manifest.files[ALICE].lines == 3
+    assert manifest.seen == {(ALICE, info.size, info.version)}
+
+
+def test_the_longest_version_wins_and_a_shrunk_copy_is_a_failing_problem(stores):
+    landing, archive = stores
+    landing.put(ALICE, HEADER + rows(5))
+    first = collect(stores)
+    landing.put(ALICE, HEADER + rows(3))  # an earlier copy put back
+    shrunk = collect(stores)
+    assert shrunk.generation == first.generation == 1 and shrunk.newly_archived == []
+    assert problems(shrunk) == [(ALICE, SHRUNK, ERROR)]
+    assert "4 lines where the ingested version has 6" in shrunk.problems[0].reason
+    assert shrunk.at_stake_after_line == {ALICE: 4}
+    assert shrunk.files[0][1] == HEADER + rows(5)  # the longer version is still what bronze reads
+    landing.put(ALICE, b"")  # emptied: a shrink too
+    assert problems(collect(stores)) == [(ALICE, SHRUNK, ERROR)]
+    landing.put(ALICE, HEADER + rows(7))  # grown past it: a new version
+    grown = collect(stores)
+    assert grown.generation == 2 and problems(grown) == []
+
+
+def test_of_two_differing_copies_the_shorter_is_recorded_not_ingested(stores):
+    landing, _ = stores
+    landing.put(ALICE, HEADER + rows(4))
+    landing.put(ALICE + ".gz", gzip.compress(HEADER + rows(2)))
+    sources = collect(stores)
+    assert [archived.source_file for archived, _ in sources.files] == [ALICE]
+    assert sources.files[0][1] == HEADER + rows(4)
+    assert problems(sources) == [(ALICE + ".gz", SHORTER_COPY, WARNING)]
+    assert sources.problems[0].reason == f"3 lines, shorter than {ALICE} (5): not ingested"
+
+
+def test_a_file_gone_from_landing_fails_once_then_is_served_from_the_archive_with_a_warning(stores, tmp_path):
+    landing, _ = stores
+    landing.put(ALICE, HEADER + rows(2))
+    collect(stores)
+    (tmp_path / "landing" / ALICE).unlink()
+    noticed = collect(stores)
+    assert problems(noticed) == [(ALICE, GONE, ERROR)] and noticed.at_stake_after_line == {ALICE: 0}
+    assert noticed.files[0][1] == HEADER + rows(2) and noticed.from_archive_only == [ALICE]
+    known = collect(stores)
+    assert problems(known) == [(ALICE, GONE, WARNING)] and known.at_stake_after_line == {}
+    assert known.files[0][1] == HEADER + rows(2)
+
+
+def test_a_refused_copy_leaves_the_ingested_version_in_place(stores):
+    landing, _ = stores
+    landing.put(ALICE, HEADER + rows(2))
+    collect(stores)
+    landing.put(ALICE, HEADER + rows(2) + b"x" * 100 + b"\n")
+    refused = collect(stores, limits=IngestLimits(max_line_bytes=50, max_file_bytes=150))
+    assert problems(refused) == [(ALICE, REFUSED, WARNING)]
+    assert "larger than the 150-byte bound" in refused.problems[0].reason
+    assert refused.files[0][1] == HEADER + rows(2) and refused.generation == 1
+
+
+def test_a_retracted_file_leaves_the_source_set_is_never_read_again_and_can_be_restored(stores):
+    landing, archive = stores
+    landing.put(ALICE, HEADER + rows(3))
+    landing.put("bob-2026-11-20.csv", HEADER + rows(1).replace(b"alice", b"bob"))
+    collect(stores)
+    before, after = retract(archive, ALICE + ".gz", by="carol", reason="wrong day", now=NOW)
+    assert (before.generation, after.generation) == (1, 2)
+    assert ALICE not in after.files and after.retracted[ALICE].retracted_by == "carol"
+    with pytest.raises(ValueError, match="already retracted"):
+        retract(archive, ALICE, by="carol", reason="again", now=NOW)
+
+    landing.put(ALICE, HEADER + rows(9))  # still written to: stays out
+    sources = collect(stores)
+    assert [archived.source_file for archived, _ in sources.files] == ["bob-2026-11-20.csv"]
+    assert sources.generation == 2 and problems(sources) == [(ALICE, RETRACTED, WARNING)]
+    assert "retracted 2026-11-20T12:00:00+00:00 by carol: wrong day; still in the landing area" in sources.problems[0].reason
+
+    _, restored = restore(archive, ALICE)
+    assert restored.generation == 3 and ALICE in restored.files
+    again = collect(stores)
+    assert again.generation == 4 and again.newly_archived == [ALICE]  # the landing copy is longer
+    assert len(list(archive.list("date=2026-11-20/manifests/"))) == 4
+
+
+def test_manifests_written_before_generations_and_before_landing_refs_still_load(tmp_path):
+    archive = LocalObjectStore(tmp_path)
+    entry = {"source_file": ALICE, "sha256": "ab" * 32, "size": 10,
+             "archive_key": "date=2026-11-20/alice-2026-11-20.csv.abababababababab.gz", "archived_at": NOW.isoformat()}
+    archive.put("date=2026-11-20/manifest.json", json.dumps({ALICE: entry}).encode())
+    manifest = load_manifest(archive, DAY)
+    assert manifest.generation == 1 and manifest.files[ALICE].size == 10 and manifest.files[ALICE].landing is None
+    archive.put("date=2026-11-20/manifest.json",
+                json.dumps({"format": 2, "generation": 4, "files": {ALICE: entry}}).encode())
+    manifest = load_manifest(archive, DAY)
+    assert (manifest.generation, manifest.retracted, manifest.seen) == (4, {}, frozenset())
