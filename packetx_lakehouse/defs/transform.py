@@ -24,6 +24,7 @@ from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     GOLD_DAILY_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_HOURLY_BANDWIDTH,
     SILVER_PACKETS,
 )
 from packetx_lakehouse.lib.transform import gold
@@ -48,7 +49,7 @@ def transform_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
     ) -> Iterator[Event]:
         tables = RunTables(iceberg.load(), partition_dates(context))
         yield from _silver(context, tables, device_timezones)
-        yield from _gold(context, tables)
+        yield from _gold(context, tables, device_timezones)
 
     return silver_and_gold
 
@@ -78,7 +79,7 @@ def _silver(context: dg.AssetExecutionContext, tables: RunTables, zones: DeviceT
         yield silver.unique_key(stored)
 
 
-def _gold(context: dg.AssetExecutionContext, tables: RunTables) -> Iterator[Event]:
+def _gold(context: dg.AssetExecutionContext, tables: RunTables, zones: DeviceTimezonesResource) -> Iterator[Event]:
     build = [t for t in GOLD_DAILY_TABLES if asset_key(t) in context.selected_asset_keys]
     checks = {t: _checks_of(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
     if not build and not any(checks.values()):
@@ -98,3 +99,5 @@ def _gold(context: dg.AssetExecutionContext, tables: RunTables) -> Iterator[Even
         yield daily.kb_valid(tables.get(GOLD_DAILY_USER_BANDWIDTH))
     if daily.KB_CONSERVED in checks[GOLD_DAILY_USER_BANDWIDTH]:
         yield daily.kb_conserved(silver_kb, {t: tables.get(t) for t in KB_COLUMNS})
+    if daily.HOURS_ON_ONE_DAY in checks[GOLD_HOURLY_BANDWIDTH]:
+        yield daily.hours_on_one_day(tables.catalog, tables.get(GOLD_HOURLY_BANDWIDTH), zones.zones, zones.default)

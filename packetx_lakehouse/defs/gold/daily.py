@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, table_spec
@@ -16,16 +18,21 @@ from packetx_lakehouse.defs.silver.assets import SILVER_PACKETS_KEY
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_HOURLY_BANDWIDTH,
     TableDef,
 )
+from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_between
 from packetx_lakehouse.lib.transform.checks import (
     duplicate_keys,
+    hours_under_two_days,
     kb_conservation,
     negative_or_nan,
 )
 
 DAILY_KEY = asset_key(GOLD_DAILY_USER_BANDWIDTH)
 KB_CONSERVED = "kb_conserved"
+HOURLY_KEY = asset_key(GOLD_HOURLY_BANDWIDTH)
+HOURS_ON_ONE_DAY = "hours_on_one_day"
 KB_COLUMNS = ["total_kb", "inbound_kb", "outbound_kb", "internal_kb", "unknown_kb"]
 
 
@@ -38,6 +45,8 @@ def gold_daily_check_specs() -> list[dg.AssetCheckSpec]:
         check_spec(DAILY_KEY, KB_CONSERVED, "daily, hourly and fact KB all equal silver KB excluding restart replays"),
         *(check_spec(asset_key(t), "unique_key", f"one row per {', '.join(t.key)}") for t in GOLD_DAILY_TABLES),
         check_spec(DAILY_KEY, "kb_valid", "no negative, NaN or null KB"),
+        check_spec(HOURLY_KEY, HOURS_ON_ONE_DAY, "no user-hour appears under two log_dates (it would be counted "
+                   "twice); only an hour spanning local midnight in a zone with a half-hour offset may"),
     ]
 
 
@@ -54,3 +63,16 @@ def kb_conserved(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Table]
     totals, mismatched = kb_conservation(silver_live_kb, gold_tables)
     return problems_check(KB_CONSERVED, mismatched, DAILY_KEY,
                           {"kb_totals": dg.MetadataValue.json({k: round(v, 3) for k, v in totals.items()})})
+
+
+def hours_on_one_day(
+    catalog: Catalog, run_hourly: pa.Table, device_timezones: dict[str, str], default_timezone: str
+) -> dg.AssetCheckResult:
+    """Reads ``hourly_bandwidth`` by hour (every day), over the hours the run's days hold."""
+    shared: pa.Table = run_hourly.select(["log_date", "user", "hour_utc"])
+    if run_hourly.num_rows:
+        hours = run_hourly.column("hour_utc")
+        shared = read_between(ensure_table(catalog, GOLD_HOURLY_BANDWIDTH), "hour_utc", pc.min(hours).as_py(),
+                              pc.max(hours).as_py(), ("log_date", "user", "hour_utc"))
+    return problems_check(HOURS_ON_ONE_DAY, hours_under_two_days(shared, device_timezones, default_timezone),
+                          HOURLY_KEY)

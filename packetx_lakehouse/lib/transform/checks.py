@@ -6,7 +6,9 @@ what is wrong with it, in words a person can act on.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
@@ -132,3 +134,33 @@ def kb_conservation(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Tab
     totals = {table_def.name: pc.sum(gold_tables[table_def].column(column)).as_py() or 0.0
               for table_def, column in KB_COLUMNS.items()}
     return {"silver (excluding replays)": reference, **totals}, kb_mismatches("silver", reference, totals)
+
+
+def hours_under_two_days(
+    hourly: pa.Table, device_timezones: Mapping[str, str], default_timezone: str = "UTC"
+) -> list[str]:
+    """User-hours that appear under more than one ``log_date``: counted twice wherever days are summed.
+
+    Rows off their file's date never reach bronze, so this holds by construction; the check proves
+    it. One case is legitimate and left out: in a zone whose offset is not whole hours (India,
+    Nepal, Newfoundland...) the UTC hour that spans the device's local midnight holds the end of
+    one local day and the start of the next.
+
+    Args:
+        hourly: ``log_date``, ``user``, ``hour_utc`` rows of every day that shares an hour with the
+            days checked (``hourly_bandwidth`` read by hour, not by day).
+        device_timezones: IANA zone per user.
+        default_timezone: Zone of users missing from ``device_timezones``.
+    """
+    frame = pl.from_arrow(hourly.select(["log_date", "user", "hour_utc"])).unique()
+    shared = (frame.group_by("user", "hour_utc").agg(pl.col("log_date").sort())
+              .filter(pl.col("log_date").list.len() > 1).sort("user", "hour_utc"))
+    problems = []
+    for user, hour, days in shared.iter_rows():
+        zone = ZoneInfo(device_timezones.get(user, default_timezone))
+        first, last = hour.astimezone(zone).date(), (hour + dt.timedelta(minutes=59)).astimezone(zone).date()
+        if days == [first, last] and first != last:
+            continue  # the hour spans the device's local midnight
+        problems.append(f"user {user} hour {hour:%Y-%m-%d %H:00} UTC under {len(days)} log_dates: "
+                        + ", ".join(str(d) for d in days))
+    return problems
