@@ -2,6 +2,7 @@
 
 import argparse
 import datetime as dt
+import getpass
 import os
 import subprocess
 import sys
@@ -96,6 +97,62 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     os.execv(command[0], command)
 
 
+def _add_retract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "retract",
+        help="withdraw a traffic-log file landed by mistake: its rows leave every layer (the archive keeps "
+        "its versions and the record of who retracted it, when and why)",
+    )
+    p.add_argument("file", help="the file's name, e.g. alice-2026-11-30.csv (or .csv.gz)")
+    p.add_argument("--reason", default="landed by mistake", help="why, recorded in the day's manifest")
+    p.add_argument("--undo", action="store_true", help="undo an earlier retraction (the file counts again)")
+    p.add_argument("--no-run", action="store_true",
+                   help="only record it; the rows leave on the day's next run (the sensor, the schedule or the UI)")
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers)
+        return f"uid {os.getuid()}"
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    """Record the retraction in the raw archive, then (unless ``--no-run``) run the day's pipeline."""
+    from packetx_lakehouse.definitions import build_definitions
+    from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
+    from packetx_lakehouse.defs.resources import build_resources
+    from packetx_lakehouse.lib.ingest.archive import load_manifest, restore, retract, source_of_name
+    from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
+    from packetx_lakehouse.runner import materialize_range, project_instance
+
+    settings = Settings.from_env()
+    resources = build_resources(settings)
+    archive = resources["raw_archive"].store()
+    day, source = source_of_name(args.file)
+    if args.undo:
+        before, after = restore(archive, args.file)
+        done = f"Restored {source} to {day}"
+    else:
+        by_day, _ = group_landing_by_day(resources["landing"].store())
+        landed = any(source_of_name(info.name)[1] == source for info in by_day.get(day, []))
+        if source not in load_manifest(archive, day).files and not landed:
+            raise ValueError(f"{source} is neither ingested nor in {resources['landing'].store().describe('')}")
+        before, after = retract(archive, args.file, by=_who(), reason=args.reason, now=dt.datetime.now(dt.UTC))
+        done = f"Retracted {source} from {day} ({after.retracted[source].describe()})"
+    print(f"{done}; the day's source version is now {after.generation} (was {before.generation}).")
+    problem = check_partition_key(daily_partitions(settings), day, source)
+    if args.no_run or problem:
+        print(problem or f"Its rows change in every layer on the day's next run: materialise {day} of the "
+              "daily_pipeline job in the Dagster UI (or leave out --no-run to run it from here).")
+        return 0
+    print(f"Running daily_pipeline for {day} ...", flush=True)
+    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(), log_level="ERROR",
+                               raise_on_error=False)
+    print(f"Run {result.run_id} {'succeeded' if result.success else 'FAILED (see the Dagster UI)'}.")
+    return 0 if result.success else 1
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("bench", help="run the benchmark suite of this source checkout (see benchmarks/README.md); "
                    "its options (--small, --json PATH, --no-dagster) are passed on")
@@ -114,6 +171,7 @@ COMMANDS = {
     "demo": (_add_demo, cmd_demo),
     "upload": (_add_upload, cmd_upload),
     "dashboard": (_add_dashboard, cmd_dashboard),
+    "retract": (_add_retract, cmd_retract),
     "bench": (_add_bench, cmd_bench),
 }
 
