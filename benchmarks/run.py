@@ -415,6 +415,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--small", action="store_true", help="a quick look on a small data set instead of ~5 M rows")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--no-dagster", action="store_true", help="skip the backfill and sensor runs through dagster dev")
+    parser.add_argument("--hostile", action="store_true",
+                        help="only the hostile-input scenario (benchmarks/hostile_input.py): peak RSS and event-log "
+                        "growth of decompression bombs and a giant line")
     return parser.parse_args(argv)
 
 
@@ -423,4 +426,10 @@ if __name__ == "__main__":
         _worker_main(sys.argv[2:])
     else:
         args = _parse(sys.argv[1:])
+        if args.hostile:
+            from benchmarks.hostile_input import CASES
+            from benchmarks.hostile_input import main as hostile_main
+
+            hostile_main(list(CASES))
+            sys.exit(0)
         sys.exit(main(small=args.small, json_path=args.json, dagster=not args.no_dagster))
