@@ -56,16 +56,16 @@ class SkippedEntry:
     reason: str
 
 
+class ObjectTooLarge(ValueError):
+    """An object holds more bytes than the reader was allowed to take."""
+
+
 @dataclass(frozen=True)
 class FlatListing:
     """The regular objects directly in a landing area, and every other entry with its reason."""
 
     objects: list[ObjectInfo]
     skipped: list[SkippedEntry]
-
-
-class ObjectTooLarge(ValueError):
-    """An object holds more bytes than the reader was allowed to take."""
 
 
 SYMBOLIC_LINK, SUB_FOLDER, HIDDEN_ENTRY, NOT_A_FILE = (
