@@ -36,6 +36,8 @@ class ObjectInfo:
     key: str
     size: int
     version: str
+    #: When the object was last written (POSIX seconds): its age for retention.
+    modified: float = 0.0
 
     @property
     def name(self) -> str:
@@ -50,6 +52,7 @@ class ObjectStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
     def exists(self, key: str) -> bool: ...
     def describe(self, key: str) -> str: ...
+    def delete(self, key: str) -> None: ...
 
 
 class LocalObjectStore:
@@ -69,7 +72,7 @@ class LocalObjectStore:
         for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")):
             stat = path.stat()
             key = path.relative_to(self.root).as_posix()
-            found.append(ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns)))
+            found.append(ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns), stat.st_mtime))
         return found
 
     def get(self, key: str) -> bytes:
@@ -82,6 +85,9 @@ class LocalObjectStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def describe(self, key: str) -> str:
         return str(self._path(key))
@@ -101,7 +107,8 @@ class S3ObjectStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
             for item in page.get("Contents", []):
                 key = item["Key"][len(self.prefix):]
-                found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
+                found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"'),
+                                        item["LastModified"].timestamp()))
         return sorted(found, key=lambda info: info.key)
 
     def get(self, key: str) -> bytes:
@@ -116,3 +123,6 @@ class S3ObjectStore:
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
