@@ -27,6 +27,18 @@ def _env(name: str, default: str = "") -> str:
     return value if value else default
 
 
+def _env_number(name: str, default: float, *, minimum: float = 0, integer: bool = False) -> float:
+    """A numeric setting; a typo or a value out of range stops start-up with the variable's name."""
+    raw = _env(name)
+    try:
+        value = float(raw) if raw else float(default)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if value < minimum or (integer and not value.is_integer()):
+        raise ValueError(f"{name} must be {'a whole number ' if integer else 'a number '}>= {minimum:g}, not {raw}")
+    return value
+
+
 #: Lower-case names older PacketX set-ups keep in ``.env``, and the standard names they stand for.
 LEGACY_AWS_NAMES = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
@@ -108,6 +120,13 @@ class Settings:
     #: May carry a password: kept out of repr (tracebacks, test output).
     warehouse_url: str = field(default="", repr=False)
     warehouse_schema: str = "packetx"
+    #: Maintenance (docs/operations.md): time travel kept after a table state is replaced, the
+    #: newest snapshots always kept, the age below which unreferenced files are left to a write
+    #: in flight, and how long every raw-archive version is kept before only the newest remains.
+    snapshot_retention_hours: float = 24
+    snapshots_min_kept: int = 1
+    orphan_grace_hours: float = 1
+    archive_retention_days: float = 7
 
     @property
     def is_aws(self) -> bool:
@@ -174,4 +193,8 @@ class Settings:
             dynamodb_table=_env("PACKETX_DYNAMODB_TABLE", "daily_aggregate"),
             warehouse_url=_env("PACKETX_WAREHOUSE_URL"),
             warehouse_schema=_env("PACKETX_WAREHOUSE_SCHEMA", "packetx"),
+            snapshot_retention_hours=_env_number("PACKETX_SNAPSHOT_RETENTION_HOURS", 24),
+            snapshots_min_kept=int(_env_number("PACKETX_SNAPSHOTS_MIN_KEPT", 1, minimum=1, integer=True)),
+            orphan_grace_hours=_env_number("PACKETX_ORPHAN_GRACE_HOURS", 1),
+            archive_retention_days=_env_number("PACKETX_ARCHIVE_RETENTION_DAYS", 7),
         )
