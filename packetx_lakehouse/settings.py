@@ -126,7 +126,7 @@ class Settings:
     snapshot_retention_hours: float = 24
     snapshots_min_kept: int = 1
     orphan_grace_hours: float = 1
-    archive_retention_days: float = 7
+    archive_retention_days: float = 3
 
     @property
     def is_aws(self) -> bool:
@@ -196,5 +196,5 @@ class Settings:
             snapshot_retention_hours=_env_number("PACKETX_SNAPSHOT_RETENTION_HOURS", 24),
             snapshots_min_kept=int(_env_number("PACKETX_SNAPSHOTS_MIN_KEPT", 1, minimum=1, integer=True)),
             orphan_grace_hours=_env_number("PACKETX_ORPHAN_GRACE_HOURS", 1),
-            archive_retention_days=_env_number("PACKETX_ARCHIVE_RETENTION_DAYS", 7),
+            archive_retention_days=_env_number("PACKETX_ARCHIVE_RETENTION_DAYS", 3),
         )

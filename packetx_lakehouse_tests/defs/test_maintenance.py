@@ -195,7 +195,8 @@ def test_maintenance_running_next_to_pipeline_runs_loses_nothing(lakehouse):
     spawn = multiprocessing.get_context("spawn")
     stop = spawn.Event()
     running, passes, removed = (spawn.Value("i", 0) for _ in range(3))
-    maintainer = spawn.Process(target=_maintenance_passes, args=(str(settings.data_dir), stop, running, passes, removed))
+    maintainer = spawn.Process(target=_maintenance_passes,
+                               args=(str(settings.data_dir), stop, running, passes, removed))
     runner = spawn.Process(target=_pipeline_rounds, args=(str(settings.data_dir), 2, parts, running, passes))
     maintainer.start()
     runner.start()

@@ -38,7 +38,6 @@ from packetx_lakehouse.lib.storage.maintenance import (
     TableMaintenance,
     TableStorage,
     maintain_table,
-    table_storage,
 )
 from packetx_lakehouse.lib.storage.objectstore import ObjectStore
 from packetx_lakehouse.settings import Settings
@@ -53,7 +52,10 @@ MAINTENANCE_CRON = "40 * * * *"
 class TableOutcome:
     table: TableDef
     maintenance: TableMaintenance
-    storage: TableStorage
+
+    @property
+    def storage(self) -> TableStorage:
+        return self.maintenance.after
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,7 @@ def maintain(catalog: Catalog, archive: ObjectStore, *, now: dt.datetime, policy
         except (NoSuchTableError, NoSuchNamespaceError):
             continue  # not written yet
         try:
-            done = maintain_table(table, now=now, policy=policy)
-            outcomes.append(TableOutcome(table_def, done, table_storage(table.refresh())))
+            outcomes.append(TableOutcome(table_def, maintain_table(table, now=now, policy=policy)))
         except Exception as error:  # noqa: BLE001 - reported per table, the job fails at the end
             errors[table_def.identifier] = f"{type(error).__name__}: {error}"
     bronze = []
@@ -101,7 +102,8 @@ def maintain(catalog: Catalog, archive: ObjectStore, *, now: dt.datetime, policy
         except (NoSuchTableError, NoSuchNamespaceError):
             pass
     try:
-        report = apply_archive_retention(archive, now=now, retention=retention, bronze_sources=bronze_sources_from(bronze))
+        report = apply_archive_retention(archive, now=now, retention=retention,
+                                         bronze_sources=bronze_sources_from(bronze))
     except Exception as error:  # noqa: BLE001
         errors["raw_archive"] = f"{type(error).__name__}: {error}"
         report = RetentionReport()
@@ -147,7 +149,8 @@ def maintenance_job() -> dg.JobDefinition:
         run = maintain(iceberg.load(), raw_archive.store(), now=dt.datetime.now(dt.UTC),
                        policy=maintenance.policy(), retention=maintenance.archive_retention())
         for outcome in run.tables:
-            context.log_event(dg.AssetObservation(asset_key=asset_key(outcome.table), metadata=_table_metadata(outcome)))
+            context.log_event(dg.AssetObservation(asset_key=asset_key(outcome.table),
+                                                  metadata=_table_metadata(outcome)))
         archive = run.archive
         context.log_event(dg.AssetObservation(asset_key=RAW_ARCHIVE_KEY, metadata={
             "versions_deleted": archive.versions_deleted,

@@ -42,7 +42,7 @@ BronzeSources = Callable[[dt.date], Mapping[str, set[dt.datetime]]]
 class ArchiveRetention:
     """How long every archived version is kept; after that only the newest of each file."""
 
-    keep_all_for: dt.timedelta = dt.timedelta(days=7)
+    keep_all_for: dt.timedelta = dt.timedelta(days=3)
 
     def __post_init__(self) -> None:
         if self.keep_all_for < dt.timedelta(0):

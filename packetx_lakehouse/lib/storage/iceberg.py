@@ -220,7 +220,8 @@ def _overwrite(
         except (CommitFailedException, ValidationException, ValueError) as error:
             # Lost to a concurrent writer (or its expiry removed our starting snapshot): start
             # again from fresh metadata; replacing a partition is last-writer-wins.
-            if attempt == retries - 1 or (isinstance(error, ValueError) and not _lost_to_concurrent_expiry(error)):
+            unrelated = isinstance(error, ValueError) and not _lost_to_concurrent_expiry(error)
+            if attempt == retries - 1 or unrelated:
                 raise
             time.sleep(0.05 * 2**attempt)
             table = table.refresh()

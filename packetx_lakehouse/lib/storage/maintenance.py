@@ -106,6 +106,8 @@ class TableMaintenance:
     young_unreferenced: int = 0
     #: Deletions that failed (logged, retried by the next pass): path -> error.
     failures: dict[str, str] = field(default_factory=dict)
+    #: What the table occupies once the pass is done.
+    after: TableStorage | None = None
 
     @property
     def total_files_deleted(self) -> int:
@@ -337,12 +339,13 @@ def maintain_table(table: Table, *, now: dt.datetime, policy: MaintenancePolicy)
         try:
             table.io.delete(uri)
         except FileNotFoundError:
-            pass
+            pass  # another pass was first
         except OSError as error:
             failures[uri] = str(error)
             continue
         files[file_kind(uri)] += 1
         sizes[file_kind(uri)] += dead[uri].size
+        del listing[uri]
     return TableMaintenance(
         table=".".join(table.name()),
         snapshots_expired=expired,
@@ -351,6 +354,7 @@ def maintain_table(table: Table, *, now: dt.datetime, policy: MaintenancePolicy)
         bytes_deleted=dict(sizes),
         young_unreferenced=len(dead) - len(old),
         failures=failures,
+        after=table_storage(table, listing),
     )
 
 
