@@ -53,8 +53,8 @@ def measure_storage(settings) -> dict[str, Any]:
     archive = LocalObjectStore(settings.archive_dir)
     archive_objects = archive.list()
     for info in archive_objects:
-        if not info.key.endswith("manifest.json"):
-            source = info.key.rsplit(".", 2)[0]  # date=<day>/<file>.<sha16>.gz -> date=<day>/<file>
+        if info.key.endswith(".gz"):  # date=<day>/<file>.<sha16>.gz; manifests are .json
+            source = info.key.rsplit(".", 2)[0]
             versions[source] = versions.get(source, 0) + 1
     return {
         "warehouse_files": totals["files"],

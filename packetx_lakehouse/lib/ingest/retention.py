@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
 
-from packetx_lakehouse.lib.ingest.archive import load_manifest
+from packetx_lakehouse.lib.ingest.archive import DayManifest, load_manifest
 from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
 
 _VERSION_KEY = re.compile(r"^date=(?P<day>\d{4}-\d{2}-\d{2})/(?P<source>[^/]+)\.(?P<digest>[0-9a-f]{16})\.gz$")
@@ -117,7 +117,7 @@ def apply_archive_retention(
             else:
                 doomed += old
         # Read again: a run may have made an old version current since (its bytes came back).
-        named = {entry.archive_key for entry in load_manifest(archive, day).files.values()}
+        named = named_versions(load_manifest(archive, day))
         for version in doomed:
             if version.info.key in named:
                 kept += 1
@@ -126,6 +126,11 @@ def apply_archive_retention(
             deleted.append(version.info.key)
             deleted_bytes += version.info.size
     return RetentionReport(len(deleted), deleted_bytes, kept, days, held, deleted)
+
+
+def named_versions(manifest: DayManifest) -> set[str]:
+    """Archive keys the day's manifest may read again: never deleted, whatever their age."""
+    return {entry.archive_key for entry in manifest.files.values()}
 
 
 def bronze_sources_from(tables: Iterable[Table]) -> BronzeSources:

@@ -1,11 +1,12 @@
 """Raw-archive retention: every version for a while, then the newest; never what bronze or the manifest needs."""
 
+import dataclasses
 import datetime as dt
 import os
 
 import pytest
 
-from packetx_lakehouse.lib.ingest.archive import collect_day, load_manifest
+from packetx_lakehouse.lib.ingest.archive import DayManifest, collect_day, load_manifest
 from packetx_lakehouse.lib.ingest.retention import ArchiveRetention, apply_archive_retention
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 
@@ -68,17 +69,19 @@ def test_versions_are_all_kept_while_bronze_was_built_from_another_one(tmp_path)
     assert report.held_for_bronze == ["2026-11-20/alice-2026-11-20.csv"]
 
 
-def test_the_version_the_manifest_names_is_kept_even_when_an_older_copy(tmp_path):
+def test_an_older_version_the_manifest_names_again_is_kept(tmp_path):
     start = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
-    landing, archive = grow(tmp_path, 3, start=start)
-    # The file went back to its first content (content-addressed: the old object is current again).
-    landing.put("alice-2026-11-20.csv", HEADER + line(0))
-    collect_day(landing, archive, DAY, landing.list(), now=start + dt.timedelta(minutes=5))
-    first = load_manifest(archive, DAY).files["alice-2026-11-20.csv"].archive_key
+    _, archive = grow(tmp_path, 3, start=start)
+    oldest = min(archive.list(), key=lambda info: info.modified).key
+    # The day's source set points back at the first version (as restoring a retraction does).
+    manifest = load_manifest(archive, DAY)
+    entry = manifest.files["alice-2026-11-20.csv"]
+    archive.put("date=2026-11-20/manifest.json", DayManifest(
+        manifest.generation + 1, {entry.source_file: dataclasses.replace(entry, archive_key=oldest)}).to_json())
     apply_archive_retention(archive, now=start + dt.timedelta(days=30), retention=WEEK,
                             bronze_sources=current_bronze(archive))
     # The named (oldest) object and the newest object stay; the middle version goes.
-    assert first in versions(archive) and len(versions(archive)) == 2
+    assert oldest in versions(archive) and len(versions(archive)) == 2
 
 
 def test_objects_that_are_not_file_versions_are_never_touched(tmp_path):
