@@ -27,15 +27,15 @@ def _env(name: str, default: str = "") -> str:
     return value if value else default
 
 
-def _env_number(name: str, default: float, *, minimum: float = 0, integer: bool = False) -> float:
-    """A numeric setting; a typo or a value out of range stops start-up with the variable's name."""
-    raw = _env(name)
+def _env_number(name: str, default: float) -> float:
+    """A number of hours or days, zero or more; a typo or a negative value stops the run."""
+    text = _env(name)
     try:
-        value = float(raw) if raw else float(default)
+        value = float(text) if text else default
     except ValueError:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from None
-    if value < minimum or (integer and not value.is_integer()):
-        raise ValueError(f"{name} must be {'a whole number ' if integer else 'a number '}>= {minimum:g}, not {raw}")
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name} must be a number >= 0, not {text!r}")
     return value
 
 
@@ -81,6 +81,20 @@ def prepare_environment(environ: MutableMapping[str, str] = os.environ) -> None:
     """
     load_dotenv_file(environ=environ)
     adopt_legacy_aws_credentials(environ)
+
+
+def _positive_int(name: str, default: int) -> int:
+    """A positive integer variable (``_`` allowed as in ``268_435_456``); a typo stops the run."""
+    text = _env(name)
+    if not text:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {text!r}")
+    return value
 
 
 def parse_device_timezones(spec: str) -> dict[str, str]:
@@ -194,7 +208,7 @@ class Settings:
             warehouse_url=_env("PACKETX_WAREHOUSE_URL"),
             warehouse_schema=_env("PACKETX_WAREHOUSE_SCHEMA", "packetx"),
             snapshot_retention_hours=_env_number("PACKETX_SNAPSHOT_RETENTION_HOURS", 24),
-            snapshots_min_kept=int(_env_number("PACKETX_SNAPSHOTS_MIN_KEPT", 1, minimum=1, integer=True)),
+            snapshots_min_kept=_positive_int("PACKETX_SNAPSHOTS_MIN_KEPT", 1),
             orphan_grace_hours=_env_number("PACKETX_ORPHAN_GRACE_HOURS", 1),
             archive_retention_days=_env_number("PACKETX_ARCHIVE_RETENTION_DAYS", 3),
         )
