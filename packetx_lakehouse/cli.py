@@ -122,7 +122,12 @@ def cmd_retract(args: argparse.Namespace) -> int:
     from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
     from packetx_lakehouse.defs.resources import build_resources
-    from packetx_lakehouse.lib.ingest.archive import load_manifest, restore, retract, source_of_name
+    from packetx_lakehouse.lib.ingest.archive import (
+        load_manifest,
+        restore,
+        retract,
+        source_of_name,
+    )
     from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
     from packetx_lakehouse.runner import materialize_range, project_instance
 

@@ -15,6 +15,7 @@ from packetx_lakehouse.defs.automation.schedules import daily_schedule
 from packetx_lakehouse.defs.bronze.assets import bronze_assets
 from packetx_lakehouse.defs.gold.anomalies import anomalies_assets
 from packetx_lakehouse.defs.gold.dimensions import dimension_assets
+from packetx_lakehouse.defs.maintenance.job import maintenance_job, maintenance_schedule
 from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.defs.serving.duckdb import serving_duckdb_assets
@@ -38,11 +39,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     assets += [dynamodb_assets(partitions)] if settings.is_aws else []
     assets += [warehouse_assets(partitions)] if settings.warehouse_url else []
     freshness = freshness_defs(partitions)
+    maintenance = maintenance_job()
     return dg.Definitions(
         assets=assets,
         asset_checks=[freshness.check],
-        jobs=[daily_pipeline_job(assets), freshness.job],
-        schedules=[daily_schedule(partitions), freshness.schedule],
+        jobs=[daily_pipeline_job(assets), freshness.job, maintenance],
+        schedules=[daily_schedule(partitions), freshness.schedule,
+                   maintenance_schedule(maintenance, settings.partition_timezone)],
         sensors=[
             landing_sensor(partitions),
             # Declared so that it runs by default: Dagster's implicit default sensor starts stopped.

@@ -29,6 +29,18 @@ def _env(name: str, default: str = "") -> str:
     return value if value else default
 
 
+def _env_number(name: str, default: float) -> float:
+    """A number of hours or days, zero or more; a typo or a negative value stops the run."""
+    text = _env(name)
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name} must be a number >= 0, not {text!r}")
+    return value
+
+
 #: Lower-case names older PacketX set-ups keep in ``.env``, and the standard names they stand for.
 LEGACY_AWS_NAMES = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
@@ -126,6 +138,13 @@ class Settings:
     warehouse_schema: str = "packetx"
     #: Per-file bounds at the landing edge (``PACKETX_MAX_FILE_BYTES``, ``_LINE_BYTES``, ``_FILE_LINES``).
     ingest_limits: IngestLimits = IngestLimits()
+    #: Maintenance (docs/operations.md): time travel kept after a table state is replaced, the
+    #: newest snapshots always kept, the age below which unreferenced files are left to a write
+    #: in flight, and how long every raw-archive version is kept before only the newest remains.
+    snapshot_retention_hours: float = 24
+    snapshots_min_kept: int = 1
+    orphan_grace_hours: float = 1
+    archive_retention_days: float = 3
 
     @property
     def is_aws(self) -> bool:
@@ -197,4 +216,8 @@ class Settings:
                 max_line_bytes=_positive_int("PACKETX_MAX_LINE_BYTES", IngestLimits.max_line_bytes),
                 max_file_lines=_positive_int("PACKETX_MAX_FILE_LINES", IngestLimits.max_file_lines),
             ),
+            snapshot_retention_hours=_env_number("PACKETX_SNAPSHOT_RETENTION_HOURS", 24),
+            snapshots_min_kept=_positive_int("PACKETX_SNAPSHOTS_MIN_KEPT", 1),
+            orphan_grace_hours=_env_number("PACKETX_ORPHAN_GRACE_HOURS", 1),
+            archive_retention_days=_env_number("PACKETX_ARCHIVE_RETENTION_DAYS", 3),
         )

@@ -6,6 +6,7 @@ these resources, so the same asset code runs against SQLite + files and against 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 from pyiceberg.catalog import Catalog
 
+from packetx_lakehouse.lib.ingest.retention import ArchiveRetention
 from packetx_lakehouse.lib.serving.sql_warehouse import Warehouse
 from packetx_lakehouse.lib.storage.iceberg import (
     CATALOG_NAME,
     glue_catalog,
     local_catalog,
 )
+from packetx_lakehouse.lib.storage.maintenance import MaintenancePolicy
 from packetx_lakehouse.lib.storage.objectstore import (
     LocalObjectStore,
     ObjectStore,
@@ -72,6 +75,23 @@ class ObjectStoreResource(dg.ConfigurableResource):
         if self.s3_bucket:
             return S3ObjectStore(_s3_client(self.region, self.endpoint_url), self.s3_bucket, self.s3_prefix)
         return LocalObjectStore(self.root)
+
+
+class MaintenanceResource(dg.ConfigurableResource):
+    """Retention of snapshots, unreferenced files and raw-archive versions (docs/operations.md)."""
+
+    snapshot_retention_hours: float
+    snapshots_min_kept: int
+    orphan_grace_hours: float
+    archive_retention_days: float
+
+    def policy(self) -> MaintenancePolicy:
+        return MaintenancePolicy(snapshot_max_age=dt.timedelta(hours=self.snapshot_retention_hours),
+                                 min_snapshots=self.snapshots_min_kept,
+                                 orphan_grace=dt.timedelta(hours=self.orphan_grace_hours))
+
+    def archive_retention(self) -> ArchiveRetention:
+        return ArchiveRetention(keep_all_for=dt.timedelta(days=self.archive_retention_days))
 
 
 class DeviceTimezonesResource(dg.ConfigurableResource):
@@ -125,6 +145,12 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             zones=settings.device_timezones, default=settings.default_device_timezone
         ),
         "duckdb": DuckDBResource(database=str(settings.serving_path)),
+        "maintenance": MaintenanceResource(
+            snapshot_retention_hours=settings.snapshot_retention_hours,
+            snapshots_min_kept=settings.snapshots_min_kept,
+            orphan_grace_hours=settings.orphan_grace_hours,
+            archive_retention_days=settings.archive_retention_days,
+        ),
     }
     if settings.is_aws:
         resources["dynamodb"] = DynamoDBResource(table=settings.dynamodb_table, **aws)

@@ -12,7 +12,13 @@ import pytest
 from packetx_lakehouse.dashboard import queries
 from packetx_lakehouse.dashboard.queries import Filters, NoDataYet, ServingBusy
 from packetx_lakehouse.lib.schemas import DIRECTIONS
-from packetx_lakehouse_tests.dashboard.conftest import BAD_NAME, DAYS, EMPTY_DEVICE, FIRST_DAY, IP_CHANGE
+from packetx_lakehouse_tests.dashboard.conftest import (
+    BAD_NAME,
+    DAYS,
+    EMPTY_DEVICE,
+    FIRST_DAY,
+    IP_CHANGE,
+)
 
 LAST_DAY = FIRST_DAY + dt.timedelta(days=DAYS - 1)
 EVERYTHING = Filters(FIRST_DAY, LAST_DAY)

@@ -14,17 +14,21 @@ import pytest
 
 from packetx_lakehouse import cli
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.bronze.assets import LANDING_PROBLEMS_CHECK, ROWS_ON_FILE_DATE, SOURCES_INTACT
+from packetx_lakehouse.defs.bronze.assets import (
+    LANDING_PROBLEMS_CHECK,
+    ROWS_ON_FILE_DATE,
+    SOURCES_INTACT,
+)
 from packetx_lakehouse.defs.gold.daily import HOURS_ON_ONE_DAY
 from packetx_lakehouse.defs.tables import RunTables, StorageError
-from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
+from packetx_lakehouse.devices.generator import generate_day
 from packetx_lakehouse.devices.samples import SAMPLES_DIR
 from packetx_lakehouse.lib.ingest.archive import load_manifest
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, GOLD_HOURLY_BANDWIDTH
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, replace_partitions
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
-from packetx_lakehouse_tests.conftest import HEADER, Lakehouse
+from packetx_lakehouse_tests.conftest import Lakehouse
 
 SAMPLE_DAY = dt.date(2026, 11, 21)
 ALICE = "alice-2026-11-21.csv"

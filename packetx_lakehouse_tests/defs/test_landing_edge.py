@@ -20,7 +20,10 @@ import pyarrow.compute as pc
 import pytest
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.bronze.assets import BRONZE_PACKETS_KEY, LANDING_PROBLEMS_CHECK
+from packetx_lakehouse.defs.bronze.assets import (
+    BRONZE_PACKETS_KEY,
+    LANDING_PROBLEMS_CHECK,
+)
 from packetx_lakehouse.lib.ingest.gzipio import gunzip
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore

@@ -8,7 +8,10 @@ import dagster as dg
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from packetx_lakehouse.defs.bronze.assets import BRONZE_QUARANTINE_KEY, LANDING_PROBLEMS_KEY
+from packetx_lakehouse.defs.bronze.assets import (
+    BRONZE_QUARANTINE_KEY,
+    LANDING_PROBLEMS_KEY,
+)
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
 from packetx_lakehouse.defs.metadata import markdown_preview

@@ -42,7 +42,11 @@ from packetx_lakehouse.lib.ingest.problems import (
     SHRUNK,
     LandingProblem,
 )
-from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore, ObjectTooLarge
+from packetx_lakehouse.lib.storage.objectstore import (
+    ObjectInfo,
+    ObjectStore,
+    ObjectTooLarge,
+)
 
 #: A landing object as a listing saw it: ``(key, size, version)``.
 LandingState = tuple[str, int, str]
@@ -157,8 +161,11 @@ def _history_key(day: dt.date, generation: int) -> str:
 def load_manifest(archive: ObjectStore, day: dt.date) -> DayManifest:
     """The day's current source set (generation 0 and no files before the first run)."""
     key = _manifest_key(day)
-    if not archive.exists(key):
-        return DayManifest(0, {})
+    return read_manifest(archive, key) if archive.exists(key) else DayManifest(0, {})
+
+
+def read_manifest(archive: ObjectStore, key: str) -> DayManifest:
+    """One manifest object: the current one, or a generation of the day's history."""
     raw = json.loads(archive.get(key))
     if "format" not in raw:
         # Format 1 was the bare {source: entry} map, written by versions before the generation.

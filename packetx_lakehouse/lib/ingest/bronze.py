@@ -19,7 +19,11 @@ from packetx_lakehouse.lib.ingest.archive import DaySources, collect_day
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.ingest.problems import EMPTY, ERROR, OFF_DATE, LandingProblem
-from packetx_lakehouse.lib.ingest.reader import OFF_DATE_PREFIX, ReadResult, read_traffic_log_bytes
+from packetx_lakehouse.lib.ingest.reader import (
+    OFF_DATE_PREFIX,
+    ReadResult,
+    read_traffic_log_bytes,
+)
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, BRONZE_QUARANTINE
 from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
 

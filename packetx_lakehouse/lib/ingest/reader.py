@@ -37,7 +37,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name, user_name_problem
+from packetx_lakehouse.lib.ingest.filenames import (
+    parse_log_file_name,
+    user_name_problem,
+)
 from packetx_lakehouse.lib.ingest.gzipio import decompress_landing
 from packetx_lakehouse.lib.ingest.limits import MAX_FILE_BYTES, MAX_LINE_BYTES
 from packetx_lakehouse.lib.schemas import (

@@ -53,7 +53,7 @@ from pyiceberg.table import (
     Transaction,
     WriteTask,
 )
-from pyiceberg.table.snapshots import Operation
+from pyiceberg.table.snapshots import Operation, Snapshot
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.utils.config import Config
@@ -69,11 +69,21 @@ TABLE_PROPERTIES = {
     # day 30's reads and writes plan from one or two manifests instead of thirty.
     "commit.manifest-merge.enabled": "true",
     "commit.manifest.min-count-to-merge": "2",
+    # Each commit writes a new metadata JSON; keep the last few and delete older ones as it
+    # commits (PyIceberg honours both; the default keeps a log of 100 and deletes nothing).
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "4",
 }
-#: Snapshots kept per table (each write adds two: delete + append). Every commit copies the
-#: table's metadata, snapshots included, so unbounded history makes each day's writes dearer
-#: than the last; the raw archive, not Iceberg time travel, is the audit trail to replay from.
-SNAPSHOTS_KEPT = 10
+#: Snapshots the write path keeps per table, expired in its own commit: every commit copies the
+#: metadata, snapshots included, so a day re-run every minute must not grow it. Of the budget,
+#: the newest RECENT_SNAPSHOTS are the last two writes (each a delete and an append); the rest
+#: are the newest snapshot of each earlier clock hour, so time travel reaches back hours, not
+#: minutes, at the same metadata size. Files are deleted by maintenance (``maintenance.py``),
+#: which also ages these snapshots out; the raw archive is the audit trail to replay from.
+RECENT_SNAPSHOTS = 4
+HOURLY_SNAPSHOTS = 6
+SNAPSHOTS_KEPT = RECENT_SNAPSHOTS + HOURLY_SNAPSHOTS
+_HOUR_MS = 3_600_000
 
 
 def local_catalog(catalog_path: Path, warehouse_dir: Path, name: str = CATALOG_NAME) -> Catalog:
@@ -222,15 +232,26 @@ def _overwrite(
         try:
             _commit_overwrite(table, data, expression, snapshot_properties or {})
             break
-        except (CommitFailedException, ValidationException):
+        except (CommitFailedException, ValidationException, ValueError) as error:
             # Lost to a concurrent writer (or its expiry removed our starting snapshot): start
             # again from fresh metadata; replacing a partition is last-writer-wins.
-            if attempt == retries - 1:
+            unrelated = isinstance(error, ValueError) and not _lost_to_concurrent_expiry(error)
+            if attempt == retries - 1 or unrelated:
                 raise
             time.sleep(0.05 * 2**attempt)
             table = table.refresh()
     snapshot = table.current_snapshot()
     return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
+
+
+def _lost_to_concurrent_expiry(error: ValueError) -> bool:
+    """Whether our in-commit expiry named a snapshot that maintenance expired meanwhile.
+
+    Maintenance's expiry moves no branch, so our commit's requirements still hold and PyIceberg
+    applies our "remove snapshot X" to the fresh metadata, where X is gone: a lost race too.
+    """
+    message = str(error)
+    return message.startswith("Snapshot with snapshot id") and "does not exist" in message
 
 
 def _commit_overwrite(table: Table, data: pa.Table, expression: BooleanExpression, properties: dict[str, str]) -> None:
@@ -250,17 +271,42 @@ def _commit_overwrite(table: Table, data: pa.Table, expression: BooleanExpressio
 
 
 def _expire_old_snapshots(txn: Transaction) -> None:
-    """Drop all but the newest snapshots from the metadata, in the write's own commit.
+    """Thin the snapshots to the budget (``SNAPSHOTS_KEPT``), in the write's own commit.
 
     Safe under concurrent writers because PyIceberg's own commit retry is off for our tables
     (``TABLE_PROPERTIES``): it would replay "remove snapshot X" onto metadata where another
     writer already removed X. Our retry rebuilds the whole transaction, expiry included, from
-    fresh metadata. Data files are not deleted (expiry only edits metadata).
+    fresh metadata. Data files are not deleted here (expiry only edits metadata).
     """
-    snapshots = sorted(txn.table_metadata.snapshots, key=lambda snapshot: snapshot.timestamp_ms)
-    if len(snapshots) > SNAPSHOTS_KEPT - 2:
-        expired = [snapshot.snapshot_id for snapshot in snapshots[: len(snapshots) - (SNAPSHOTS_KEPT - 2)]]
+    # This commit adds up to two snapshots (delete + append) to the recent ones.
+    expired = snapshots_beyond_budget(txn.table_metadata.snapshots, recent=RECENT_SNAPSHOTS - 2,
+                                      hourly=HOURLY_SNAPSHOTS)
+    if expired:
         ExpireSnapshots(txn).by_ids(expired).commit()
+
+
+def snapshots_beyond_budget(snapshots: Iterable[Snapshot], *, recent: int, hourly: int) -> list[int]:
+    """Snapshot ids outside "the newest ``recent``, plus the newest of each of ``hourly`` earlier hours".
+
+    Hours are clock hours of the snapshot time stamps (UTC): for a day re-run every minute that
+    keeps the state at the end of each of the last ``hourly`` hours; for a table written once a
+    day, the state after each of its last ``hourly`` writes.
+    """
+    ordered = snapshots_oldest_first(snapshots)[::-1]
+    kept, hours = ordered[:recent], {s.timestamp_ms // _HOUR_MS for s in ordered[:recent]}
+    for snapshot in ordered[recent:]:
+        if len(kept) == recent + hourly:
+            break
+        if snapshot.timestamp_ms // _HOUR_MS not in hours:
+            hours.add(snapshot.timestamp_ms // _HOUR_MS)
+            kept.append(snapshot)
+    kept_ids = {s.snapshot_id for s in kept}
+    return [s.snapshot_id for s in ordered if s.snapshot_id not in kept_ids]
+
+
+def snapshots_oldest_first(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
+    """By commit time; the sequence number orders the two snapshots one overwrite commits."""
+    return sorted(snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
 
 
 def _write_data_files(txn: Transaction, table: Table, data: pa.Table, write_uuid) -> Iterable[DataFile]:

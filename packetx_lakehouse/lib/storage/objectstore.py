@@ -42,6 +42,8 @@ class ObjectInfo:
     key: str
     size: int
     version: str
+    #: When the object was last written (POSIX seconds): its age for retention.
+    modified: float = 0.0
 
     @property
     def name(self) -> str:
@@ -82,6 +84,7 @@ class ObjectStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
     def exists(self, key: str) -> bool: ...
     def describe(self, key: str) -> str: ...
+    def delete(self, key: str) -> None: ...
 
 
 class LocalObjectStore:
@@ -104,7 +107,7 @@ class LocalObjectStore:
         for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")):
             info = path.stat()
             key = path.relative_to(self.root).as_posix()
-            found.append(ObjectInfo(key, info.st_size, str(info.st_mtime_ns)))
+            found.append(ObjectInfo(key, info.st_size, str(info.st_mtime_ns), info.st_mtime))
         return found
 
     def list_flat(self) -> FlatListing:
@@ -129,7 +132,7 @@ class LocalObjectStore:
                 skipped.append(SkippedEntry(key, SUB_FOLDER))
             elif entry.is_file(follow_symlinks=False):
                 info = entry.stat(follow_symlinks=False)
-                objects.append(ObjectInfo(entry.name, info.st_size, str(info.st_mtime_ns)))
+                objects.append(ObjectInfo(entry.name, info.st_size, str(info.st_mtime_ns), info.st_mtime))
             else:
                 skipped.append(SkippedEntry(entry.name, NOT_A_FILE))
         return FlatListing(objects, skipped)
@@ -160,6 +163,9 @@ class LocalObjectStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def describe(self, key: str) -> str:
         return str(self.root.joinpath(*key.split("/")) if key else self.root)
 
@@ -178,7 +184,8 @@ class S3ObjectStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
             for item in page.get("Contents", []):
                 key = item["Key"][len(self.prefix):]
-                found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
+                found.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"'),
+                                        item["LastModified"].timestamp()))
         return sorted(found, key=lambda info: info.key)
 
     def list_flat(self) -> FlatListing:
@@ -196,7 +203,8 @@ class S3ObjectStore:
                 if key.startswith("."):
                     skipped.append(SkippedEntry(key, HIDDEN_ENTRY))
                 else:
-                    objects.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"')))
+                    objects.append(ObjectInfo(key, int(item["Size"]), item["ETag"].strip('"'),
+                                              item["LastModified"].timestamp()))
         return FlatListing(sorted(objects, key=lambda info: info.key), sorted(skipped, key=lambda s: s.key))
 
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
@@ -219,3 +227,6 @@ class S3ObjectStore:
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)

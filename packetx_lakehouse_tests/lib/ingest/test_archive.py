@@ -14,7 +14,15 @@ from packetx_lakehouse.lib.ingest.archive import (
     retract,
 )
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
-from packetx_lakehouse.lib.ingest.problems import ERROR, GONE, REFUSED, RETRACTED, SHORTER_COPY, SHRUNK, WARNING
+from packetx_lakehouse.lib.ingest.problems import (
+    ERROR,
+    GONE,
+    REFUSED,
+    RETRACTED,
+    SHORTER_COPY,
+    SHRUNK,
+    WARNING,
+)
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 
 DAY = dt.date(2026, 11, 20)

@@ -18,7 +18,12 @@ from packetx_lakehouse.lib.schemas import (
 )
 from packetx_lakehouse.lib.transform import checks, gold
 from packetx_lakehouse.lib.transform.silver import to_silver
-from packetx_lakehouse_tests.lib.transform.test_silver import Row, bronze_table, minute, utc
+from packetx_lakehouse_tests.lib.transform.test_silver import (
+    Row,
+    bronze_table,
+    minute,
+    utc,
+)
 
 DEVICE = "192.168.1.2"  # the device of test_silver's PAIRS
 

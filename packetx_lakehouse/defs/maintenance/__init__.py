@@ -1,0 +1,1 @@
+"""Storage maintenance: Iceberg snapshot expiry, dead-file removal and raw-archive retention."""
