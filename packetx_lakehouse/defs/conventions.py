@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from packetx_lakehouse.defs.metadata import column_lineage, column_schema
 from packetx_lakehouse.lib.schemas import TableDef
 
 OWNERS = ["team:packetx-data"]
@@ -32,7 +33,15 @@ def table_spec(
     automation_condition: dg.AutomationCondition | None = DAILY_AUTOMATION,
     kinds: Iterable[str] = ("iceberg", "polars"),
 ) -> dg.AssetSpec:
-    """The spec of the asset that is one lakehouse table; its description lives with its schema."""
+    """The spec of the asset that is one lakehouse table; its description lives with its schema.
+
+    Its columns (types, meanings) and, for derived tables, their lineage are definition metadata:
+    static, so the UI shows them before the first run and no materialisation repeats them.
+    """
+    metadata: dict[str, Any] = {"dagster/table_name": table_def.identifier,
+                                "dagster/column_schema": column_schema(table_def)}
+    if table_def.derived_from is not None:
+        metadata["dagster/column_lineage"] = column_lineage(table_def, asset_key(table_def.derived_from))
     return dg.AssetSpec(
         asset_key(table_def),
         description=table_def.description,
@@ -41,7 +50,7 @@ def table_spec(
         kinds=set(kinds),
         owners=OWNERS,
         automation_condition=automation_condition,
-        metadata={"dagster/table_name": table_def.identifier},
+        metadata=metadata,
     )
 
 

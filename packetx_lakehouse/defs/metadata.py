@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import dagster as dg
 import pyarrow as pa
 
+from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import WriteResult
 
 PREVIEW_ROWS = 5
@@ -26,10 +27,39 @@ def markdown_preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataVa
     return markdown_table(table.column_names, [[row[c] for c in table.column_names] for row in head], more)
 
 
-def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """The Arrow schema as Dagster's column list, shown on the asset's page."""
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(
-        nullable=f.nullable)) for f in schema])
+#: Column types as Iceberg (and so DuckDB, Trino, Athena) name them, not Arrow's in-memory names.
+_ICEBERG_TYPE_NAMES = {
+    pa.large_string(): "string", pa.string(): "string", pa.int64(): "long", pa.float64(): "double",
+    pa.bool_(): "boolean", pa.date32(): "date", pa.timestamp("us"): "timestamp",
+    pa.timestamp("us", tz="UTC"): "timestamptz",
+}
+
+
+def column_schema(table_def: TableDef) -> dg.TableSchema:
+    """The table's columns with their types, nullability and meaning: the asset page's column list."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                f.name,
+                _ICEBERG_TYPE_NAMES.get(f.type, str(f.type)),
+                description=table_def.column_description(f.name),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable, unique=table_def.key == (f.name,)),
+            )
+            for f in table_def.schema
+        ],
+        constraints=dg.TableConstraints(other=[
+            *([f"one row per ({', '.join(table_def.key)})"] if table_def.key else []),
+            f"partitioned by {', '.join(table_def.partition_by)}" if table_def.partition_by else "unpartitioned",
+        ]),
+    )
+
+
+def column_lineage(table_def: TableDef, upstream: dg.AssetKey) -> dg.TableColumnLineage:
+    """Which columns of the ``upstream`` asset each column is computed from."""
+    return dg.TableColumnLineage(deps_by_column={
+        column: [dg.TableColumnDep(asset_key=upstream, column_name=source) for source in sources]
+        for column, sources in table_def.lineage.items()
+    })
 
 
 def iceberg_metadata(identifier: str, written: WriteResult, data: pa.Table) -> dict[str, object]:
@@ -37,7 +67,6 @@ def iceberg_metadata(identifier: str, written: WriteResult, data: pa.Table) -> d
     return {
         "dagster/row_count": written.rows,
         "dagster/table_name": identifier,
-        "dagster/column_schema": column_schema(data.schema),
         "table": identifier,
         "iceberg/snapshot_id": str(written.snapshot_id),
         "iceberg/location": dg.MetadataValue.path(written.location),

@@ -7,6 +7,8 @@ import dagster as dg
 import pytest
 
 from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.defs.conventions import asset_key
+from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH, TABLES_BY_LAYER
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
 
@@ -44,4 +46,35 @@ def test_every_materialisation_shows_rows_and_a_preview_and_iceberg_ones_their_s
             assert metadata["iceberg/snapshot_id"].value not in ("", "None"), name
             assert metadata["iceberg/location"].value.startswith("file://"), name
             assert metadata["dagster/table_name"].value == name.replace("/", "."), name
-            assert isinstance(metadata["dagster/column_schema"].value, dg.TableSchema), name
+            # The columns are on the spec (static): no materialisation repeats them.
+            assert "dagster/column_schema" not in metadata, name
+
+
+@pytest.mark.parametrize("settings", [Settings(), EVERY_ASSET], ids=["local", "aws+warehouse"])
+def test_every_table_asset_shows_its_described_columns_before_any_run(settings):
+    """Definition metadata, not materialisation metadata: the UI has it on a fresh install."""
+    graph = build_definitions(settings).resolve_asset_graph()
+    tables = {asset_key(t): t for layer in TABLES_BY_LAYER.values() for t in layer}
+    assert set(tables) <= set(graph.get_all_asset_keys())
+    for key, table_def in tables.items():
+        metadata = graph.get(key).metadata
+        columns = metadata["dagster/column_schema"].columns
+        assert [(c.name, c.description) for c in columns] == [
+            (f.name, table_def.column_description(f.name)) for f in table_def.schema], key
+        assert all(c.description for c in columns), key
+        assert {c.type for c in columns} <= {"string", "long", "double", "boolean", "date", "timestamp", "timestamptz"}
+        lineage = metadata.get("dagster/column_lineage")
+        if table_def.derived_from is None:
+            assert lineage is None, key
+        else:
+            assert set(lineage.deps_by_column) == set(table_def.schema.names), key
+            assert {dep.asset_key for deps in lineage.deps_by_column.values() for dep in deps} == {
+                asset_key(table_def.derived_from)}, key
+
+
+def test_gold_column_lineage_traces_kb_to_silver():
+    node = build_definitions(Settings()).resolve_asset_graph().get(asset_key(GOLD_DAILY_USER_BANDWIDTH))
+    deps = node.metadata["dagster/column_lineage"].deps_by_column["outbound_kb"]
+    assert {(d.asset_key.to_user_string(), d.column_name) for d in deps} == {
+        ("packetx_silver/packets", "kb"), ("packetx_silver/packets", "direction"),
+        ("packetx_silver/packets", "is_restart_replay")}
