@@ -136,12 +136,10 @@ def worker_pipeline(data_dir: Path, first: dt.date, last: dt.date, reference: bo
     # Each step of the daily job is one layer (silver and gold's per-day tables share one).
     out["layer_seconds"] = dict(steps)
     out["step_seconds"] = steps
-    out["rows"] = int(
-        next(
-            m.metadata["dagster/row_count"].value
-            for m in result.asset_materializations_for_node("bronze")
-            if m.asset_key.path == ["packetx_raw", "packets"]
-        )
+    out["rows"] = sum(  # one materialisation per day, each with that day's rows
+        int(m.metadata["dagster/row_count"].value)
+        for m in result.asset_materializations_for_node("bronze")
+        if m.asset_key.path == ["packetx_raw", "packets"]
     )
     out["peak_rss_mb"] = peak_rss_mb()
     return out

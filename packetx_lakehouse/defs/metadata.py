@@ -13,18 +13,33 @@ from packetx_lakehouse.lib.storage.iceberg import WriteResult
 PREVIEW_ROWS = 5
 
 
+def cell(value: object) -> str:
+    """One value as a person reads it: KB sums like 60974200.089999996 as 60,974,200.09, shares like
+    0.00014027277865215172 as 0.00014 (the input has 6 significant digits; float sums add noise)."""
+    if isinstance(value, float) and abs(value) < 1:
+        return f"{value:.3g}"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value == value else "NaN"
+    return str(value)
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], footer: str = "") -> dg.MetadataValue:
     """A small table as markdown, which the UI renders (no pandas for a handful of rows)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return dg.MetadataValue.md("\n".join(lines) + (f"\n\n{footer}" if footer else ""))
 
 
 def markdown_preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
     """The first rows of what was written, as markdown."""
     head = table.slice(0, rows).to_pylist()
-    more = f"… {table.num_rows - rows:,} more rows" if table.num_rows > rows else ""
+    more = f"… {table.num_rows - rows:,} more rows" if table.num_rows > rows else ("no rows" if not head else "")
     return markdown_table(table.column_names, [[row[c] for c in table.column_names] for row in head], more)
+
+
+def table_metadata(data: pa.Table) -> dict[str, object]:
+    """What one table holds for one day (or, unpartitioned, in all): its row count and first rows."""
+    return {"dagster/row_count": data.num_rows, "preview": markdown_preview(data)}
 
 
 #: Column types as Iceberg (and so DuckDB, Trino, Athena) name them, not Arrow's in-memory names.
@@ -62,13 +77,11 @@ def column_lineage(table_def: TableDef, upstream: dg.AssetKey) -> dg.TableColumn
     })
 
 
-def iceberg_metadata(identifier: str, written: WriteResult, data: pa.Table) -> dict[str, object]:
-    """Row count, snapshot and location of an Iceberg write, plus a preview of what was written."""
+def iceberg_metadata(identifier: str, written: WriteResult) -> dict[str, object]:
+    """Where an Iceberg write went: the table and the snapshot that holds every day of the commit."""
     return {
-        "dagster/row_count": written.rows,
         "dagster/table_name": identifier,
         "table": identifier,
         "iceberg/snapshot_id": str(written.snapshot_id),
         "iceberg/location": dg.MetadataValue.path(written.location),
-        "preview": markdown_preview(data),
     }

@@ -3,25 +3,48 @@
 A step either built a table itself (the data is in memory) or reads it from Iceberg for the
 run's days: ``RunTables`` makes that choice explicit, so a layer re-run alone reads exactly what
 a whole run would have handed it.
+
+A run may hold one day or a backfill's range; either way each day's materialisation carries
+that day's own figures (``context.add_asset_metadata(partition_key=...)``), and only what is
+true of the whole commit (table, snapshot, location) is shared.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.defs.conventions import asset_key
-from packetx_lakehouse.defs.metadata import iceberg_metadata
+from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
     ensure_table,
+    partition_slices,
     read_partitions,
     replace_partitions,
 )
+
+#: A day's own figures for its materialisation, from that day's rows of the table.
+PerDay = Callable[[dt.date, pa.Table], Mapping[str, object]]
+
+
+def split_days(data: pa.Table, days: Sequence[dt.date], column: str = "log_date") -> dict[dt.date, pa.Table]:
+    """``data``'s rows of each of ``days`` (zero-copy slices; an empty table for a day without rows)."""
+    parts = {part.column(column)[0].as_py(): part for part in partition_slices(data, [column])}
+    empty = data.schema.empty_table()
+    return {day: parts.get(day, empty) for day in days}
+
+
+def add_day_metadata(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, by_day: Mapping[dt.date, Mapping[str, object]]
+) -> None:
+    """Put each day's figures on that day's materialisation only (call before yielding the asset)."""
+    for day, metadata in by_day.items():
+        context.add_asset_metadata(dict(metadata), asset_key=key, partition_key=day.isoformat())
 
 
 class RunTables:
@@ -37,18 +60,34 @@ class RunTables:
             self._tables[table_def] = read_partitions(ensure_table(self.catalog, table_def), values=self.days)
         return self._tables[table_def]
 
+    def by_day(self, table_def: TableDef) -> dict[dt.date, pa.Table]:
+        """The run's rows of ``table_def``, day by day."""
+        return split_days(self.get(table_def), self.days)
+
     def forget(self, table_def: TableDef) -> None:
         """Release a table this step no longer needs (a day of bronze is a large object)."""
         self._tables.pop(table_def, None)
 
     def commit(
-        self, context: dg.AssetExecutionContext, table_def: TableDef, data: pa.Table, **metadata: object
+        self,
+        context: dg.AssetExecutionContext,
+        table_def: TableDef,
+        data: pa.Table,
+        *,
+        per_day: PerDay | None = None,
+        **metadata: object,
     ) -> dg.MaterializeResult:
-        """Replace the run's days of ``table_def`` by ``data`` (one atomic commit) and describe it."""
+        """Replace the run's days of ``table_def`` by ``data`` (one atomic commit) and describe it.
+
+        Each day's materialisation gets its row count and preview, plus ``per_day(day, rows)``;
+        ``metadata`` is shared by every day of the commit.
+        """
         written = replace_partitions(ensure_table(self.catalog, table_def), data, values=self.days,
                                      snapshot_properties={"dagster.run_id": context.run.run_id})
         self._tables[table_def] = data
-        return dg.MaterializeResult(
-            asset_key=asset_key(table_def),
-            metadata={**iceberg_metadata(table_def.identifier, written, data), **metadata},
-        )
+        key = asset_key(table_def)
+        add_day_metadata(context, key, {
+            day: {**table_metadata(rows), **(per_day(day, rows) if per_day else {})}
+            for day, rows in split_days(data, self.days).items()
+        })
+        return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written), **metadata})

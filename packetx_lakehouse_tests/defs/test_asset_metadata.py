@@ -8,6 +8,7 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.conventions import asset_key
+from packetx_lakehouse.defs.metadata import cell
 from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH, TABLES_BY_LAYER
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
@@ -78,3 +79,11 @@ def test_gold_column_lineage_traces_kb_to_silver():
     assert {(d.asset_key.to_user_string(), d.column_name) for d in deps} == {
         ("packetx_silver/packets", "kb"), ("packetx_silver/packets", "direction"),
         ("packetx_silver/packets", "is_restart_replay")}
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (60974200.089999996, "60,974,200.09"), (12.5, "12.5"), (3.0, "3"), (0.00014027277865215172, "0.00014"),
+    (0.0, "0"), (float("nan"), "NaN"), (-2.25, "-2.25"), (1875, "1875"), ("a|b", "a|b"),
+])
+def test_previews_show_floats_as_people_read_them(value, shown):
+    assert cell(value) == shown

@@ -9,12 +9,13 @@ import collections
 import datetime as dt
 
 import dagster as dg
+import pyarrow as pa
 
 from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, table_spec
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
-from packetx_lakehouse.defs.tables import RunTables
+from packetx_lakehouse.defs.tables import RunTables, add_day_metadata
 from packetx_lakehouse.lib.ingest.bronze import ingest_days
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.schemas import (
@@ -59,27 +60,34 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
             context.log.info(f"{file.source_file}: {file.rows:,} rows, {file.quarantined:,} quarantined")
 
         tables = RunTables(iceberg.load(), days)
-        files_md = markdown_table(
-            ["file", "lines", "rows", "quarantined", "sha256", "archive"],
-            [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f.sha256, f.archive_state)
-             for f in batch.files],
-        )
-        counts = batch.counts
-        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, lines_read=counts.get("lines", 0),
-                                quarantined=counts.get("quarantined", 0), headers=counts.get("headers", 0),
-                                blank_lines=counts.get("blank", 0), files=files_md)
-        reasons = collections.Counter(batch.quarantine.column("reason").to_pylist()).most_common(10)
-        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine,
-                                   top_reasons=markdown_table(["reason", "lines"], reasons))
-        yield dg.MaterializeResult(
-            asset_key=RAW_ARCHIVE_KEY,
-            metadata={
-                "files": len(batch.files),
-                "newly_archived": batch.newly_archived,
-                "archive": dg.MetadataValue.path(archive_store.describe("")),
-                "file_list": files_md,
-            },
-        )
+        files_by_day = {day: [f for f in batch.files if f.log_date == day] for day in days}
+
+        def file_list(day: dt.date) -> dg.MetadataValue:
+            return markdown_table(
+                ["file", "lines", "rows", "quarantined", "sha256", "archive"],
+                [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f.sha256, f.archive_state)
+                 for f in files_by_day[day]],
+            )
+
+        def packets_of_day(day: dt.date, _rows: object) -> dict[str, object]:
+            files = files_by_day[day]
+            return {"lines_read": sum(f.lines for f in files), "quarantined": sum(f.quarantined for f in files),
+                    "headers": sum(f.headers for f in files), "blank_lines": sum(f.blank for f in files),
+                    "files": file_list(day)}
+
+        def quarantine_of_day(_day: dt.date, rows: pa.Table) -> dict[str, object]:
+            reasons = collections.Counter(rows.column("reason").to_pylist()).most_common(10)
+            return {"top_reasons": markdown_table(["reason", "lines"], reasons)}
+
+        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, per_day=packets_of_day)
+        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, per_day=quarantine_of_day)
+        add_day_metadata(context, RAW_ARCHIVE_KEY, {day: {
+            "files": len(files_by_day[day]),
+            "newly_archived": sum(f.archive_state == "new version" for f in files_by_day[day]),
+            "file_list": file_list(day),
+        } for day in days})
+        yield dg.MaterializeResult(asset_key=RAW_ARCHIVE_KEY,
+                                   metadata={"archive": dg.MetadataValue.path(archive_store.describe(""))})
         yield packets
         yield quarantine
 

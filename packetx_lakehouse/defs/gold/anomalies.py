@@ -5,9 +5,10 @@ import dagster as dg
 import pyarrow as pa
 
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, table_spec
-from packetx_lakehouse.defs.metadata import iceberg_metadata
+from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
+from packetx_lakehouse.defs.tables import add_day_metadata, split_days
 from packetx_lakehouse.lib.schemas import GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES
 from packetx_lakehouse.lib.storage.iceberg import (
     ensure_table,
@@ -35,14 +36,17 @@ def anomalies_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         written = replace_partitions(ensure_table(catalog, GOLD_TRAFFIC_ANOMALIES), anomalies, values=scored,
                                      snapshot_properties={"dagster.run_id": context.run.run_id})
         following = scored[len(days):]
+        by_day = split_days(anomalies, scored)
+        shared = iceberg_metadata(GOLD_TRAFFIC_ANOMALIES.identifier, written)
         for day in following:
             context.log_event(dg.AssetMaterialization(
                 asset_key=ANOMALIES_KEY, partition=day.isoformat(),
-                metadata={"reason": f"re-scored: its baseline includes {days[0]}..{days[-1]}"},
+                metadata={**shared, **table_metadata(by_day[day]),
+                          "reason": f"re-scored: its baseline includes {days[0]}..{days[-1]}"},
             ))
+        add_day_metadata(context, ANOMALIES_KEY, {day: table_metadata(by_day[day]) for day in days})
         return dg.MaterializeResult(metadata={
-            **iceberg_metadata(GOLD_TRAFFIC_ANOMALIES.identifier, written, anomalies),
-            "days_rescored_after_run": ", ".join(d.isoformat() for d in following) or "none",
+            **shared, "days_rescored_after_run": ", ".join(d.isoformat() for d in following) or "none",
         })
 
     return traffic_anomalies

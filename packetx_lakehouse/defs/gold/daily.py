@@ -34,10 +34,14 @@ def gold_daily_specs() -> list[dg.AssetSpec]:
 
 
 def gold_daily_check_specs() -> list[dg.AssetCheckSpec]:
+    # Blocking: serving, anomalies and the dimensions must not copy KB that does not add up or rows
+    # counted twice.
     return [
-        check_spec(DAILY_KEY, KB_CONSERVED, "daily, hourly and fact KB all equal silver KB excluding restart replays"),
-        *(check_spec(asset_key(t), "unique_key", f"one row per {', '.join(t.key)}") for t in GOLD_DAILY_TABLES),
-        check_spec(DAILY_KEY, "kb_valid", "no negative, NaN or null KB"),
+        check_spec(DAILY_KEY, KB_CONSERVED, "daily, hourly and fact KB all equal silver KB excluding restart replays",
+                   blocking=True),
+        *(check_spec(asset_key(t), "unique_key", f"one row per {', '.join(t.key)}", blocking=True)
+          for t in GOLD_DAILY_TABLES),
+        check_spec(DAILY_KEY, "kb_valid", "no negative, NaN or null KB", blocking=True),
     ]
 
 

@@ -15,7 +15,7 @@ from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key, table_spec
-from packetx_lakehouse.defs.metadata import iceberg_metadata
+from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_IPS,
@@ -70,9 +70,10 @@ def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         name="star_dimensions",
         specs=specs,
         check_specs=[
+            # Blocking: serving would resolve facts against ambiguous versions or addresses.
             check_spec(asset_key(GOLD_USERS_DIM), SCD2_VALID, "SCD2 validity: one current row per user, no "
-                       "overlapping or gapped versions, versions numbered in order"),
-            check_spec(asset_key(GOLD_IP_DIM), IP_DIM_UNIQUE, "one row per ip_key and per ip"),
+                       "overlapping or gapped versions, versions numbered in order", blocking=True),
+            check_spec(asset_key(GOLD_IP_DIM), IP_DIM_UNIQUE, "one row per ip_key and per ip", blocking=True),
         ],
         can_subset=True,
         pool=ICEBERG_POOL,
@@ -105,7 +106,8 @@ def _replace_dimension(catalog: Catalog, table_def: TableDef, data: pa.Table) ->
         # Unchanged: no new snapshot, so re-runs leave the table (and its history) as it was.
         snapshot = table.current_snapshot()
         unchanged = WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
-        return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged, data),
-                                                             "unchanged": True})
+        return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged),
+                                                             **table_metadata(data), "unchanged": True})
     written = replace_table(table, data)
-    return dg.MaterializeResult(asset_key=key, metadata=iceberg_metadata(table_def.identifier, written, data))
+    return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written),
+                                                         **table_metadata(data)})

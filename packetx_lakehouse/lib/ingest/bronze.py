@@ -30,6 +30,8 @@ class FileReport:
     sha256: str
     #: How this run got the file: ``new version``, ``unchanged`` or ``from archive (gone from landing)``.
     archive_state: str
+    headers: int = 0
+    blank: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def ingest_days(
             counts.update(lines=result.lines_read, quarantined=result.quarantined, headers=result.headers,
                           blank=result.blank)
             files.append(FileReport(day, archived.source_file, result.lines_read, result.good, result.quarantined,
-                                    archived.sha256, archive_state(archived.source_file, sources)))
+                                    archived.sha256, archive_state(archived.source_file, sources),
+                                    headers=result.headers, blank=result.blank))
     return BronzeBatch(
         packets=_concat(good, BRONZE_PACKETS.schema),
         quarantine=_concat(bad, BRONZE_QUARANTINE.schema),

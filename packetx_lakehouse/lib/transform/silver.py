@@ -6,8 +6,9 @@ time-zone names) only ever touches *unique* values, so the cost does not grow wi
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
@@ -35,6 +36,9 @@ class SilverResult:
     exact_duplicates: int
     restart_replays: int
     input_rows: int
+    #: The same accounting per ``log_date``, so each day of a range can prove its own rows.
+    input_rows_by_day: Mapping[dt.date, int] = field(default_factory=dict)
+    exact_duplicates_by_day: Mapping[dt.date, int] = field(default_factory=dict)
 
 
 def to_silver(
@@ -61,12 +65,15 @@ def to_silver(
     """
     rows = _in_file_order(_polars_rows(bronze))
     input_rows = rows.height
+    input_rows_by_day = _rows_by_day(rows)
     # Everything per conversation is computed once per distinct pair and gathered back by id.
     rows, pairs = _with_pair_ids(rows)
     first_copy = _first_copies(rows)
     # Counted where they are removed, so the conservation check sees any later loss of rows.
     exact_duplicates = int((~first_copy).sum())
+    exact_duplicates_by_day = {}
     if exact_duplicates:
+        exact_duplicates_by_day = _rows_by_day(rows.filter(~first_copy))
         rows = rows.filter(first_copy)
     rows = _flag_restart_replays(rows)
     rows = _with_utc_time(rows, device_timezones, default_timezone)
@@ -77,7 +84,13 @@ def to_silver(
         exact_duplicates=exact_duplicates,
         restart_replays=int(rows["is_restart_replay"].sum()),
         input_rows=input_rows,
+        input_rows_by_day=input_rows_by_day,
+        exact_duplicates_by_day=exact_duplicates_by_day,
     )
+
+
+def _rows_by_day(rows: pl.DataFrame) -> dict[dt.date, int]:
+    return dict(rows.group_by("log_date").len().iter_rows())
 
 
 def _dense_ids(keys: pl.Series) -> pl.Series:
