@@ -41,7 +41,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=[freshness.check],
-        jobs=[daily_pipeline_job(assets), freshness.job],
+        jobs=[daily_pipeline_job(assets, without_checks=[freshness.check]), freshness.job],
         schedules=[daily_schedule(partitions), freshness.schedule],
         sensors=[
             landing_sensor(partitions),

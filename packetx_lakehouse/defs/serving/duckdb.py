@@ -48,8 +48,6 @@ def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
     @dg.multi_asset(name="serving_duckdb", specs=[spec],
                     check_specs=[check_spec(SERVING_KEY, REFERENTIAL_INTEGRITY,
                                             "every fact finds its user version, IPs, hour and direction")],
-                    # Subsettable so the check's output is optional: it is recorded per day (DayChecks).
-                    can_subset=True,
                     **daily_step(partitions, pool="duckdb_serving"))
     def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, duckdb: DuckDBResource):
         days = partition_dates(context)
