@@ -9,15 +9,22 @@ from typing import Any
 import dagster as dg
 
 from packetx_lakehouse.defs.metadata import column_lineage, column_schema
-from packetx_lakehouse.lib.schemas import TableDef
+from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS, TableDef
 
 OWNERS = ["team:packetx-data"]
 #: A backfill runs up to a month per run: each step handles a range of days in one pass.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 #: Every Iceberg write holds a slot of this pool (see ``dagster.yaml``).
 ICEBERG_POOL = "iceberg_writes"
-#: Daily tables follow their parents by themselves.
-DAILY_AUTOMATION = dg.AutomationCondition.eager()
+AC = dg.AutomationCondition
+#: Daily tables follow their parents by themselves, for ANY day: ``eager()`` acts on the latest
+#: partition only, so a day re-materialised from the UI a week later would stop where it was clicked.
+#: (A run that writes the child too, like ``daily_pipeline``, triggers nothing: any_deps_updated
+#: ignores updates made by a run that also targets the child.)
+DAILY_AUTOMATION = AC.eager().without(AC.in_latest_time_window()).with_label("eager, any day")
+#: Wait for parents requested on the same tick: they may run in another run (the unpartitioned
+#: dimensions always do), and copying before they finish would serve stale dimensions.
+NOT_WITH_PARENTS = ~AC.any_deps_match(AC.will_be_requested()).with_label("no parent requested this tick")
 
 
 def asset_key(table_def: TableDef) -> dg.AssetKey:
@@ -54,10 +61,19 @@ def table_spec(
     )
 
 
+#: A serving copy follows each gold day, and never the (unpartitioned) dimensions' updates as such:
+#: those touch every day, and would request a copy of all of them.
+SERVING_AUTOMATION = (
+    (AC.newly_missing() | AC.any_deps_updated().ignore(dg.AssetSelection.assets(*map(asset_key, STAR_DIMENSIONS))))
+    .since_last_handled()
+    & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress() & NOT_WITH_PARENTS
+).with_label("each gold day, after the dimensions")
+
+
 def serving_spec(key: dg.AssetKey, *, deps: Iterable[dg.AssetKey], kinds: Iterable[str], description: str) -> dg.AssetSpec:
     """A copy of gold somewhere people or apps read it: it follows gold by itself."""
     return dg.AssetSpec(key, deps=list(deps), group_name="serving", kinds=set(kinds), owners=OWNERS,
-                        automation_condition=DAILY_AUTOMATION, description=description)
+                        automation_condition=SERVING_AUTOMATION, description=description)
 
 
 def daily_step(partitions: dg.PartitionsDefinition, *, pool: str = ICEBERG_POOL) -> dict[str, Any]:

@@ -18,13 +18,21 @@ from packetx_lakehouse.lib.storage.iceberg import (
 from packetx_lakehouse.lib.transform import gold
 
 ANOMALIES_KEY = asset_key(GOLD_TRAFFIC_ANOMALIES)
+#: A day is re-scored when any day of its window changed, with whatever baseline exists: days
+#: without traffic are never materialised, so "no missing parent" (eager) would block the first
+#: week of every device forever.
+ANOMALY_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
+).with_label("any day of its window updated")
 
 
 def anomalies_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     baseline = dg.AssetDep(asset_key(GOLD_HOURLY_BANDWIDTH),
                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-gold.BASELINE_DAYS))
 
-    @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline])],
+    @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline],
+                                                                 automation_condition=ANOMALY_AUTOMATION)],
                     **daily_step(partitions))
     def traffic_anomalies(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> dg.MaterializeResult:
         days = partition_dates(context)

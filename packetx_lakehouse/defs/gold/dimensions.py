@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
-from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key, table_spec
+from packetx_lakehouse.defs.conventions import ICEBERG_POOL, NOT_WITH_PARENTS, asset_key, table_spec
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
 from packetx_lakehouse.lib.schemas import (
@@ -38,8 +38,11 @@ from packetx_lakehouse.lib.transform import checks, gold
 SCD2_VALID = "users_dim_scd2_valid"
 IP_DIM_UNIQUE = "ip_dim_unique"
 #: An unpartitioned dimension over daily parents: every day since the start date without data
-#: counts as a "missing dep", which would block plain eager() forever.
-DIMENSION_AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+#: counts as a "missing dep", which would block plain eager() forever. Any day's update of an input
+#: triggers it, once that day's run is done (it runs in a run of its own).
+DIMENSION_AUTOMATION = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()) & NOT_WITH_PARENTS
+).with_label("any input day, after its run")
 #: What each dimension is rebuilt from (``date_dim``: not data, but it must follow new facts).
 _INPUTS = {
     GOLD_USERS_DIM: GOLD_USER_IP_HOURLY,
