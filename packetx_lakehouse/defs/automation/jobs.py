@@ -20,9 +20,8 @@ def daily_pipeline_job(
 ) -> dg.UnresolvedAssetJobDefinition:
     """Every asset, bronze through serving, in one run per requested day (or range).
 
-    One run per day costs one process start, and it also reaches days that
-    ``AutomationCondition.eager()`` leaves alone (it only acts on the latest partition), such as
-    yesterday at the daily tick or the days a sensor catches up on. The unpartitioned dimensions
+    One run per day costs one process start, where following layer by layer through the
+    automation conditions costs a run (and a sensor tick) per layer. The unpartitioned dimensions
     run in the same run, so serving and its referential-integrity check never see facts whose
     users or IPs are not in the dimensions yet.
 
