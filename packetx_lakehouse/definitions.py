@@ -13,6 +13,7 @@ from packetx_lakehouse.defs.automation.jobs import daily_pipeline_job
 from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
 from packetx_lakehouse.defs.automation.schedules import daily_schedule
 from packetx_lakehouse.defs.bronze.assets import bronze_assets
+from packetx_lakehouse.defs.conventions import NETWORK_RETRY
 from packetx_lakehouse.defs.gold.anomalies import anomalies_assets
 from packetx_lakehouse.defs.gold.dimensions import dimension_assets
 from packetx_lakehouse.defs.partitions import daily_partitions
@@ -27,12 +28,14 @@ from packetx_lakehouse.settings import Settings, prepare_environment
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions for one deployment; tests pass their own settings (temporary data dirs)."""
     partitions = daily_partitions(settings)
+    # On AWS every lakehouse step reaches S3 and Glue; local files and SQLite need no retries.
+    retry = {"retry_policy": NETWORK_RETRY if settings.is_aws else None}
     assets = [
-        bronze_assets(partitions),
-        transform_assets(partitions),
-        anomalies_assets(partitions),
-        dimension_assets(partitions),
-        serving_duckdb_assets(partitions),
+        bronze_assets(partitions, **retry),
+        transform_assets(partitions, **retry),
+        anomalies_assets(partitions, **retry),
+        dimension_assets(partitions, **retry),
+        serving_duckdb_assets(partitions, **retry),
     ]
     # Serving targets that exist only where they are configured (see docs/aws.md).
     assets += [dynamodb_assets(partitions)] if settings.is_aws else []

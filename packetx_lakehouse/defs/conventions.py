@@ -16,6 +16,10 @@ OWNERS = ["team:packetx-data"]
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 #: Every Iceberg write holds a slot of this pool (see ``dagster.yaml``).
 ICEBERG_POOL = "iceberg_writes"
+#: Steps that reach S3, Glue, DynamoDB or a warehouse over the network: a dropped connection,
+#: throttling or a brief outage heals by itself. Safe, because every write replaces whole days.
+#: Waits about 2, 6 and 14 s (exponential, with jitter) before failing for good.
+NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 AC = dg.AutomationCondition
 #: Daily tables follow their parents by themselves, for ANY day: ``eager()`` acts on the latest
 #: partition only, so a day re-materialised from the UI a week later would stop where it was clicked.
@@ -76,6 +80,10 @@ def serving_spec(key: dg.AssetKey, *, deps: Iterable[dg.AssetKey], kinds: Iterab
                         automation_condition=SERVING_AUTOMATION, description=description)
 
 
-def daily_step(partitions: dg.PartitionsDefinition, *, pool: str = ICEBERG_POOL) -> dict[str, Any]:
-    """``@dg.multi_asset`` options of every daily step: partitions, a month per backfill run, a pool."""
-    return {"partitions_def": partitions, "backfill_policy": BACKFILL_POLICY, "pool": pool}
+def daily_step(
+    partitions: dg.PartitionsDefinition, *, pool: str = ICEBERG_POOL, retry_policy: dg.RetryPolicy | None = None
+) -> dict[str, Any]:
+    """``@dg.multi_asset`` options of every daily step: partitions, a month per backfill run, a pool,
+    and a retry policy where the step reaches the network (``NETWORK_RETRY``)."""
+    return {"partitions_def": partitions, "backfill_policy": BACKFILL_POLICY, "pool": pool,
+            "retry_policy": retry_policy}

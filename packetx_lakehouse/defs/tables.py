@@ -22,6 +22,7 @@ from packetx_lakehouse.defs.conventions import asset_key
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
+    OnRetry,
     ensure_table,
     partition_slices,
     read_partitions,
@@ -37,6 +38,16 @@ def split_days(data: pa.Table, days: Sequence[dt.date], column: str = "log_date"
     parts = {part.column(column)[0].as_py(): part for part in partition_slices(data, [column])}
     empty = data.schema.empty_table()
     return {day: parts.get(day, empty) for day in days}
+
+
+def log_lost_commits(context: dg.OpExecutionContext | dg.AssetExecutionContext, table_def: TableDef) -> OnRetry:
+    """A lost optimistic commit is retried by the write path; say so in the run's log, never silently."""
+
+    def log(attempt: int, error: Exception) -> None:
+        context.log.warning(f"{table_def.identifier}: commit attempt {attempt} lost to a concurrent writer "
+                            f"({type(error).__name__}: {error}); retrying from the table's fresh metadata")
+
+    return log
 
 
 def add_day_metadata(
@@ -83,7 +94,8 @@ class RunTables:
         ``metadata`` is shared by every day of the commit.
         """
         written = replace_partitions(ensure_table(self.catalog, table_def), data, values=self.days,
-                                     snapshot_properties={"dagster.run_id": context.run.run_id})
+                                     snapshot_properties={"dagster.run_id": context.run.run_id},
+                                     on_retry=log_lost_commits(context, table_def))
         self._tables[table_def] = data
         key = asset_key(table_def)
         add_day_metadata(context, key, {

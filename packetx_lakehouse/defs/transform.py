@@ -38,7 +38,9 @@ from packetx_lakehouse.lib.transform.silver import to_silver
 Event = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
 
 
-def transform_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def transform_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     """Silver plus every per-day gold table, over ``partitions``."""
 
     @dg.multi_asset(
@@ -46,7 +48,7 @@ def transform_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         specs=[silver.silver_spec(), *daily.gold_daily_specs()],
         check_specs=[*silver.silver_check_specs(), *daily.gold_daily_check_specs()],
         can_subset=True,
-        **daily_step(partitions),
+        **daily_step(partitions, retry_policy=retry_policy),
     )
     def silver_and_gold(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, device_timezones: DeviceTimezonesResource

@@ -29,7 +29,9 @@ BRONZE_PACKETS_KEY = asset_key(BRONZE_PACKETS)
 BRONZE_QUARANTINE_KEY = asset_key(BRONZE_QUARANTINE)
 
 
-def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def bronze_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     """The bronze multi-asset over ``partitions``; the landing sensor and schedules drive it."""
     archive_spec = dg.AssetSpec(
         RAW_ARCHIVE_KEY,
@@ -42,7 +44,7 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
     table_specs = [table_spec(t, group="bronze", deps=[RAW_ARCHIVE_KEY], automation_condition=None,
                               kinds=("iceberg", "pyarrow")) for t in (BRONZE_PACKETS, BRONZE_QUARANTINE)]
 
-    @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], **daily_step(partitions))
+    @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], **daily_step(partitions, retry_policy=retry_policy))
     def bronze(
         context: dg.AssetExecutionContext,
         iceberg: IcebergCatalogResource,

@@ -8,7 +8,7 @@ from packetx_lakehouse.defs.conventions import asset_key, daily_step, table_spec
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
-from packetx_lakehouse.defs.tables import add_day_metadata, split_days
+from packetx_lakehouse.defs.tables import add_day_metadata, log_lost_commits, split_days
 from packetx_lakehouse.lib.schemas import GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES
 from packetx_lakehouse.lib.storage.iceberg import (
     ensure_table,
@@ -27,13 +27,15 @@ ANOMALY_AUTOMATION = (
 ).with_label("any day of its window updated")
 
 
-def anomalies_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def anomalies_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     baseline = dg.AssetDep(asset_key(GOLD_HOURLY_BANDWIDTH),
                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-gold.BASELINE_DAYS))
 
     @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline],
                                                                  automation_condition=ANOMALY_AUTOMATION)],
-                    **daily_step(partitions))
+                    **daily_step(partitions, retry_policy=retry_policy))
     def traffic_anomalies(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> dg.MaterializeResult:
         days = partition_dates(context)
         catalog = iceberg.load()
@@ -42,7 +44,8 @@ def anomalies_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         found = [gold.traffic_anomalies(hourly, day) for day in scored]
         anomalies = pa.concat_tables(found) if found else GOLD_TRAFFIC_ANOMALIES.schema.empty_table()
         written = replace_partitions(ensure_table(catalog, GOLD_TRAFFIC_ANOMALIES), anomalies, values=scored,
-                                     snapshot_properties={"dagster.run_id": context.run.run_id})
+                                     snapshot_properties={"dagster.run_id": context.run.run_id},
+                                     on_retry=log_lost_commits(context, GOLD_TRAFFIC_ANOMALIES))
         following = scored[len(days):]
         by_day = split_days(anomalies, scored)
         shared = iceberg_metadata(GOLD_TRAFFIC_ANOMALIES.identifier, written)

@@ -17,6 +17,7 @@ from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL, NOT_WITH_PARENTS, asset_key, table_spec
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
+from packetx_lakehouse.defs.tables import log_lost_commits
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_IPS,
     GOLD_DATE_DIM,
@@ -51,7 +52,9 @@ _INPUTS = {
 }
 
 
-def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def dimension_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     """The four dimensions; ``date_dim`` spans ``partitions`` (from the day before the first to tomorrow)."""
     specs = [table_spec(t, group="gold", automation_condition=DIMENSION_AUTOMATION,
                         deps=[asset_key(_INPUTS[t])] if t in _INPUTS else []) for t in STAR_DIMENSIONS]
@@ -80,12 +83,13 @@ def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         ],
         can_subset=True,
         pool=ICEBERG_POOL,
+        retry_policy=retry_policy,
     )
     def star_dimensions(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> Iterator:
         catalog = iceberg.load()
         for table_def in STAR_DIMENSIONS:
             if asset_key(table_def) in context.selected_asset_keys:
-                yield _replace_dimension(catalog, table_def, builders[table_def](catalog))
+                yield _replace_dimension(context, catalog, table_def, builders[table_def](catalog))
         # Checks validate what the table holds now, whether or not this step rebuilt it.
         selected = {check.name for check in context.selected_asset_check_keys}
         if SCD2_VALID in selected:
@@ -99,7 +103,9 @@ def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
     return star_dimensions
 
 
-def _replace_dimension(catalog: Catalog, table_def: TableDef, data: pa.Table) -> dg.MaterializeResult:
+def _replace_dimension(
+    context: dg.AssetExecutionContext, catalog: Catalog, table_def: TableDef, data: pa.Table
+) -> dg.MaterializeResult:
     table = ensure_table(catalog, table_def)
     current = table.scan().to_arrow()
     order = [(column, "ascending") for column in table_def.key]
@@ -111,6 +117,6 @@ def _replace_dimension(catalog: Catalog, table_def: TableDef, data: pa.Table) ->
         unchanged = WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
         return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged),
                                                              **table_metadata(data), "unchanged": True})
-    written = replace_table(table, data)
+    written = replace_table(table, data, on_retry=log_lost_commits(context, table_def))
     return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written),
                                                          **table_metadata(data)})

@@ -35,7 +35,10 @@ SERVING_KEY = dg.AssetKey(["serving", "duckdb"])
 REFERENTIAL_INTEGRITY = "star_schema_referential_integrity"
 
 
-def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def serving_duckdb_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
+    """The DuckDB serving copy; it reads Iceberg, so on AWS it reaches S3 and Glue (``retry_policy``)."""
     spec = serving_spec(
         SERVING_KEY,
         deps=[asset_key(t) for t in GOLD_SERVED_DAILY + STAR_DIMENSIONS] + [BRONZE_QUARANTINE_KEY],
@@ -48,7 +51,7 @@ def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
     @dg.multi_asset(name="serving_duckdb", specs=[spec],
                     check_specs=[check_spec(SERVING_KEY, REFERENTIAL_INTEGRITY,
                                             "every fact finds its user version, IPs, hour and direction")],
-                    **daily_step(partitions, pool="duckdb_serving"))
+                    **daily_step(partitions, pool="duckdb_serving", retry_policy=retry_policy))
     def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, duckdb: DuckDBResource):
         days = partition_dates(context)
         catalog = iceberg.load()

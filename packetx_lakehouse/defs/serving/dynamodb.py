@@ -7,7 +7,7 @@ Only part of the definitions when ``PACKETX_ENV=aws``: there is no local DynamoD
 import dagster as dg
 import pyarrow.compute as pc
 
-from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
+from packetx_lakehouse.defs.conventions import NETWORK_RETRY, asset_key, daily_step, serving_spec
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import DynamoDBResource, IcebergCatalogResource
 from packetx_lakehouse.defs.tables import add_day_metadata
@@ -27,7 +27,7 @@ def dynamodb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
         "(partition key) and date (sort key) with the day's bandwidth; a day's items are replaced exactly.",
     )
 
-    @dg.multi_asset(name="dynamodb_daily_aggregate", specs=[spec], **daily_step(partitions, pool="dynamodb_writes"))
+    @dg.multi_asset(name="dynamodb_daily_aggregate", specs=[spec], **daily_step(partitions, pool="dynamodb_writes", retry_policy=NETWORK_RETRY))
     def dynamodb_daily_aggregate(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, dynamodb: DynamoDBResource
     ) -> dg.MaterializeResult:

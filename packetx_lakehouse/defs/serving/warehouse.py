@@ -7,7 +7,7 @@ migrations before every load, so a new warehouse needs nothing but an empty data
 
 import dagster as dg
 
-from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
+from packetx_lakehouse.defs.conventions import NETWORK_RETRY, asset_key, daily_step, serving_spec
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, WarehouseResource
 from packetx_lakehouse.defs.tables import add_day_metadata, split_days
@@ -26,7 +26,7 @@ def warehouse_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         "warehouse at PACKETX_WAREHOUSE_URL: dimensions replaced in full, facts replaced per day, one transaction.",
     )
 
-    @dg.multi_asset(name="warehouse_star_schema", specs=[spec], **daily_step(partitions, pool="warehouse_loads"))
+    @dg.multi_asset(name="warehouse_star_schema", specs=[spec], **daily_step(partitions, pool="warehouse_loads", retry_policy=NETWORK_RETRY))
     def warehouse_star_schema(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
