@@ -83,6 +83,49 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sql(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sql",
+        help="run SQL over the live lakehouse: every Iceberg table as packetx_raw.* / packetx_silver.* / "
+        "packetx_gold.*, plus the serving database's gold.* and ops.*",
+    )
+    p.add_argument("query", nargs="?", help="the SQL (default: read it from standard input)")
+    p.add_argument("--csv", action="store_true", help="print CSV with a header instead of a table")
+    p.add_argument("--max-rows", type=int, default=40, help="rows shown as a table (default 40)")
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """DuckDB in process, with the wheels' extensions: no server, no download, nothing to install."""
+    import duckdb
+    import pyarrow.csv
+
+    from packetx_lakehouse.defs.resources import build_resources
+    from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER
+    from packetx_lakehouse.lib.serving.lakehouse_sql import S3Access, lakehouse_connection, metadata_locations
+
+    query = args.query if args.query is not None else sys.stdin.read()
+    if not query.strip():
+        raise ValueError("no SQL given (pass it as an argument or on standard input)")
+    settings = Settings.from_env()
+    catalog = build_resources(settings)["iceberg"].load()
+    tables = metadata_locations(catalog, [t for layer in TABLES_BY_LAYER.values() for t in layer])
+    s3 = S3Access(region=settings.aws_region, key_id=os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                  secret=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                  session_token=os.environ.get("AWS_SESSION_TOKEN", ""), endpoint_url=settings.aws_endpoint_url)
+    with lakehouse_connection(tables, settings.serving_path, s3 if settings.is_aws else None) as con:
+        try:
+            relation = con.sql(query)
+        except duckdb.Error as exc:
+            raise ValueError(str(exc)) from exc
+        if relation is None:  # a statement without a result
+            return 0
+        if args.csv:
+            pyarrow.csv.write_csv(relation.fetch_arrow_table(), sys.stdout.buffer)
+        else:
+            relation.show(max_rows=args.max_rows, max_width=10_000)
+    return 0
+
+
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="serve the traffic dashboard over the DuckDB serving database")
     p.add_argument("--port", type=int, default=8501)
@@ -113,6 +156,7 @@ COMMANDS = {
     "generate": (_add_generate, cmd_generate),
     "demo": (_add_demo, cmd_demo),
     "upload": (_add_upload, cmd_upload),
+    "sql": (_add_sql, cmd_sql),
     "dashboard": (_add_dashboard, cmd_dashboard),
     "bench": (_add_bench, cmd_bench),
 }

@@ -123,4 +123,5 @@ def print_answers(database: Path) -> None:
             widths = [max(len(str(v)) for v in [h, *(r[i] for r in rows)]) for i, h in enumerate(header)]
             for row in [header, *rows]:
                 print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
-    print(f"\nServing database: {database}  (duckdb {database} -c 'SELECT * FROM gold.daily_user_bandwidth')")
+    print(f"\nServing database: {database}\nAsk your own questions:  .venv/bin/packetx-lakehouse sql "
+          "\"SELECT * FROM packetx_gold.daily_user_bandwidth\"")

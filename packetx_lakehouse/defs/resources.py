@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.config import Config
+from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 from pyiceberg.catalog import Catalog
@@ -33,8 +34,10 @@ from packetx_lakehouse.settings import Settings
 WAREHOUSE_URL_VAR = "PACKETX_WAREHOUSE_URL"
 
 
-def _s3_client(region: str, endpoint_url: str) -> Any:
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url or None)
+def s3_resource(region: str, endpoint_url: str) -> S3Resource:
+    """dagster-aws's S3 client resource: the AWS credential chain, an emulator endpoint if given, and
+    boto3's retry handler (5 attempts) for throttling and dropped connections."""
+    return S3Resource(region_name=region, endpoint_url=endpoint_url or None)
 
 
 class IcebergCatalogResource(dg.ConfigurableResource):
@@ -60,17 +63,16 @@ class IcebergCatalogResource(dg.ConfigurableResource):
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
-    """A local directory (``root``) or, when ``s3_bucket`` is set, an S3 prefix."""
+    """A local directory (``root``) or, when ``s3`` is set, the prefix ``s3_prefix`` of ``s3_bucket``."""
 
     root: str = ""
+    s3: S3Resource | None = None
     s3_bucket: str = ""
     s3_prefix: str = ""
-    region: str = "us-east-1"
-    endpoint_url: str = ""
 
     def store(self) -> ObjectStore:
-        if self.s3_bucket:
-            return S3ObjectStore(_s3_client(self.region, self.endpoint_url), self.s3_bucket, self.s3_prefix)
+        if self.s3 is not None:
+            return S3ObjectStore(self.s3.get_client(), self.s3_bucket, self.s3_prefix)
         return LocalObjectStore(self.root)
 
 
@@ -109,8 +111,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.is_aws:
         aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
         catalog = IcebergCatalogResource(kind="glue", warehouse=settings.s3_warehouse_uri, **aws)
-        landing = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix, **aws)
-        archive = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix, **aws)
+        s3 = s3_resource(settings.aws_region, settings.aws_endpoint_url)
+        landing = ObjectStoreResource(s3=s3, s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix)
+        archive = ObjectStoreResource(s3=s3, s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix)
     else:
         catalog = IcebergCatalogResource(
             sqlite_path=str(settings.catalog_path), warehouse=str(settings.warehouse_dir)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
@@ -23,6 +22,7 @@ from packetx_lakehouse.lib.ingest.gzipio import (
     decompress_if_gzip,
     gzip_deterministic,
 )
+from packetx_lakehouse.defs.resources import s3_resource
 from packetx_lakehouse.settings import Settings
 
 SHA256_METADATA = "sha256"
@@ -88,8 +88,6 @@ def upload_files(settings: Settings, paths: Iterable[Path], client: Any | None =
     """Upload ``paths`` to the landing prefix of ``settings.s3_bucket``."""
     if not settings.s3_bucket:
         raise ValueError("upload needs PACKETX_S3_BUCKET (or s3_bucket_name)")
-    # A new session reads the credential chain now, not whatever boto3's default session cached.
-    client = client or boto3.session.Session(region_name=settings.aws_region).client(
-        "s3", endpoint_url=settings.aws_endpoint_url or None
-    )
+    # The same client the pipeline's landing resource uses (a fresh session: the credential chain now).
+    client = client or s3_resource(settings.aws_region, settings.aws_endpoint_url).get_client()
     return [upload_file(client, settings.s3_bucket, settings.s3_landing_prefix, path) for path in paths]
