@@ -276,10 +276,23 @@ def run_bench(profile: Profile, *, dagster: bool = True, keep: Path | None = Non
     root = Path(tempfile.mkdtemp(prefix="packetx-bench-", dir=keep))
     try:
         started = time.perf_counter()
-        week = measure_range(root, profile)
-        history = measure_history(root, profile)
-        rss = measure_rss_day(root, profile)
-        server = measure_dagster(root, profile, root / "range" / "traffic_log") if dagster else {}
+        measurements = [("range: bronze -> serving over the range", measure_range),
+                        ("history: day after day", measure_history), ("peak RSS of one big day", measure_rss_day)]
+        if dagster:
+            measurements.append(("dagster dev: start, sensor, backfill",
+                                 lambda root, profile: measure_dagster(root, profile, root / "range" / "traffic_log")))
+        results = []
+        from packetx_lakehouse.progress import progress_bar  # rich only: the parent stays light
+
+        with progress_bar() as bar:  # on standard error: the table and JSON stay on standard output
+            task = bar.add_task(f"bench ({profile.name})", total=len(measurements))
+            for title, measure in measurements:
+                bar.update(task, description=f"bench ({profile.name}): {title}")
+                results.append(measure(root, profile))
+                bar.advance(task)
+                bar.console.print(f"  done  {title} ({time.perf_counter() - started:,.0f} s so far)")
+        week, history, rss = results[:3]
+        server = results[3] if dagster else {}
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -1,6 +1,7 @@
 """``packetx-lakehouse``: generate sample logs, run the demo, and the operational commands."""
 
 import argparse
+import collections
 import datetime as dt
 import os
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from packetx_lakehouse.dashboard.launch import streamlit_command
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
-from packetx_lakehouse.devices.upload import files_to_upload, upload_files
+from packetx_lakehouse.devices.upload import UploadResult, files_to_upload, upload_files
+from packetx_lakehouse.progress import progress_bar
 from packetx_lakehouse.settings import Settings, prepare_environment
 
 
@@ -78,8 +80,18 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if not paths:
         print("nothing to upload")
         return 1
-    for result in upload_files(settings, paths):
-        print(f"{result.action:<9} {result.name} -> {result.uri} ({result.size:,} bytes)")
+    with progress_bar() as bar:
+        task = bar.add_task("uploading", total=len(paths))
+
+        def done(result: UploadResult) -> None:
+            print(f"{result.action:<9} {result.name} -> {result.uri} ({result.size:,} bytes)", flush=True)
+            bar.advance(task)
+
+        results = upload_files(settings, paths, on_file=done)
+    actions = collections.Counter(r.action for r in results)
+    sent = sum(r.size for r in results if r.action != "unchanged")
+    print(f"{len(results)} files: " + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
+          + f"; {sent:,} bytes sent")
     return 0
 
 

@@ -8,7 +8,9 @@ launch, with start-up paid once rather than once per day.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -45,9 +47,17 @@ def materialize_range(
     selection: str | None = None,
     raise_on_error: bool = True,
     log_level: str = "INFO",
+    on_event: Callable[[dg.DagsterEvent], None] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialise every (selected) asset of ``daily_pipeline`` for the days ``first..last`` in one run."""
+    """Materialise every (selected) asset of ``daily_pipeline`` for the days ``first..last`` in one run.
+
+    ``on_event`` hears each Dagster event as it happens (a command line's progress bar).
+    """
     job = defs.resolve_job_def(DAILY_PIPELINE)
+    loggers: dict[str, object] = {"console": {"config": {"log_level": log_level}}}
+    if on_event is not None:
+        job = job.with_logger_defs({**job.loggers, "events": _event_logger(on_event)})
+        loggers["events"] = {}
     return job.execute_in_process(
         instance=instance,
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
@@ -55,5 +65,27 @@ def materialize_range(
         if selection
         else None,
         raise_on_error=raise_on_error,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={"loggers": loggers},
     )
+
+
+class _EventHandler(logging.Handler):
+    def __init__(self, on_event: Callable[[dg.DagsterEvent], None]) -> None:
+        super().__init__(logging.DEBUG)
+        self.on_event = on_event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Dagster puts the event on each record it logs (``dagster_meta``, see dagster._core.log_manager).
+        event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+        if event is not None:
+            self.on_event(event)
+
+
+def _event_logger(on_event: Callable[[dg.DagsterEvent], None]) -> dg.LoggerDefinition:
+    @dg.logger(description="hands every Dagster event of the run to a callback")
+    def events(_init_context: dg.InitLoggerContext) -> logging.Logger:
+        logger = logging.Logger("packetx_lakehouse.run_events", logging.DEBUG)
+        logger.addHandler(_EventHandler(on_event))
+        return logger
+
+    return events

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -83,3 +84,18 @@ def test_every_command_reads_dotenv_as_dagster_does(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["generate", "--users", "1", "--days", "1", "--start", "2026-11-20", "--minutes", "5"]) == 0
     assert [p.name for p in (tmp_path / "from-dotenv" / "traffic_log").iterdir()] == ["alice-2026-11-20.csv"]
+
+
+def test_a_long_run_shows_progress_per_step_on_stderr_and_keeps_stdout_for_results(ran, capsys):
+    from packetx_lakehouse.progress import run_progress
+
+    heard = []
+    with run_progress(5, "daily_pipeline") as on_event:
+        assert materialize_range(ran.defs, DAYS[0], DAYS[-1], log_level="ERROR",
+                                 on_event=lambda e: (heard.append(e.event_type), on_event(e))).success
+    out, err = capsys.readouterr()
+    assert out == ""
+    for step in ("bronze", "silver_and_gold", "traffic_anomalies", "star_dimensions", "serving_duckdb"):
+        assert re.search(rf"done\s+{step}: \d+ materialisations", err), err
+    assert "5/5" in err
+    assert heard.count(dg.DagsterEventType.STEP_SUCCESS) == 5

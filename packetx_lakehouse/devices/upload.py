@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,10 +84,18 @@ def files_to_upload(directory: Path, day: dt.date | None) -> list[Path]:
     return found
 
 
-def upload_files(settings: Settings, paths: Iterable[Path], client: Any | None = None) -> list[UploadResult]:
-    """Upload ``paths`` to the landing prefix of ``settings.s3_bucket``."""
+def upload_files(
+    settings: Settings, paths: Iterable[Path], client: Any | None = None,
+    on_file: Callable[[UploadResult], None] | None = None,
+) -> list[UploadResult]:
+    """Upload ``paths`` to the landing prefix of ``settings.s3_bucket``; ``on_file`` hears of each as it is done."""
     if not settings.s3_bucket:
         raise ValueError("upload needs PACKETX_S3_BUCKET (or s3_bucket_name)")
     # The same client the pipeline's landing resource uses (a fresh session: the credential chain now).
     client = client or s3_resource(settings.aws_region, settings.aws_endpoint_url).get_client()
-    return [upload_file(client, settings.s3_bucket, settings.s3_landing_prefix, path) for path in paths]
+    results = []
+    for path in paths:
+        results.append(upload_file(client, settings.s3_bucket, settings.s3_landing_prefix, path))
+        if on_file is not None:
+            on_file(results[-1])
+    return results
