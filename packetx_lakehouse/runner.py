@@ -26,10 +26,27 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 def project_instance(project_dir: Path = Path.cwd()) -> dg.DagsterInstance:
     """The instance the UI reads: ``$DAGSTER_HOME``, else the project's ``dagster.yaml``, else a throw-away one."""
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    if (project_dir / "dagster.yaml").is_file():
-        return dg.DagsterInstance.from_config(str(project_dir))
-    return dg.DagsterInstance.ephemeral()
+        instance = dg.DagsterInstance.get()
+    elif (project_dir / "dagster.yaml").is_file():
+        instance = dg.DagsterInstance.from_config(str(project_dir))
+    else:
+        return dg.DagsterInstance.ephemeral()
+    show_automation_as_running(instance)
+    return instance
+
+
+def show_automation_as_running(instance: dg.DagsterInstance) -> None:
+    """Make the job page's "Auto-materialize" tag tell the truth.
+
+    Dagster 1.13 evaluates automation conditions in sensors (here ``automation_condition_sensor``,
+    running by default), yet a job page still shows the pre-sensor global daemon switch, which
+    reads "Auto-materialize off" until it was ever turned on. The switch does nothing when sensors
+    are used; turning it on only corrects the label.
+    """
+    from dagster._daemon.asset_daemon import get_auto_materialize_paused, set_auto_materialize_paused
+
+    if instance.auto_materialize_use_sensors and get_auto_materialize_paused(instance):
+        set_auto_materialize_paused(instance, False)
 
 
 def landing_days(landing: ObjectStore) -> tuple[list[dt.date], list[str]]:

@@ -11,6 +11,8 @@ from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.settings import Settings
 
 HEADER = "User,Time Stamp,Source IP,Destination IP,KB Bandwidth,Total KB Bandwidth\n"
+#: The tests' days are in 2026 (and a few earlier); the default start (the samples' day) is later.
+TEST_START_DATE = "2025-01-01"
 
 
 @dataclasses.dataclass
@@ -40,5 +42,6 @@ class Lakehouse:
 
 @pytest.fixture
 def lakehouse(tmp_path: Path) -> Lakehouse:
-    settings = Settings(data_dir=tmp_path / "data", traffic_log_dir=tmp_path / "data" / "traffic_log")
+    settings = Settings(data_dir=tmp_path / "data", traffic_log_dir=tmp_path / "data" / "traffic_log",
+                        start_date=TEST_START_DATE)
     return Lakehouse(settings, build_definitions(settings))

@@ -7,7 +7,9 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
-from packetx_lakehouse.settings import Settings
+from packetx_lakehouse.devices.samples import sample_captures
+from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
+from packetx_lakehouse.settings import DEFAULT_START_DATE, Settings
 
 
 def test_definitions_load_with_expected_assets_partitions_and_resources():
@@ -17,7 +19,7 @@ def test_definitions_load_with_expected_assets_partitions_and_resources():
     assert {"packetx_raw/raw_archive", "packetx_raw/packets", "packetx_raw/quarantine"} <= keys
     partitions = graph.get(dg.AssetKey(["packetx_raw", "packets"])).partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition)
-    assert partitions.start.date().isoformat() <= "2025-01-01"
+    assert partitions.start.date().isoformat() == DEFAULT_START_DATE
     assert partitions.end_offset == 1  # today's growing file is ingestable now
     assert {"iceberg", "landing", "raw_archive", "device_timezones", "duckdb"} <= set(defs.resources)
 
@@ -48,3 +50,44 @@ def test_dagster_and_dg_both_load_the_one_definitions_module():
     check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def test_the_default_start_is_the_first_day_of_data_the_project_ships():
+    """A fresh install's partitions start with its data (the real captures), not 690 empty days before it;
+    and the start is a fixed date, so the webserver, the daemon and every run agree on the partitions."""
+    first_sample = min(parse_log_file_name(p.name).date for p in sample_captures())
+    assert DEFAULT_START_DATE == first_sample.isoformat()
+    assert Settings.from_env().start_date == Settings().start_date == DEFAULT_START_DATE
+
+
+def test_loading_the_code_location_raises_no_warning_at_all():
+    """No DeprecationWarning, BetaWarning or PreviewWarning from our definitions, on any deployment."""
+    program = """
+import warnings
+warnings.simplefilter("error")
+from packetx_lakehouse.definitions import build_definitions, defs
+from packetx_lakehouse.settings import Settings
+for loaded in (defs(), build_definitions(Settings(env="aws", s3_bucket="b", warehouse_url="postgresql://u@h/d"))):
+    graph = loaded.resolve_asset_graph()
+    loaded.resolve_all_job_defs()
+    [loaded.resolve_sensor_def(s.name) for s in loaded.sensors]
+    [loaded.resolve_schedule_def(s.name) for s in loaded.schedules]
+print("loaded", len(list(graph.get_all_asset_keys())))
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("loaded 18"), done.stdout
+
+
+def test_the_project_instance_shows_automation_as_running(tmp_path, monkeypatch):
+    from dagster._daemon.asset_daemon import get_auto_materialize_paused
+
+    from packetx_lakehouse.runner import project_instance
+
+    (tmp_path / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)  # the instance's storage paths are relative to the working directory
+    with project_instance(tmp_path) as instance:
+        assert instance.auto_materialize_use_sensors and not get_auto_materialize_paused(instance)
+        assert instance.get_settings("nux") == {"enabled": False}

@@ -63,16 +63,23 @@ class IcebergCatalogResource(dg.ConfigurableResource):
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
-    """A local directory (``root``) or, when ``s3`` is set, the prefix ``s3_prefix`` of ``s3_bucket``."""
+    """A local directory (``root``) or, when ``s3_bucket`` is set, an S3 prefix.
+
+    The S3 client is dagster-aws's (``s3_resource``). It is built here rather than nested as a
+    resource field: a nested resource makes this one a context-managed resource, which sensors
+    evaluated in tests (``build_sensor_context``) would then have to open and close.
+    """
 
     root: str = ""
-    s3: S3Resource | None = None
     s3_bucket: str = ""
     s3_prefix: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str = ""
 
     def store(self) -> ObjectStore:
-        if self.s3 is not None:
-            return S3ObjectStore(self.s3.get_client(), self.s3_bucket, self.s3_prefix)
+        if self.s3_bucket:
+            return S3ObjectStore(s3_resource(self.region, self.endpoint_url).get_client(), self.s3_bucket,
+                                 self.s3_prefix)
         return LocalObjectStore(self.root)
 
 
@@ -111,9 +118,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.is_aws:
         aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
         catalog = IcebergCatalogResource(kind="glue", warehouse=settings.s3_warehouse_uri, **aws)
-        s3 = s3_resource(settings.aws_region, settings.aws_endpoint_url)
-        landing = ObjectStoreResource(s3=s3, s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix)
-        archive = ObjectStoreResource(s3=s3, s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix)
+        landing = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix, **aws)
+        archive = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix, **aws)
     else:
         catalog = IcebergCatalogResource(
             sqlite_path=str(settings.catalog_path), warehouse=str(settings.warehouse_dir)

@@ -12,7 +12,7 @@ from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.lib.schemas import SILVER_PACKETS
 from packetx_lakehouse.lib.storage.iceberg import ensure_table
 from packetx_lakehouse.runner import materialize_range
-from packetx_lakehouse_tests.conftest import Lakehouse
+from packetx_lakehouse_tests.conftest import TEST_START_DATE, Lakehouse
 
 DAYS = [dt.date(2026, 11, 10) + dt.timedelta(days=n) for n in range(3)]
 #: What is true of the whole commit or database, not of one day: where it went.
@@ -25,7 +25,8 @@ INGEST_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\+00:00")
 def _lakehouse(root) -> Lakehouse:
     from packetx_lakehouse.settings import Settings
 
-    settings = Settings(data_dir=root / "data", traffic_log_dir=root / "data" / "traffic_log")
+    settings = Settings(data_dir=root / "data", traffic_log_dir=root / "data" / "traffic_log",
+                        start_date=TEST_START_DATE)
     lakehouse = Lakehouse(settings, build_definitions(settings))
     # Different volumes per day, so a range's totals can never pass for a day's figures.
     for n, day in enumerate(DAYS):
