@@ -6,6 +6,8 @@ zone and the resources all come from the same values, read once.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from packetx_lakehouse.defs.automation.freshness import freshness_defs
@@ -62,8 +64,21 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
+def scaffolded_definitions() -> dg.Definitions:
+    """Module-level definitions added to the ``defs/`` folder, e.g. by ``dg scaffold defs dagster.asset x.py``.
+
+    Our own ``defs/`` modules hold factories only (built above from the settings), so nothing is
+    loaded twice. dg finds the folder through ``[tool.dg]`` in pyproject.toml, i.e. in a checkout;
+    an installed wheel has nothing scaffolded.
+    """
+    project = Path(__file__).resolve().parents[1]
+    if not (project / "pyproject.toml").is_file():
+        return dg.Definitions()
+    return dg.load_from_defs_folder(project_root=project)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location ``dagster``/``dg`` load: the deployment the environment describes."""
     prepare_environment()
-    return build_definitions(Settings.from_env())
+    return dg.Definitions.merge(build_definitions(Settings.from_env()), scaffolded_definitions())

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,29 @@ def test_the_project_instance_shows_automation_as_running(tmp_path, monkeypatch)
     with project_instance(tmp_path) as instance:
         assert instance.auto_materialize_use_sensors and not get_auto_materialize_paused(instance)
         assert instance.get_settings("nux") == {"enabled": False}
+
+
+def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twice(tmp_path):
+    """`dg scaffold defs` writes into packetx_lakehouse/defs/; definitions.py loads that folder too."""
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout.splitlines()
+    for name in listed:
+        if name.startswith("packetx_lakehouse/") or name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes((root / name).read_bytes())
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "VIRTUAL_ENV": str(bin_dir.parent), "HOME": str(tmp_path)}
+
+    def dg(*args: str) -> str:
+        done = subprocess.run([bin_dir / "dg", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    before = [a["asset_key"] for a in json.loads(dg("list", "defs", "--json"))["assets"]]
+    dg("scaffold", "defs", "dagster.asset", "my_new_asset.py")
+    assert (tmp_path / "packetx_lakehouse" / "defs" / "my_new_asset.py").is_file()
+    after = [a["asset_key"] for a in json.loads(dg("list", "defs", "--json"))["assets"]]
+    assert sorted(after) == sorted([*before, "my_new_asset"]) and len(set(after)) == len(after)
+    assert "packetx_gold/daily_user_bandwidth" in before
