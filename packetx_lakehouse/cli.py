@@ -90,7 +90,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
         results = upload_files(settings, paths, on_file=done)
     actions = collections.Counter(r.action for r in results)
     sent = sum(r.size for r in results if r.action != "unchanged")
-    print(f"{len(results)} files: " + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
+    print(f"{len(results)} file{'s' * (len(results) != 1)}: "
+          + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
           + f"; {sent:,} bytes sent")
     return 0
 

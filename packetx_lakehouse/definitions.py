@@ -74,7 +74,7 @@ def scaffolded_definitions() -> dg.Definitions:
     project = Path(__file__).resolve().parents[1]
     if not (project / "pyproject.toml").is_file():
         return dg.Definitions()
-    return dg.load_from_defs_folder(project_root=project)
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 
 @dg.definitions

@@ -18,6 +18,7 @@ from packetx_lakehouse.lib.serving.sql_warehouse import Warehouse
 from packetx_lakehouse.lib.storage.iceberg import glue_catalog
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_tests.conftest import TEST_START_DATE
 from packetx_lakehouse_tests.aws.conftest import SECRET_ACCESS_KEY
 
 FIRST, LAST = dt.date(2026, 11, 18), dt.date(2026, 11, 19)
@@ -72,7 +73,7 @@ def test_pipeline_on_aws_equals_local_is_idempotent_and_never_logs_the_secret(
     warehouse = Warehouse(pg_database)
     state = _state(aws, settings, warehouse)
 
-    local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device")
+    local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device", start_date=TEST_START_DATE)
     assert materialize_range(build_definitions(local), FIRST, LAST).success
     local_daily = _gold_daily(build_resources(local)["iceberg"].load())
     assert state["gold"] == local_daily and len(local_daily) == 4
