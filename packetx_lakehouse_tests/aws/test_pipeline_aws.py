@@ -60,6 +60,7 @@ def test_pipeline_on_aws_equals_local_is_idempotent_and_never_logs_the_secret(
     # the secret travels exactly where a real warehouse password would, and must never show up.
     warehouse_url = pg_database.replace("postgres@", f"postgres:{SECRET_ACCESS_KEY}@")
     monkeypatch.setenv("PACKETX_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("PACKETX_START_DATE", TEST_START_DATE)  # the days below come before the default start
     files = generate(tmp_path / "device", users=2, days=2, start=FIRST, seed=5, options=SMALL,
                      ip_changes={"alice": LAST})
     settings = Settings.from_env()
