@@ -138,12 +138,10 @@ def worker_pipeline(data_dir: Path, first: dt.date, last: dt.date, reference: bo
     # Each step of the daily job is one layer (silver and gold's per-day tables share one).
     out["layer_seconds"] = dict(steps)
     out["step_seconds"] = steps
-    out["rows"] = int(
-        next(
-            m.metadata["dagster/row_count"].value
-            for m in result.asset_materializations_for_node("bronze")
-            if m.asset_key.path == ["packetx_raw", "packets"]
-        )
+    out["rows"] = sum(  # one materialisation per day, each with that day's rows
+        int(m.metadata["dagster/row_count"].value)
+        for m in result.asset_materializations_for_node("bronze")
+        if m.asset_key.path == ["packetx_raw", "packets"]
     )
     out["peak_rss_mb"] = peak_rss_mb()
     return out
@@ -283,11 +281,27 @@ def run_bench(profile: Profile, *, dagster: bool = True, keep: Path | None = Non
     root = Path(tempfile.mkdtemp(prefix="packetx-bench-", dir=keep))
     try:
         started = time.perf_counter()
-        week = measure_range(root, profile)
-        history = measure_history(root, profile)
-        rss = measure_rss_day(root, profile)
-        storage = maintenance.measure(root, profile, run_worker)
-        server = measure_dagster(root, profile, root / "range" / "traffic_log") if dagster else {}
+        measurements = [("range: bronze -> serving over the range", measure_range),
+                        ("history: day after day", measure_history), ("peak RSS of one big day", measure_rss_day),
+                        ("storage: 41 re-runs of a day, then maintenance",
+                         lambda root, profile: maintenance.measure(root, profile, run_worker))]
+        if dagster:
+            measurements.append(("dagster dev: start, sensor, backfill",
+                                 lambda root, profile: measure_dagster(root, profile, root / "range" / "traffic_log")))
+        results = []
+        from packetx_lakehouse.progress import (
+            progress_bar,  # rich only: the parent stays light
+        )
+
+        with progress_bar() as bar:  # on standard error: the table and JSON stay on standard output
+            task = bar.add_task(f"bench ({profile.name})", total=len(measurements))
+            for title, measure in measurements:
+                bar.update(task, description=f"bench ({profile.name}): {title}")
+                results.append(measure(root, profile))
+                bar.advance(task)
+                bar.console.print(f"  done  {title} ({time.perf_counter() - started:,.0f} s so far)")
+        week, history, rss, storage = results[:4]
+        server = results[4] if dagster else {}
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -1,6 +1,7 @@
 """``packetx-lakehouse``: generate sample logs, run the demo, and the operational commands."""
 
 import argparse
+import collections
 import datetime as dt
 import getpass
 import os
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from packetx_lakehouse.dashboard.launch import streamlit_command
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
-from packetx_lakehouse.devices.upload import files_to_upload, upload_files
+from packetx_lakehouse.devices.upload import UploadResult, files_to_upload, upload_files
+from packetx_lakehouse.progress import progress_bar
 from packetx_lakehouse.settings import Settings, prepare_environment
 
 
@@ -79,8 +81,66 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if not paths:
         print("nothing to upload")
         return 1
-    for result in upload_files(settings, paths):
-        print(f"{result.action:<9} {result.name} -> {result.uri} ({result.size:,} bytes)")
+    with progress_bar() as bar:
+        task = bar.add_task("uploading", total=len(paths))
+
+        def done(result: UploadResult) -> None:
+            print(f"{result.action:<9} {result.name} -> {result.uri} ({result.size:,} bytes)", flush=True)
+            bar.advance(task)
+
+        results = upload_files(settings, paths, on_file=done)
+    actions = collections.Counter(r.action for r in results)
+    sent = sum(r.size for r in results if r.action != "unchanged")
+    print(f"{len(results)} file{'s' * (len(results) != 1)}: "
+          + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
+          + f"; {sent:,} bytes sent")
+    return 0
+
+
+def _add_sql(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sql",
+        help="run SQL over the live lakehouse: every Iceberg table as packetx_raw.* / packetx_silver.* / "
+        "packetx_gold.*, plus the serving database's gold.* and ops.*",
+    )
+    p.add_argument("query", nargs="?", help="the SQL (default: read it from standard input)")
+    p.add_argument("--csv", action="store_true", help="print CSV with a header instead of a table")
+    p.add_argument("--max-rows", type=int, default=40, help="rows shown as a table (default 40)")
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """DuckDB in process, with the wheels' extensions: no server, no download, nothing to install."""
+    import duckdb
+    import pyarrow.csv
+
+    from packetx_lakehouse.defs.resources import build_resources
+    from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER
+    from packetx_lakehouse.lib.serving.lakehouse_sql import (
+        S3Access,
+        lakehouse_connection,
+        metadata_locations,
+    )
+
+    query = args.query if args.query is not None else sys.stdin.read()
+    if not query.strip():
+        raise ValueError("no SQL given (pass it as an argument or on standard input)")
+    settings = Settings.from_env()
+    catalog = build_resources(settings)["iceberg"].load()
+    tables = metadata_locations(catalog, [t for layer in TABLES_BY_LAYER.values() for t in layer])
+    s3 = S3Access(region=settings.aws_region, key_id=os.environ.get("AWS_ACCESS_KEY_ID", ""),
+                  secret=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                  session_token=os.environ.get("AWS_SESSION_TOKEN", ""), endpoint_url=settings.aws_endpoint_url)
+    with lakehouse_connection(tables, settings.serving_path, s3 if settings.is_aws else None) as con:
+        try:
+            relation = con.sql(query)
+        except duckdb.Error as exc:
+            raise ValueError(str(exc)) from exc
+        if relation is None:  # a statement without a result
+            return 0
+        if args.csv:
+            pyarrow.csv.write_csv(relation.to_arrow_table(), sys.stdout.buffer)
+        else:
+            relation.show(max_rows=args.max_rows, max_width=10_000)
     return 0
 
 
@@ -175,6 +235,7 @@ COMMANDS = {
     "generate": (_add_generate, cmd_generate),
     "demo": (_add_demo, cmd_demo),
     "upload": (_add_upload, cmd_upload),
+    "sql": (_add_sql, cmd_sql),
     "dashboard": (_add_dashboard, cmd_dashboard),
     "retract": (_add_retract, cmd_retract),
     "bench": (_add_bench, cmd_bench),

@@ -6,6 +6,8 @@ zone and the resources all come from the same values, read once.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
 from packetx_lakehouse.defs.automation.freshness import freshness_defs
@@ -13,6 +15,7 @@ from packetx_lakehouse.defs.automation.jobs import daily_pipeline_job
 from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
 from packetx_lakehouse.defs.automation.schedules import daily_schedule
 from packetx_lakehouse.defs.bronze.assets import bronze_assets
+from packetx_lakehouse.defs.conventions import NETWORK_RETRY
 from packetx_lakehouse.defs.gold.anomalies import anomalies_assets
 from packetx_lakehouse.defs.gold.dimensions import dimension_assets
 from packetx_lakehouse.defs.maintenance.job import maintenance_job, maintenance_schedule
@@ -28,12 +31,14 @@ from packetx_lakehouse.settings import Settings, prepare_environment
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Definitions for one deployment; tests pass their own settings (temporary data dirs)."""
     partitions = daily_partitions(settings)
+    # On AWS every lakehouse step reaches S3 and Glue; local files and SQLite need no retries.
+    retry = {"retry_policy": NETWORK_RETRY if settings.is_aws else None}
     assets = [
-        bronze_assets(partitions, settings.ingest_limits),
-        transform_assets(partitions),
-        anomalies_assets(partitions),
-        dimension_assets(partitions),
-        serving_duckdb_assets(partitions),
+        bronze_assets(partitions, settings.ingest_limits, **retry),
+        transform_assets(partitions, **retry),
+        anomalies_assets(partitions, **retry),
+        dimension_assets(partitions, **retry),
+        serving_duckdb_assets(partitions, **retry),
     ]
     # Serving targets that exist only where they are configured (see docs/aws.md).
     assets += [dynamodb_assets(partitions)] if settings.is_aws else []
@@ -43,7 +48,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=[freshness.check],
-        jobs=[daily_pipeline_job(assets), freshness.job, maintenance],
+        jobs=[daily_pipeline_job(assets, without_checks=[freshness.check]), freshness.job, maintenance],
         schedules=[daily_schedule(partitions), freshness.schedule,
                    maintenance_schedule(maintenance, settings.partition_timezone)],
         sensors=[
@@ -62,8 +67,21 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
+def scaffolded_definitions() -> dg.Definitions:
+    """Module-level definitions added to the ``defs/`` folder, e.g. by ``dg scaffold defs dagster.asset x.py``.
+
+    Our own ``defs/`` modules hold factories only (built above from the settings), so nothing is
+    loaded twice. dg finds the folder through ``[tool.dg]`` in pyproject.toml, i.e. in a checkout;
+    an installed wheel has nothing scaffolded.
+    """
+    project = Path(__file__).resolve().parents[1]
+    if not (project / "pyproject.toml").is_file():
+        return dg.Definitions()
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location ``dagster``/``dg`` load: the deployment the environment describes."""
     prepare_environment()
-    return build_definitions(Settings.from_env())
+    return dg.Definitions.merge(build_definitions(Settings.from_env()), scaffolded_definitions())

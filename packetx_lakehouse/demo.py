@@ -10,6 +10,7 @@ import duckdb
 from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
 from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
@@ -18,6 +19,7 @@ from packetx_lakehouse.devices.upload import upload_files
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER, TableDef
 from packetx_lakehouse.lib.storage.iceberg import ensure_table
+from packetx_lakehouse.progress import run_progress
 from packetx_lakehouse.runner import landing_days, materialize_range, project_instance
 from packetx_lakehouse.settings import Settings
 
@@ -76,8 +78,11 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
         print(f"No traffic logs to ingest in {landing.describe('')}.")
         return 1
     first, last = ingestible[0], ingestible[-1]
-    print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...")
-    result = materialize_range(defs, first, last, instance=project_instance(), log_level="WARNING")
+    print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...", flush=True)
+    steps = len(defs.resolve_job_def(DAILY_PIPELINE).graph.node_defs)  # one per multi-asset
+    with run_progress(steps, f"daily_pipeline {first} .. {last}") as on_event:
+        result = materialize_range(defs, first, last, instance=project_instance(), log_level="WARNING",
+                                   on_event=on_event)
     checks = result.get_asset_check_evaluations()
     failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in checks if not e.passed]
     print(f"Run {result.run_id} succeeded; asset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
@@ -123,4 +128,5 @@ def print_answers(database: Path) -> None:
             widths = [max(len(str(v)) for v in [h, *(r[i] for r in rows)]) for i, h in enumerate(header)]
             for row in [header, *rows]:
                 print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
-    print(f"\nServing database: {database}  (duckdb {database} -c 'SELECT * FROM gold.daily_user_bandwidth')")
+    print(f"\nServing database: {database}\nAsk your own questions:  .venv/bin/packetx-lakehouse sql "
+          "\"SELECT * FROM packetx_gold.daily_user_bandwidth\"")

@@ -21,7 +21,13 @@ from dotenv import dotenv_values
 
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 
-DEFAULT_START_DATE = "2025-01-01"
+#: The day of the real PacketX captures the project ships (``devices/samples``): nothing the demo
+#: ingests is older, so a fresh install's partitions start with its data instead of hundreds of
+#: empty days. A fixed date, not "N days ago": every process (webserver, daemon, each run) loads
+#: the definitions at its own time, and a moving start would make a run launched after midnight
+#: disagree with the server that planned it, and push older files out of reach for good. Set
+#: PACKETX_START_DATE to the first day of your own captures.
+DEFAULT_START_DATE = "2026-11-21"
 
 
 def _env(name: str, default: str = "") -> str:

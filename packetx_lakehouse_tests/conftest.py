@@ -11,6 +11,8 @@ from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.settings import Settings
 
 HEADER = "User,Time Stamp,Source IP,Destination IP,KB Bandwidth,Total KB Bandwidth\n"
+#: The tests' days are in 2026 (and a few earlier); the default start (the samples' day) is later.
+TEST_START_DATE = "2025-01-01"
 
 
 @dataclasses.dataclass
@@ -22,7 +24,8 @@ class Lakehouse:
 
     @staticmethod
     def default_settings(root: Path) -> Settings:
-        return Settings(data_dir=root / "data", traffic_log_dir=root / "data" / "traffic_log")
+        return Settings(data_dir=root / "data", traffic_log_dir=root / "data" / "traffic_log",
+                        start_date=TEST_START_DATE)
 
     @property
     def landing(self) -> Path:

@@ -1,3 +1,5 @@
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +9,10 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
+from packetx_lakehouse.devices.samples import sample_captures
+from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
-from packetx_lakehouse.settings import Settings
+from packetx_lakehouse.settings import DEFAULT_START_DATE, Settings
 
 
 def test_definitions_load_with_expected_assets_partitions_and_resources():
@@ -18,7 +22,7 @@ def test_definitions_load_with_expected_assets_partitions_and_resources():
     assert {"packetx_raw/raw_archive", "packetx_raw/packets", "packetx_raw/quarantine"} <= keys
     partitions = graph.get(dg.AssetKey(["packetx_raw", "packets"])).partitions_def
     assert isinstance(partitions, dg.DailyPartitionsDefinition)
-    assert partitions.start.date().isoformat() <= "2025-01-01"
+    assert partitions.start.date().isoformat() == os.environ.get("PACKETX_START_DATE", DEFAULT_START_DATE)
     assert partitions.end_offset == 1  # today's growing file is ingestable now
     assert {"iceberg", "landing", "raw_archive", "device_timezones", "duckdb"} <= set(defs.resources)
 
@@ -60,3 +64,71 @@ def test_landing_bounds_come_from_the_environment_and_a_typo_stops_the_run(monke
     monkeypatch.setenv("PACKETX_MAX_LINE_BYTES", "4k")
     with pytest.raises(ValueError, match="PACKETX_MAX_LINE_BYTES must be a positive whole number, not '4k'"):
         Settings.from_env()
+
+
+def test_the_default_start_is_the_first_day_of_data_the_project_ships(monkeypatch):
+    """A fresh install's partitions start with its data (the real captures), not 690 empty days before it;
+    and the start is a fixed date, so the webserver, the daemon and every run agree on the partitions."""
+    monkeypatch.delenv("PACKETX_START_DATE", raising=False)
+    first_sample = min(parse_log_file_name(p.name).date for p in sample_captures())
+    assert DEFAULT_START_DATE == first_sample.isoformat()
+    assert Settings.from_env().start_date == Settings().start_date == DEFAULT_START_DATE
+
+
+def test_loading_the_code_location_raises_no_warning_at_all():
+    """No DeprecationWarning, BetaWarning or PreviewWarning from our definitions, on any deployment."""
+    program = """
+import warnings
+warnings.simplefilter("error")
+from packetx_lakehouse.definitions import build_definitions, defs
+from packetx_lakehouse.settings import Settings
+for loaded in (defs(), build_definitions(Settings(env="aws", s3_bucket="b", warehouse_url="postgresql://u@h/d"))):
+    graph = loaded.resolve_asset_graph()
+    loaded.resolve_all_job_defs()
+    [loaded.resolve_sensor_def(s.name) for s in loaded.sensors]
+    [loaded.resolve_schedule_def(s.name) for s in loaded.schedules]
+print("loaded", len(list(graph.get_all_asset_keys())))
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.split()[1]) >= 16, done.stdout  # aws + warehouse: every asset any deployment has
+
+
+def test_the_project_instance_shows_automation_as_running(tmp_path, monkeypatch):
+    from dagster._daemon.asset_daemon import get_auto_materialize_paused
+
+    from packetx_lakehouse.runner import project_instance
+
+    (tmp_path / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)  # the instance's storage paths are relative to the working directory
+    with project_instance(tmp_path) as instance:
+        assert instance.auto_materialize_use_sensors and not get_auto_materialize_paused(instance)
+        assert instance.get_settings("nux") == {"enabled": False}
+
+
+def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twice(tmp_path):
+    """`dg scaffold defs` writes into packetx_lakehouse/defs/; definitions.py loads that folder too."""
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout.splitlines()
+    for name in listed:
+        if name.startswith("packetx_lakehouse/") or name in ("pyproject.toml", "workspace.yaml", "dagster.yaml"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes((root / name).read_bytes())
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "VIRTUAL_ENV": str(bin_dir.parent), "HOME": str(tmp_path)}
+
+    def dg(*args: str) -> str:
+        done = subprocess.run([bin_dir / "dg", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    before = [a["asset_key"] for a in json.loads(dg("list", "defs", "--json"))["assets"]]
+    dg("scaffold", "defs", "dagster.asset", "my_new_asset.py")
+    assert (tmp_path / "packetx_lakehouse" / "defs" / "my_new_asset.py").is_file()
+    after = [a["asset_key"] for a in json.loads(dg("list", "defs", "--json"))["assets"]]
+    assert sorted(after) == sorted([*before, "my_new_asset"]) and len(set(after)) == len(after)
+    assert "packetx_gold/daily_user_bandwidth" in before

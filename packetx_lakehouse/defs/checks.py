@@ -1,6 +1,16 @@
-"""Asset-check results built from the pure validators in ``lib.transform.checks``."""
+"""Asset-check results built from the pure validators in ``lib.transform.checks``.
+
+Daily steps evaluate their checks day by day and record each result on its own partition
+(:class:`DayChecks`): a range run then shows, per day, what a one-day run would have shown.
+(A yielded ``AssetCheckResult`` of a range run is recorded without a partition, and each day's
+planned evaluation stays pending.) The evaluations are yielded from the step, so Dagster still
+enforces ``blocking``: the step fails after its body and nothing downstream runs.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -34,10 +44,48 @@ def problem_list(problems: list[str]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(shown + more) or "none")
 
 
-def check_spec(asset: dg.AssetKey, name: str, description: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, description=description)
+def check_spec(asset: dg.AssetKey, name: str, description: str, *, blocking: bool = False) -> dg.AssetCheckSpec:
+    """``blocking``: a failure means wrong numbers downstream, so nothing downstream may run."""
+    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
 
 
 def is_selected(context: dg.AssetExecutionContext, asset: dg.AssetKey, name: str) -> bool:
     """Whether this (subset) run asked for the check ``name`` of ``asset``."""
     return dg.AssetCheckKey(asset, name) in context.selected_asset_check_keys
+
+
+class DayChecks:
+    """A daily step's check results, each on its day's partition, and the blocking ones that failed."""
+
+    def __init__(self, context: dg.AssetExecutionContext) -> None:
+        self.context = context
+        self.specs = {spec.key: spec for spec in context.assets_def.check_specs}
+        self._emitted: set[dg.AssetCheckKey] = set()
+        #: ``<asset> <check> on <day>: <problems>`` for every failed blocking check.
+        self.blocking_failures: list[str] = []
+
+    def evaluate(self, day: dt.date, result: dg.AssetCheckResult) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+        """Yield ``result`` as ``day``'s evaluation (and, once per check, the check's output)."""
+        key = dg.AssetCheckKey(result.asset_key, result.check_name)
+        spec = self.specs[key]
+        if key not in self._emitted:
+            # What Dagster yields for an AssetCheckResult: marks the check as run, so the steps it
+            # gates wait for it (a missing output would let them proceed).
+            self._emitted.add(key)
+            yield dg.Output(None, output_name=self.context.assets_def.get_output_name_for_asset_check_key(key))
+        yield dg.AssetCheckEvaluation(
+            asset_key=key.asset_key, check_name=key.name, passed=result.passed, metadata=result.metadata,
+            severity=result.severity, description=spec.description, blocking=spec.blocking,
+            partition=day.isoformat(),
+        )
+        if not result.passed and spec.blocking and result.severity == dg.AssetCheckSeverity.ERROR:
+            problems = result.metadata.get("problems")
+            detail = f": {problems.value}" if problems is not None and problems.value != "none" else ""
+            self.blocking_failures.append(f"{key.asset_key.to_user_string()} {key.name} on {day}{detail}")
+
+    def blocked(self, consequence: str) -> bool:
+        """Whether a blocking check failed; if so, log which, and ``consequence``, as an error."""
+        if self.blocking_failures:
+            self.context.log.error(f"{len(self.blocking_failures)} blocking check(s) failed, so {consequence}:\n"
+                                   + "\n".join(self.blocking_failures))
+        return bool(self.blocking_failures)

@@ -8,15 +8,27 @@ from typing import Any
 
 import dagster as dg
 
-from packetx_lakehouse.lib.schemas import TableDef
+from packetx_lakehouse.defs.metadata import column_lineage, column_schema
+from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS, TableDef
 
 OWNERS = ["team:packetx-data"]
 #: A backfill runs up to a month per run: each step handles a range of days in one pass.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 #: Every Iceberg write holds a slot of this pool (see ``dagster.yaml``).
 ICEBERG_POOL = "iceberg_writes"
-#: Daily tables follow their parents by themselves.
-DAILY_AUTOMATION = dg.AutomationCondition.eager()
+#: Steps that reach S3, Glue, DynamoDB or a warehouse over the network: a dropped connection,
+#: throttling or a brief outage heals by itself. Safe, because every write replaces whole days.
+#: Waits about 2, 6 and 14 s (exponential, with jitter) before failing for good.
+NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+AC = dg.AutomationCondition
+#: Daily tables follow their parents by themselves, for ANY day: ``eager()`` acts on the latest
+#: partition only, so a day re-materialised from the UI a week later would stop where it was clicked.
+#: (A run that writes the child too, like ``daily_pipeline``, triggers nothing: any_deps_updated
+#: ignores updates made by a run that also targets the child.)
+DAILY_AUTOMATION = AC.eager().without(AC.in_latest_time_window()).with_label("eager, any day")
+#: Wait for parents requested on the same tick: they may run in another run (the unpartitioned
+#: dimensions always do), and copying before they finish would serve stale dimensions.
+NOT_WITH_PARENTS = ~AC.any_deps_match(AC.will_be_requested()).with_label("no parent requested this tick")
 
 
 def asset_key(table_def: TableDef) -> dg.AssetKey:
@@ -32,7 +44,15 @@ def table_spec(
     automation_condition: dg.AutomationCondition | None = DAILY_AUTOMATION,
     kinds: Iterable[str] = ("iceberg", "polars"),
 ) -> dg.AssetSpec:
-    """The spec of the asset that is one lakehouse table; its description lives with its schema."""
+    """The spec of the asset that is one lakehouse table; its description lives with its schema.
+
+    Its columns (types, meanings) and, for derived tables, their lineage are definition metadata:
+    static, so the UI shows them before the first run and no materialisation repeats them.
+    """
+    metadata: dict[str, Any] = {"dagster/table_name": table_def.identifier,
+                                "dagster/column_schema": column_schema(table_def)}
+    if table_def.derived_from is not None:
+        metadata["dagster/column_lineage"] = column_lineage(table_def, asset_key(table_def.derived_from))
     return dg.AssetSpec(
         asset_key(table_def),
         description=table_def.description,
@@ -41,16 +61,29 @@ def table_spec(
         kinds=set(kinds),
         owners=OWNERS,
         automation_condition=automation_condition,
-        metadata={"dagster/table_name": table_def.identifier},
+        metadata=metadata,
     )
+
+
+#: A serving copy follows each gold day, and never the (unpartitioned) dimensions' updates as such:
+#: those touch every day, and would request a copy of all of them.
+SERVING_AUTOMATION = (
+    (AC.newly_missing() | AC.any_deps_updated().ignore(dg.AssetSelection.assets(*map(asset_key, STAR_DIMENSIONS))))
+    .since_last_handled()
+    & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress() & NOT_WITH_PARENTS
+).with_label("each gold day, after the dimensions")
 
 
 def serving_spec(key: dg.AssetKey, *, deps: Iterable[dg.AssetKey], kinds: Iterable[str], description: str) -> dg.AssetSpec:
     """A copy of gold somewhere people or apps read it: it follows gold by itself."""
     return dg.AssetSpec(key, deps=list(deps), group_name="serving", kinds=set(kinds), owners=OWNERS,
-                        automation_condition=DAILY_AUTOMATION, description=description)
+                        automation_condition=SERVING_AUTOMATION, description=description)
 
 
-def daily_step(partitions: dg.PartitionsDefinition, *, pool: str = ICEBERG_POOL) -> dict[str, Any]:
-    """``@dg.multi_asset`` options of every daily step: partitions, a month per backfill run, a pool."""
-    return {"partitions_def": partitions, "backfill_policy": BACKFILL_POLICY, "pool": pool}
+def daily_step(
+    partitions: dg.PartitionsDefinition, *, pool: str = ICEBERG_POOL, retry_policy: dg.RetryPolicy | None = None
+) -> dict[str, Any]:
+    """``@dg.multi_asset`` options of every daily step: partitions, a month per backfill run, a pool,
+    and a retry policy where the step reaches the network (``NETWORK_RETRY``)."""
+    return {"partitions_def": partitions, "backfill_policy": BACKFILL_POLICY, "pool": pool,
+            "retry_policy": retry_policy}

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.config import Config
+from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 from pyiceberg.catalog import Catalog
@@ -36,8 +37,10 @@ from packetx_lakehouse.settings import Settings
 WAREHOUSE_URL_VAR = "PACKETX_WAREHOUSE_URL"
 
 
-def _s3_client(region: str, endpoint_url: str) -> Any:
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url or None)
+def s3_resource(region: str, endpoint_url: str) -> S3Resource:
+    """dagster-aws's S3 client resource: the AWS credential chain, an emulator endpoint if given, and
+    boto3's retry handler (5 attempts) for throttling and dropped connections."""
+    return S3Resource(region_name=region, endpoint_url=endpoint_url or None)
 
 
 class IcebergCatalogResource(dg.ConfigurableResource):
@@ -63,7 +66,12 @@ class IcebergCatalogResource(dg.ConfigurableResource):
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
-    """A local directory (``root``) or, when ``s3_bucket`` is set, an S3 prefix."""
+    """A local directory (``root``) or, when ``s3_bucket`` is set, an S3 prefix.
+
+    The S3 client is dagster-aws's (``s3_resource``). It is built here rather than nested as a
+    resource field: a nested resource makes this one a context-managed resource, which sensors
+    evaluated in tests (``build_sensor_context``) would then have to open and close.
+    """
 
     root: str = ""
     s3_bucket: str = ""
@@ -73,7 +81,8 @@ class ObjectStoreResource(dg.ConfigurableResource):
 
     def store(self) -> ObjectStore:
         if self.s3_bucket:
-            return S3ObjectStore(_s3_client(self.region, self.endpoint_url), self.s3_bucket, self.s3_prefix)
+            return S3ObjectStore(s3_resource(self.region, self.endpoint_url).get_client(), self.s3_bucket,
+                                 self.s3_prefix)
         return LocalObjectStore(self.root)
 
 

@@ -5,26 +5,60 @@ run's days: ``RunTables`` makes that choice explicit, so a layer re-run alone re
 a whole run would have handed it. It is also where a storage failure gets a message that names
 what failed ("writing packetx_silver.packets to s3://...: ..."), not only what a client library
 said deep down (an S3 outage otherwise reads "Cannot write to closing transport").
+
+A run may hold one day or a backfill's range; either way each day's materialisation carries
+that day's own figures (``context.add_asset_metadata(partition_key=...)``), and only what is
+true of the whole commit (table, snapshot, location) is shared.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import dagster as dg
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.defs.conventions import asset_key
-from packetx_lakehouse.defs.metadata import iceberg_metadata
+from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
+    OnRetry,
     ensure_table,
+    partition_slices,
     read_partitions,
     replace_partitions,
 )
+
+#: A day's own figures for its materialisation, from that day's rows of the table.
+PerDay = Callable[[dt.date, pa.Table], Mapping[str, object]]
+
+
+def split_days(data: pa.Table, days: Sequence[dt.date], column: str = "log_date") -> dict[dt.date, pa.Table]:
+    """``data``'s rows of each of ``days`` (zero-copy slices; an empty table for a day without rows)."""
+    parts = {part.column(column)[0].as_py(): part for part in partition_slices(data, [column])}
+    empty = data.schema.empty_table()
+    return {day: parts.get(day, empty) for day in days}
+
+
+def log_lost_commits(context: dg.OpExecutionContext | dg.AssetExecutionContext, table_def: TableDef) -> OnRetry:
+    """A lost optimistic commit is retried by the write path; say so in the run's log, never silently."""
+
+    def log(attempt: int, error: Exception) -> None:
+        context.log.warning(f"{table_def.identifier}: commit attempt {attempt} lost to a concurrent writer "
+                            f"({type(error).__name__}: {error}); retrying from the table's fresh metadata")
+
+    return log
+
+
+def add_day_metadata(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, by_day: Mapping[dt.date, Mapping[str, object]]
+) -> None:
+    """Put each day's figures on that day's materialisation only (call before yielding the asset)."""
+    for day, metadata in by_day.items():
+        context.add_asset_metadata(dict(metadata), asset_key=key, partition_key=day.isoformat())
 
 
 class StorageError(RuntimeError):
@@ -60,6 +94,10 @@ class RunTables:
                                                           values=[*self.days, *([None] if undated else [])])
         return self._tables[table_def]
 
+    def by_day(self, table_def: TableDef) -> dict[dt.date, pa.Table]:
+        """The run's rows of ``table_def``, day by day."""
+        return split_days(self.get(table_def), self.days)
+
     def forget(self, table_def: TableDef) -> None:
         """Release a table this step no longer needs (a day of bronze is a large object)."""
         self._tables.pop(table_def, None)
@@ -71,18 +109,24 @@ class RunTables:
         data: pa.Table,
         *,
         undated: bool = False,
+        per_day: PerDay | None = None,
         **metadata: object,
     ) -> dg.MaterializeResult:
         """Replace the run's days of ``table_def`` by ``data`` (one atomic commit) and describe it.
 
         ``undated``: also replace the rows whose day is null (what the whole run saw, not one day).
+        Each day's materialisation gets its row count and preview, plus ``per_day(day, rows)``;
+        ``metadata`` is shared by every day of the commit.
         """
         with self._naming("writing", table_def, "to"):
             written = replace_partitions(ensure_table(self.catalog, table_def), data,
                                          values=[*self.days, *([None] if undated else [])],
-                                         snapshot_properties={"dagster.run_id": context.run.run_id})
+                                         snapshot_properties={"dagster.run_id": context.run.run_id},
+                                         on_retry=log_lost_commits(context, table_def))
         self._tables[table_def] = data
-        return dg.MaterializeResult(
-            asset_key=asset_key(table_def),
-            metadata={**iceberg_metadata(table_def.identifier, written, data), **metadata},
-        )
+        key = asset_key(table_def)
+        add_day_metadata(context, key, {
+            day: {**table_metadata(rows), **(per_day(day, rows) if per_day else {})}
+            for day, rows in split_days(data, self.days).items()
+        })
+        return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written), **metadata})

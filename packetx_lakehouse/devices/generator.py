@@ -1,5 +1,13 @@
 """Deterministic PacketX traffic logs for tests, demos and benchmarks.
 
+What a generated device-day models: a home or office computer, active ``minutes_per_day``
+minutes spread over the day, talking to about ``pairs_per_minute`` hosts a minute. Most
+conversations are small (web pages, APIs, DNS, the LAN: 1 KB to 1 MB a minute), three favourite
+hosts stream video (a few MB a minute, 1-2 Mbit/s each), and now and then a backup or system
+update moves 1-3 GB in one minute (about twice a day for a machine on all day), which is where
+PacketX's ``1.6833e+06`` notation comes from. At the defaults (60 active minutes, 20 hosts a
+minute) that is about 2-3 GB per device-day; the benchmark sets its own, far larger, volumes.
+
 The files follow the data contract byte for byte (see ``/work/shared/samples``): LF line ends,
 the header once, one block of rows per minute sharing the minute and the Total KB Bandwidth, the
 IP pair ordered by string comparison and numbers printed like C++ ``ostream`` (``.6g``). Rows are
@@ -38,8 +46,15 @@ _PUBLIC_HOSTS = (
 )
 #: Bulk providers for the extra hosts a busy device talks to.
 _PUBLIC_PREFIXES = ("142.250", "151.101", "104.16", "13.107", "52.84", "157.240", "185.199", "23.215")
-#: Hosts streaming video: the pairs whose minutes reach ~1e6 KB (so ``1.2e+06`` notation occurs).
+#: Hosts streaming video: the three most popular pairs, at a few MB a minute each.
 _STREAMING_HOSTS = 3
+#: KB a minute of a streaming pair (before the per-minute log-normal variation).
+_STREAMING_KB = (4e3, 1.2e4)
+#: KB a minute of any other pair: 1 KB to 1 MB (log-uniform).
+_OTHER_KB_LOG10 = (0.0, 3.0)
+#: Expected backup/update minutes (1-3 GB over one conversation) in a day with all 1440 minutes active.
+_BURSTS_PER_FULL_DAY = 2
+_BURST_KB = (1e6, 3e6)
 _LAN_HOSTS = ("192.168.1.1", "192.168.1.220", "192.168.1.231", "10.0.0.5", "10.0.0.12")
 #: Traffic the capture sees between two other machines (broadcasts, the router and the NAS).
 _OTHER_PAIRS = (
@@ -118,6 +133,8 @@ def generate_day(
     pair_of_row = order[taken]
     block_of_row = np.repeat(np.arange(len(minutes)), sizes)
     kb = np.round(scales[pair_of_row] * rng.lognormal(0.0, 1.0, len(pair_of_row)), 3)
+    burst = np.flatnonzero(rng.random(len(minutes)) < _BURSTS_PER_FULL_DAY / 1440)
+    kb[np.searchsorted(block_of_row, burst)] = np.round(rng.uniform(*_BURST_KB, len(burst)), 3)
 
     # A restart needs a minute before it, so the first minute is never one.
     for block in np.sort(rng.choice(np.arange(1, len(minutes)), size=options.restarts, replace=False)):
@@ -207,8 +224,8 @@ def _pair_universe(
     # tshark orders a conversation's ends by string comparison, not by direction.
     pairs = [f"{max(a, b)},{min(a, b)}" for (a, b), _ in ends]
     weights = np.array([weight for _, weight in ends])
-    scales = 10.0 ** rng.uniform(0.5, 4.0, len(pairs))
-    scales[:_STREAMING_HOSTS] = rng.uniform(2e5, 4e5, _STREAMING_HOSTS)
+    scales = 10.0 ** rng.uniform(*_OTHER_KB_LOG10, len(pairs))
+    scales[:_STREAMING_HOSTS] = rng.uniform(*_STREAMING_KB, _STREAMING_HOSTS)
     return pairs, weights / weights.sum(), scales
 
 

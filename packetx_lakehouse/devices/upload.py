@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from packetx_lakehouse.defs.resources import s3_resource
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.gzipio import (
     GZIP_MAGIC,
@@ -84,12 +84,18 @@ def files_to_upload(directory: Path, day: dt.date | None) -> list[Path]:
     return found
 
 
-def upload_files(settings: Settings, paths: Iterable[Path], client: Any | None = None) -> list[UploadResult]:
-    """Upload ``paths`` to the landing prefix of ``settings.s3_bucket``."""
+def upload_files(
+    settings: Settings, paths: Iterable[Path], client: Any | None = None,
+    on_file: Callable[[UploadResult], None] | None = None,
+) -> list[UploadResult]:
+    """Upload ``paths`` to the landing prefix of ``settings.s3_bucket``; ``on_file`` hears of each as it is done."""
     if not settings.s3_bucket:
         raise ValueError("upload needs PACKETX_S3_BUCKET (or s3_bucket_name)")
-    # A new session reads the credential chain now, not whatever boto3's default session cached.
-    client = client or boto3.session.Session(region_name=settings.aws_region).client(
-        "s3", endpoint_url=settings.aws_endpoint_url or None
-    )
-    return [upload_file(client, settings.s3_bucket, settings.s3_landing_prefix, path) for path in paths]
+    # The same client the pipeline's landing resource uses (a fresh session: the credential chain now).
+    client = client or s3_resource(settings.aws_region, settings.aws_endpoint_url).get_client()
+    results = []
+    for path in paths:
+        results.append(upload_file(client, settings.s3_bucket, settings.s3_landing_prefix, path))
+        if on_file is not None:
+            on_file(results[-1])
+    return results

@@ -7,7 +7,8 @@ from them here so that a column is never declared twice. All timestamps are micr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -38,10 +39,19 @@ class TableDef:
     key: tuple[str, ...] = ()
     #: What the table holds, for people: the asset's description in the UI.
     description: str = ""
+    #: Columns whose name means something else here than in ``COLUMN_GLOSSARY``.
+    column_notes: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: The table the columns are computed from, and which of its columns feed each one.
+    derived_from: "TableDef | None" = field(default=None, compare=False)
+    lineage: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     @property
     def identifier(self) -> str:
         return f"{self.namespace}.{self.name}"
+
+    def column_description(self, column: str) -> str:
+        """What ``column`` holds, for people (the UI's column list, the docs); "" if unknown."""
+        return self.column_notes.get(column) or COLUMN_GLOSSARY.get(column, "")
 
 
 def _schema(*fields: pa.Field) -> pa.Schema:
@@ -51,6 +61,83 @@ def _schema(*fields: pa.Field) -> pa.Schema:
 def _f(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
     return pa.field(name, type_, nullable=nullable)
 
+
+
+#: What each column means, by name: written once for every table where the name means the same
+#: thing (``TableDef.column_notes`` holds the exceptions). Shown as the column descriptions of
+#: every asset in the Dagster UI before anything has run.
+COLUMN_GLOSSARY: dict[str, str] = {
+    # lineage and partitioning
+    "log_date": "The date in the traffic-log file name (the device's local day): the daily partition key.",
+    "user": "The device's user, as PacketX writes it (equals the user in the file name).",
+    "source_file": "The landing file the row was read from (its name as landed, e.g. alice-2026-11-20.csv).",
+    "line_number": "1-based line of the row in that file: with source_file, the row's identity.",
+    "ingested_at": "When bronze read the file version this row comes from (UTC).",
+    # bronze, as PacketX wrote it
+    "time_stamp": "The capture minute in the device's local time, as written (no zone).",
+    "source_ip": "The first IP of the pair as PacketX wrote it (the text-larger end, not the sender).",
+    "destination_ip": "The second IP of the pair as PacketX wrote it (not necessarily the receiver).",
+    "kb_bandwidth": "KB the pair exchanged in that minute, both directions summed, as written.",
+    "total_kb_bandwidth": "The device's total KB in that minute, repeated on every row of the minute, as written.",
+    "raw_line": "The line as read (bytes that are not UTF-8 shown as backslash escapes).",
+    "reason": "Why the line could not be parsed, e.g. \"bad Source IP '999.1.2.3'\" or \"expected 6 fields, found 4\".",
+    # silver
+    "ts_local": "The capture minute in the device's local time (bronze time_stamp).",
+    "ts_utc": "The capture minute in UTC, read in the device's configured time zone.",
+    "device_ip": "The user-day's device address: its private IP in the most rows (what direction is judged by).",
+    "local_ip": "The private end of the pair (the device's side); null when neither end is private.",
+    "remote_ip": "The other end of the pair: the host the local side talked to.",
+    "local_is_private": "Whether the pair has a private end (private, loopback or link-local address).",
+    "remote_is_private": "Whether the remote end is private too (both ends private: internal traffic).",
+    "direction": "outbound (device <-> public host), inbound (public host <-> another private address), "
+                 "internal (both private) or unknown (neither private).",
+    "kb": "KB of the pair in that minute (both directions; PacketX cannot tell them apart).",
+    "total_kb": "The device's total KB in that minute, as PacketX reported it.",
+    "is_restart_replay": "True on rows a restarted PacketX re-emitted from its reloaded file: kept for audit, "
+                         "never counted in gold.",
+    # gold aggregates
+    "hour_utc": "Start of the UTC hour.",
+    "minutes": "Distinct minutes of the hour with traffic.",
+    "inbound_kb": "KB of the day's inbound rows (a public host and a private address other than the device).",
+    "outbound_kb": "KB of the day's outbound rows (the device and a public host).",
+    "internal_kb": "KB of the day's internal rows (both ends private).",
+    "unknown_kb": "KB of the day's rows with no private end.",
+    "distinct_remote_hosts": "Distinct remote IPs the user's counted rows mention that day.",
+    "peak_minute_utc": "The UTC minute with the most KB summed over the user's pairs (earliest on ties).",
+    "peak_minute_kb": "KB summed over the user's pairs in the peak minute.",
+    "rows": "Silver rows counted (restart replays excluded).",
+    "rank": "1 = the public host with the most KB that user-day (ties: the smaller IP text).",
+    "share": "The host's KB as a fraction of the user-day's KB with all public hosts (0..1).",
+    "baseline_median_kb": "Median KB of the user's active hours in the 7 days before.",
+    "baseline_mad_kb": "Median absolute deviation of those hours' KB (0 when over half are identical).",
+    "robust_z": "0.6745 x (kb - median) / MAD (mean absolute deviation x 1.2533 when the MAD is 0).",
+    "baseline_hours": "How many active hours the baseline has (at least 24 to be judged).",
+    "ip": "An IP address as it appears in the data (IPv4 or IPv6 text).",
+    # star schema
+    "user_key": "Surrogate key of one user version (stable hash of user, local IP and valid_from).",
+    "user_id": "Durable key of the user across versions (stable hash of the user name).",
+    "valid_from": "UTC hour this version starts.",
+    "valid_to": "UTC hour the next version starts; null for the current version.",
+    "is_current": "True on the user's newest version (exactly one per user).",
+    "version": "1, 2, ... per user, in time order.",
+    "ip_key": "Surrogate key of the address (stable hash of its text).",
+    "ip_version": "4 or 6; null when the text is not an IP address.",
+    "is_private": "Whether the address is on the device side (private, loopback or link-local).",
+    "scope": "private, loopback, link_local, multicast, unspecified, reserved, public or invalid.",
+    "direction_key": "Surrogate key of the direction (1..4, fixed).",
+    "description": "What the direction means.",
+    "date_key": "The UTC hour as yyyymmddhh (e.g. 2026112014): the fact's join key to date_dim.",
+    "hour_start_utc": "Start of the UTC hour.",
+    "date": "UTC date of the hour.",
+    "hour": "UTC hour of day, 0-23.",
+    "day_of_week": "ISO weekday, 1 = Monday .. 7 = Sunday.",
+    "day_name": "Weekday name (Monday .. Sunday).",
+    "month": "Month, 1-12.",
+    "year": "Calendar year.",
+    "is_weekend": "True on Saturday and Sunday.",
+    "local_ip_key": "ip_dim key of local_ip; null when the row has no private end.",
+    "remote_ip_key": "ip_dim key of remote_ip.",
+}
 
 # --- bronze -------------------------------------------------------------------------------
 
@@ -113,6 +200,20 @@ LANDING_PROBLEMS = TableDef(
         _f("last_seen", TS_UTC, False),
     ),
     key=("log_date", "object_key", "reason"),
+    column_notes={
+        "log_date": "The day in the file's name; null when the name has no valid day (a bad name, a link, "
+                    "a sub-folder).",
+        "object_key": "The landing object as listed: a file name, or a key under the S3 landing prefix.",
+        "kind": "The kind of problem, to group by: skipped, bad name, refused, empty, cut short, shorter "
+                "copy, shrunk, gone, retracted, off date.",
+        "reason": "What went wrong, in words a person can act on (e.g. \"invalid date 2026-13-45\").",
+        "severity": "error when data already ingested is contradicted (shrunk, gone, off date), else warning.",
+        "size": "The object's size in bytes when it was listed (null when unknown).",
+        "rows_at_stake": "Ingested rows the problem puts in doubt (a shrunk or vanished file), else null.",
+        "kb_at_stake": "Ingested KB the problem puts in doubt, else null.",
+        "first_seen": "When a run first recorded this problem (UTC).",
+        "last_seen": "When a run last recorded this problem (UTC).",
+    },
     description=(
         "Landing files that were not ingested as they are, with the precise reason: refused (over "
         "a size bound, corrupt gzip, lone-CR line ends), empty or header only, badly named, skipped "
@@ -156,6 +257,16 @@ SILVER_PACKETS = TableDef(
         "is derived around the user's device IP (PacketX orders each pair as text, so its 'source' is "
         "not the sender); restart replays are kept but flagged so gold never counts them."
     ),
+    derived_from=BRONZE_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "ts_local": ("time_stamp",), "ts_utc": ("time_stamp", "user"),
+        "source_ip": ("source_ip",), "destination_ip": ("destination_ip",),
+        **dict.fromkeys(("device_ip", "local_ip", "remote_ip", "local_is_private", "remote_is_private", "direction"),
+                        ("source_ip", "destination_ip")),
+        "kb": ("kb_bandwidth",), "total_kb": ("total_kb_bandwidth",),
+        "is_restart_replay": ("time_stamp", "source_ip", "destination_ip", "kb_bandwidth"),
+        "source_file": ("source_file",), "line_number": ("line_number",),
+    },
 )
 
 DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
@@ -178,6 +289,12 @@ GOLD_HOURLY_BANDWIDTH = TableDef(
     ),
     key=("log_date", "user", "hour_utc", "remote_ip", "direction"),
     description="KB and minutes seen per user, UTC hour, remote IP and direction.",
+    column_notes={"kb": "KB of the user's counted rows with this remote and direction in the hour."},
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "hour_utc": ("ts_utc",), "remote_ip": ("remote_ip",),
+        "direction": ("direction",), "kb": ("kb", "is_restart_replay"), "minutes": ("ts_utc", "is_restart_replay"),
+    },
 )
 
 GOLD_DAILY_USER_BANDWIDTH = TableDef(
@@ -201,6 +318,15 @@ GOLD_DAILY_USER_BANDWIDTH = TableDef(
         "Per user and day: total / inbound / outbound / internal / unknown KB, distinct remote hosts "
         "and the peak minute."
     ),
+    column_notes={"total_kb": "KB of all the user's counted rows that day (every direction)."},
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "total_kb": ("kb", "is_restart_replay"),
+        **{f"{d}_kb": ("kb", "direction", "is_restart_replay") for d in ("inbound", "outbound", "internal", "unknown")},
+        "distinct_remote_hosts": ("remote_ip", "is_restart_replay"),
+        "peak_minute_utc": ("ts_utc", "kb", "is_restart_replay"), "peak_minute_kb": ("ts_utc", "kb", "is_restart_replay"),
+        "rows": ("is_restart_replay",),
+    },
 )
 
 GOLD_TOP_EXTERNAL_HOSTS = TableDef(
@@ -216,6 +342,14 @@ GOLD_TOP_EXTERNAL_HOSTS = TableDef(
     ),
     key=("log_date", "user", "rank"),
     description="Per user and day, the top public remote IPs by KB, with rank and share.",
+    column_notes={"kb": "KB the user exchanged with this host that day.",
+                  "remote_ip": "A public host (scope public) the user talked to."},
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "rank": ("kb", "remote_ip"),
+        "remote_ip": ("remote_ip", "remote_is_private"), "kb": ("kb", "is_restart_replay"),
+        "share": ("kb", "remote_ip", "remote_is_private", "is_restart_replay"),
+    },
 )
 
 GOLD_TRAFFIC_ANOMALIES = TableDef(
@@ -237,6 +371,13 @@ GOLD_TRAFFIC_ANOMALIES = TableDef(
         "median and MAD), with the score and the baseline. A day loaded late also re-scores the 7 "
         "days after it, whose baseline it is part of."
     ),
+    column_notes={"kb": "The user-hour's KB (every remote and direction)."},
+    derived_from=GOLD_HOURLY_BANDWIDTH,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "hour_utc": ("hour_utc",), "kb": ("kb",),
+        **dict.fromkeys(("baseline_median_kb", "baseline_mad_kb", "robust_z", "baseline_hours"),
+                        ("log_date", "hour_utc", "kb")),
+    },
 )
 
 #: The device IP of every user-hour: the small table ``users_dim`` is rebuilt from.
@@ -252,6 +393,14 @@ GOLD_USER_IP_HOURLY = TableDef(
     ),
     key=("log_date", "user", "hour_utc"),
     description="The user's device IP in every UTC hour: the input users_dim is rebuilt from.",
+    column_notes={"local_ip": "The user's device IP in that hour: the private address in the most rows.",
+                  "rows": "Counted rows of the hour with local_ip at one end: the evidence for it."},
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "hour_utc": ("ts_utc",),
+        **dict.fromkeys(("local_ip", "rows"), ("local_ip", "remote_ip", "local_is_private", "remote_is_private",
+                                               "is_restart_replay")),
+    },
 )
 
 #: Every address a day's counted rows mention: the small table ``ip_dim`` is rebuilt from.
@@ -261,6 +410,8 @@ GOLD_DAILY_IPS = TableDef(
     _schema(_f("log_date", pa.date32(), False), _f("ip", STRING, False)),
     key=("log_date", "ip"),
     description="Every IP address seen on a day: the input ip_dim is rebuilt from.",
+    derived_from=SILVER_PACKETS,
+    lineage={"log_date": ("log_date",), "ip": ("source_ip", "destination_ip", "is_restart_replay")},
 )
 
 #: SCD type 2 on the device IP; ``user_id`` is the durable key facts carry.
@@ -283,6 +434,13 @@ GOLD_USERS_DIM = TableDef(
         "Users as a slowly changing dimension (type 2) on the device's local IP: one version per run "
         "of hours with the same IP, contiguous validity, exactly one current row per user."
     ),
+    column_notes={"local_ip": "The device IP during this version."},
+    derived_from=GOLD_USER_IP_HOURLY,
+    lineage={
+        "user_key": ("user", "local_ip", "hour_utc"), "user_id": ("user",), "user": ("user",),
+        "local_ip": ("local_ip", "rows"), "valid_from": ("hour_utc",), "valid_to": ("hour_utc",),
+        "is_current": ("hour_utc",), "version": ("local_ip", "hour_utc"),
+    },
 )
 
 GOLD_IP_DIM = TableDef(
@@ -298,6 +456,8 @@ GOLD_IP_DIM = TableDef(
     partition_by=(),
     key=("ip_key",),
     description="Every IP address seen, with a stable surrogate key, version, scope and private flag.",
+    derived_from=GOLD_DAILY_IPS,
+    lineage=dict.fromkeys(("ip_key", "ip", "ip_version", "is_private", "scope"), ("ip",)),
 )
 
 GOLD_DIRECTION_DIM = TableDef(
@@ -356,6 +516,12 @@ GOLD_PACKETS_FACT = TableDef(
         "Star-schema fact: one row per counted silver row, keyed to the dimensions (users by durable "
         "user_id + point in time)."
     ),
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "date_key": ("ts_utc",), "user_id": ("user",), "local_ip_key": ("local_ip",),
+        "remote_ip_key": ("remote_ip",), "direction_key": ("direction",), "ts_utc": ("ts_utc",), "kb": ("kb",),
+        "source_file": ("source_file",), "line_number": ("line_number",),
+    },
 )
 
 # --- the one registry of tables ----------------------------------------------------------

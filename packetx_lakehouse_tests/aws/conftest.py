@@ -23,6 +23,7 @@ import pytest
 from psycopg import sql
 
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_tests.conftest import TEST_START_DATE
 
 REGION = "us-east-1"
 BUCKET = "packetx-test"
@@ -107,8 +108,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Aws:
 
 
 @pytest.fixture
-def aws_settings(aws: Aws) -> Settings:
+def aws_settings(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings exactly as a user gets them: from the environment only."""
+    monkeypatch.setenv("PACKETX_START_DATE", TEST_START_DATE)  # the tests' days come before the default start
     return Settings.from_env()
 
 

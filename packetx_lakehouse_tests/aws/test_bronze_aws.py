@@ -10,6 +10,7 @@ from packetx_lakehouse.devices.upload import upload_files
 from packetx_lakehouse.lib.storage.iceberg import glue_catalog
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_tests.conftest import TEST_START_DATE
 
 FIRST, LAST = dt.date(2026, 11, 18), dt.date(2026, 11, 19)
 SMALL = GeneratorOptions(minutes_per_day=20, pairs_per_minute=5, bad_lines=2)
@@ -39,7 +40,7 @@ def test_bronze_on_s3_and_glue_matches_the_local_path_and_reruns_change_nothing(
     packets, quarantine = _rows(aws_settings, "packetx_raw.packets"), _rows(aws_settings, "packetx_raw.quarantine")
     assert len(quarantine) == 2 * 2 * SMALL.bad_lines
 
-    local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device")
+    local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device", start_date=TEST_START_DATE)
     assert materialize_range(build_definitions(local), FIRST, LAST, selection="group:bronze").success
     local_catalog = build_resources(local)["iceberg"].load()
     local_packets = local_catalog.load_table("packetx_raw.packets").scan().to_arrow().drop_columns(["ingested_at"])

@@ -135,3 +135,24 @@ def test_an_older_table_without_the_date_index_gets_it(aws):
 def test_other_errors_are_raised_not_swallowed(aws):
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         dynamodb_table.write_day(aws.client("dynamodb"), "missing", DAY, _daily({"alice": 1.0}))
+
+
+def test_a_dropped_connection_is_retried_with_backoff(aws, aws_settings, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    catalog = build_resources(aws_settings)["iceberg"].load()
+    replace_partitions(ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH), _daily({"alice": 3.25}), values=[DAY])
+    write_day, attempts = dynamodb_table.write_day, []
+
+    def drops_once(*args, **kwargs):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+        return write_day(*args, **kwargs)
+
+    monkeypatch.setattr(dynamodb_table, "write_day", drops_once)
+    result = materialize_range(build_definitions(aws_settings), DAY, DAY, selection=SERVED)
+    assert result.success and len(attempts) == 2
+    assert [e.event_type for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY] == [
+        dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert ("alice", "2026-11-20") in _items(aws)

@@ -7,7 +7,7 @@ from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.devices.upload import upload_files
 from packetx_lakehouse.settings import Settings
-from packetx_lakehouse_tests.conftest import HEADER
+from packetx_lakehouse_tests.conftest import HEADER, TEST_START_DATE
 
 ROW = "alice,{day} 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
 
@@ -15,7 +15,7 @@ ROW = "alice,{day} 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
 def _tick(resources, cursor):
     context = dg.build_sensor_context(
         cursor=cursor, resources={"landing": resources["landing"], "raw_archive": resources["raw_archive"]})
-    return landing_sensor(daily_partitions(Settings()))(context)
+    return landing_sensor(daily_partitions(Settings(start_date=TEST_START_DATE)))(context)
 
 
 def test_sensor_requests_new_and_grown_uploads_once(aws, aws_settings, tmp_path):

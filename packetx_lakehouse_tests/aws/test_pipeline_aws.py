@@ -19,6 +19,7 @@ from packetx_lakehouse.lib.storage.iceberg import glue_catalog
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
 from packetx_lakehouse_tests.aws.conftest import SECRET_ACCESS_KEY
+from packetx_lakehouse_tests.conftest import TEST_START_DATE
 
 FIRST, LAST = dt.date(2026, 11, 18), dt.date(2026, 11, 19)
 SMALL = GeneratorOptions(minutes_per_day=30, pairs_per_minute=6, bad_lines=1, restarts=1)
@@ -59,6 +60,7 @@ def test_pipeline_on_aws_equals_local_is_idempotent_and_never_logs_the_secret(
     # the secret travels exactly where a real warehouse password would, and must never show up.
     warehouse_url = pg_database.replace("postgres@", f"postgres:{SECRET_ACCESS_KEY}@")
     monkeypatch.setenv("PACKETX_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("PACKETX_START_DATE", TEST_START_DATE)  # the days below come before the default start
     files = generate(tmp_path / "device", users=2, days=2, start=FIRST, seed=5, options=SMALL,
                      ip_changes={"alice": LAST})
     settings = Settings.from_env()
@@ -72,7 +74,7 @@ def test_pipeline_on_aws_equals_local_is_idempotent_and_never_logs_the_secret(
     warehouse = Warehouse(pg_database)
     state = _state(aws, settings, warehouse)
 
-    local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device")
+    local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device", start_date=TEST_START_DATE)
     assert materialize_range(build_definitions(local), FIRST, LAST).success
     local_daily = _gold_daily(build_resources(local)["iceberg"].load())
     assert state["gold"] == local_daily and len(local_daily) == 4

@@ -37,7 +37,10 @@ def test_upload_skips_unchanged_files_and_replaces_grown_ones(aws, tmp_path: Pat
     assert main(["upload", str(log)]) == 0
     grown, body = _object(aws)
     assert gzip.decompress(body) == log.read_bytes() and grown["ETag"] != first["ETag"]
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["uploaded", "unchanged", "replaced"]
+    lines = capsys.readouterr().out.splitlines()
+    summaries = [line.split(";")[0] for line in lines if line.startswith("1 file:")]
+    assert [line.split()[0] for line in lines if not line.startswith("1 file:")] == ["uploaded", "unchanged", "replaced"]
+    assert summaries == ["1 file: 1 uploaded", "1 file: 1 unchanged", "1 file: 1 replaced"]
 
 
 def test_upload_keeps_an_already_compressed_file_as_is(aws, tmp_path: Path):

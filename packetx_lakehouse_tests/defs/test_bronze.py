@@ -14,10 +14,10 @@ from packetx_lakehouse.lib.ingest.archive import load_manifest
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
-from packetx_lakehouse_tests.conftest import HEADER
+from packetx_lakehouse_tests.conftest import HEADER, TEST_START_DATE
 
 DAY = dt.date(2026, 11, 20)
-DAILY_PARTITIONS = daily_partitions(Settings())
+DAILY_PARTITIONS = daily_partitions(Settings(start_date=TEST_START_DATE))
 ALICE = "alice-2026-11-20.csv"
 BLOCK_1 = (
     "alice,2026-11-20 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"

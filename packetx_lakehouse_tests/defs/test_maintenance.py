@@ -27,6 +27,7 @@ from packetx_lakehouse.lib.storage.maintenance import table_storage
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_tests.conftest import TEST_START_DATE
 from packetx_lakehouse_tests.support.devserver import poll
 
 DAYS = [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
@@ -150,7 +151,8 @@ def test_a_bad_retention_setting_stops_start_up_naming_the_variable(monkeypatch,
 
 
 def _settings(data_dir: str, **overrides) -> Settings:
-    return Settings(data_dir=Path(data_dir), traffic_log_dir=Path(data_dir) / "traffic_log", **overrides)
+    return Settings(data_dir=Path(data_dir), traffic_log_dir=Path(data_dir) / "traffic_log",
+                    start_date=TEST_START_DATE, **overrides)
 
 
 def _pipeline_rounds(data_dir: str, first: int, parts: int, running, passes) -> None:

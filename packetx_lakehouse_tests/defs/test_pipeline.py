@@ -174,7 +174,6 @@ def test_checks_pass_on_good_data_and_fail_on_broken_data(lakehouse):
     day = WEEK[0]
     result = materialize_range(lakehouse.defs, day, day)
     checks = _check_results(result)
-    checks.pop("packetx_gold/daily_user_bandwidth:yesterday_is_fresh")  # about today, not this day
     assert len(checks) >= 10 and all(checks.values()), checks
 
     catalog = lakehouse.catalog()
@@ -185,11 +184,15 @@ def test_checks_pass_on_good_data_and_fail_on_broken_data(lakehouse):
         .when(pl.col("line_number") == 3).then(float("nan")).otherwise(pl.col("kb_bandwidth"))
     )
     replace_partitions(bronze, broken.to_arrow(), values=[day])
-    result = materialize_range(lakehouse.defs, day, day, selection="key:packetx_silver/packets or group:gold")
+    result = materialize_range(lakehouse.defs, day, day, selection="key:packetx_silver/packets or group:gold",
+                               raise_on_error=False)
     checks = _check_results(result)
-    assert checks["packetx_silver/packets:kb_valid"] is False
-    assert checks["packetx_gold/daily_user_bandwidth:kb_valid"] is False
+    assert checks["packetx_silver/packets:kb_valid"] is False  # blocking: gold is not built from it
     assert checks["packetx_silver/packets:rows_conserved"] is True
+    assert not any(name.startswith("packetx_gold/") for name in checks)
+    # Gold built on its own from that silver (read back from Iceberg) fails its own check.
+    result = materialize_range(lakehouse.defs, day, day, selection="group:gold", raise_on_error=False)
+    assert _check_results(result)["packetx_gold/daily_user_bandwidth:kb_valid"] is False
 
     users = ensure_table(catalog, GOLD_USERS_DIM)
     dim = users.scan().to_arrow()
@@ -199,7 +202,7 @@ def test_checks_pass_on_good_data_and_fail_on_broken_data(lakehouse):
     scd2_check = dg.AssetCheckKey(asset_key(GOLD_USERS_DIM), "users_dim_scd2_valid")
     # The resolved definition carries its resources already.
     result = dg.materialize([lakehouse.defs.resolve_assets_def(scd2_check.asset_key)],
-                            selection=dg.AssetSelection.checks(scd2_check))
+                            selection=dg.AssetSelection.checks(scd2_check), raise_on_error=False)
     assert _check_results(result) == {"packetx_gold/users_dim:users_dim_scd2_valid": False}
     problems = result.get_asset_check_evaluations()[0].metadata["problems"].value
     assert "2 current rows (expected 1)" in problems
@@ -225,3 +228,23 @@ def test_freshness_check_expects_yesterdays_gold_partition(lakehouse):
     assert evaluate() == (True, day.isoformat())
     assert expected_partition(dt.datetime(2026, 11, 21, 5, 59, tzinfo=dt.UTC)) == dt.date(2026, 11, 19)
     assert expected_partition(dt.datetime(2026, 11, 21, 6, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 20)
+
+
+def test_a_backfill_of_last_years_days_leaves_no_failed_freshness_check(lakehouse):
+    """Freshness is about now: the job that writes days (sensor, schedule, backfills) never evaluates it."""
+    last_year = dt.date.today().replace(day=1) - dt.timedelta(days=365)
+    days = [last_year + dt.timedelta(days=n) for n in range(2)]
+    generate(lakehouse.landing, users=1, days=len(days), start=days[0], seed=2,
+             options=GeneratorOptions(minutes_per_day=10, pairs_per_minute=4))
+    defs = build_definitions(dataclasses.replace(lakehouse.settings, start_date=str(days[0])))
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_range(defs, days[0], days[-1], instance=instance)
+    assert result.success and result.get_asset_check_evaluations()
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    fresh = dg.AssetCheckKey(asset_key(GOLD_DAILY_USER_BANDWIDTH), "yesterday_is_fresh")
+    assert instance.event_log_storage.get_asset_check_execution_history(fresh, limit=10) == []
+    # ... while its own job, on its schedule after the deadline, still says yesterday is missing.
+    (evaluation,) = defs.resolve_job_def("freshness_check").execute_in_process(
+        instance=instance).get_asset_check_evaluations()
+    assert (evaluation.check_name, evaluation.passed) == ("yesterday_is_fresh", False)
+    assert {s.name: s.cron_schedule for s in defs.schedules}["freshness_check_schedule"] == "0 6 * * *"

@@ -15,13 +15,14 @@ from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import ObjectStoreResource
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_tests.conftest import TEST_START_DATE
 
 ALICE = "alice-2026-11-20.csv"
 ROWS = (
     "alice,2026-11-20 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
     "alice,2026-11-20 09:53,192.168.1.20,142.250.1.1,948.173,1158.17\n"
 )
-SENSOR = landing_sensor(daily_partitions(Settings()))
+SENSOR = landing_sensor(daily_partitions(Settings(start_date=TEST_START_DATE)))
 T1, T2, T3 = 1_763_600_000_000_000_000, 1_763_600_060_000_000_000, 1_763_600_120_000_000_000
 
 

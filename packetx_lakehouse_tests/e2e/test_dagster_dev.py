@@ -20,6 +20,7 @@ from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.lib.storage.objectstore import write_bytes_atomically
 from packetx_lakehouse.runner import RANGE_END_TAG, RANGE_START_TAG
+from packetx_lakehouse_tests.conftest import TEST_START_DATE
 from packetx_lakehouse_tests.support.devserver import DagsterDev, poll
 
 #: The day counts as through the lakehouse once this gold table has it.
@@ -31,7 +32,8 @@ OPTIONS = GeneratorOptions(minutes_per_day=20, pairs_per_minute=10)
 
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
-    server = DagsterDev.start(tmp_path_factory.mktemp("e2e"), timeout=90)
+    # The backfill test's days are before the default start (the samples' day) on some dates.
+    server = DagsterDev.start(tmp_path_factory.mktemp("e2e"), env={"PACKETX_START_DATE": TEST_START_DATE}, timeout=90)
     try:
         yield server
     finally:
@@ -123,3 +125,29 @@ def test_a_backfill_range_from_the_ui_is_one_run_with_every_day(dagster_dev: Dag
     partitioned = {key for key in keys if defs.resolve_asset_graph().get(key).is_partitioned}
     assert in_run == partitioned and len(partitioned) > 10
     assert {day: dagster_dev.bronze_rows(day) for day in days} == expected
+    # Freshness is about now, not these old days: the backfill never evaluated it.
+    executions = dagster_dev.graphql(
+        """{ assetCheckExecutions(assetKey: {path: ["packetx_gold", "daily_user_bandwidth"]},
+                                  checkName: "yesterday_is_fresh", limit: 10) { runId status } }""")
+    assert [e for e in executions["assetCheckExecutions"] if e["runId"] == runs[0]["runId"]] == []
+
+
+def test_the_ui_shows_columns_descriptions_and_no_noise_on_a_fresh_start(dagster_dev: DagsterDev):
+    """What a new user sees before anything ran: described columns, a described job, no tour, no warnings."""
+    node = dagster_dev.graphql("""{ assetNodeOrError(assetKey: {path: ["packetx_gold", "hourly_bandwidth"]}) {
+        ... on AssetNode { description metadataEntries { label
+          ... on TableSchemaMetadataEntry { schema { columns { name type description } } } } } } }""")
+    entries = {e["label"]: e for e in node["assetNodeOrError"]["metadataEntries"]}
+    columns = entries["dagster/column_schema"]["schema"]["columns"]
+    assert [c["name"] for c in columns] == ["log_date", "user", "hour_utc", "remote_ip", "direction", "kb", "minutes"]
+    assert all(len(c["description"]) > 10 for c in columns) and columns[2]["type"] == "timestamptz"
+    assert "dagster/column_lineage" in entries
+    job = dagster_dev.graphql(
+        """query($selector: PipelineSelector!) { pipelineOrError(params: $selector) { ... on Pipeline { description } } }""",
+        selector={"repositoryLocationName": dagster_dev.location, "repositoryName": dagster_dev.repository,
+                  "pipelineName": DAILY_PIPELINE})
+    assert job["pipelineOrError"]["description"].startswith("Every asset of the lakehouse")
+    assert dagster_dev.graphql("{ shouldShowNux }") == {"shouldShowNux": False}
+    assert not (dagster_dev.data_dir.parent / "dagster_home" / ".nux").exists()
+    log = dagster_dev.log_path.read_text(errors="replace")
+    assert not [line for line in log.splitlines() if "Warning" in line and "packetx_lakehouse" in line]

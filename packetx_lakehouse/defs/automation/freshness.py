@@ -2,7 +2,15 @@
 
 Dagster's built-in time-partition freshness check expects the *last* partition, which here is
 today's (the partitions run through today so the growing file can be ingested), so the check
-is written out: it looks up yesterday's materialisation in the instance.
+is written out: it looks up yesterday's materialisation in the instance. A ``FreshnessPolicy``
+is not used: it is not partition-aware (any partition's materialisation, e.g. a backfill of last
+year, or today's growing file at 01:00, would count as fresh), so it would tell the health view
+the opposite of the truth exactly when yesterday is missing. This check's result is what the
+asset's health shows instead.
+
+The check is about *now*, not about the days a run writes, so it runs only in its own job, on
+its own schedule after the deadline; ``daily_pipeline`` (sensor, schedule, backfills) leaves it
+out, and a backfill of old days never evaluates (or fails) it.
 """
 
 
@@ -51,7 +59,9 @@ def freshness_defs(partitions: dg.DailyPartitionsDefinition) -> Freshness:
                       "materialized_at": records[0].timestamp if records else "never"},
         )
 
-    job = dg.define_asset_job("freshness_check", selection=dg.AssetSelection.checks(yesterday_is_fresh))
+    job = dg.define_asset_job("freshness_check", selection=dg.AssetSelection.checks(yesterday_is_fresh),
+                              description=f"Checks that yesterday's gold partition exists; runs daily at "
+                              f"{DEADLINE_HOUR:02d}:00 {zone}, never inside runs that write data.")
     schedule = dg.ScheduleDefinition(job=job, cron_schedule=f"0 {DEADLINE_HOUR} * * *", execution_timezone=zone,
                                      default_status=dg.DefaultScheduleStatus.RUNNING)
     return Freshness(yesterday_is_fresh, job, schedule)

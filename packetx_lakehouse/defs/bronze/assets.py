@@ -12,13 +12,14 @@ import collections
 import datetime as dt
 
 import dagster as dg
+import pyarrow as pa
 
-from packetx_lakehouse.defs.checks import problems_check
+from packetx_lakehouse.defs.checks import DayChecks, problems_check
 from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, table_spec
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
-from packetx_lakehouse.defs.tables import RunTables
+from packetx_lakehouse.defs.tables import RunTables, add_day_metadata
 from packetx_lakehouse.lib.ingest.bronze import BronzeBatch, ingest_days
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
@@ -47,12 +48,18 @@ LANDING_PROBLEMS_CHECK, SOURCES_INTACT, ROWS_ON_FILE_DATE = "landing_problems", 
 MAX_LOGGED_PROBLEMS = 20
 
 
-def bronze_assets(partitions: dg.DailyPartitionsDefinition, limits: IngestLimits = IngestLimits()) -> dg.AssetsDefinition:
+def bronze_assets(
+    partitions: dg.DailyPartitionsDefinition,
+    limits: IngestLimits = IngestLimits(),
+    *,
+    retry_policy: dg.RetryPolicy | None = None,
+) -> dg.AssetsDefinition:
     """The bronze multi-asset over ``partitions``; the landing sensor and schedules drive it.
 
     Args:
         partitions: The daily partitions.
         limits: Per-file bounds (from the settings): a file past one is refused and recorded.
+        retry_policy: Where storage is reached over the network (AWS).
     """
     archive_spec = dg.AssetSpec(
         RAW_ARCHIVE_KEY,
@@ -79,7 +86,7 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition, limits: IngestLimits
     ]
 
     @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], check_specs=check_specs,
-                    **daily_step(partitions))
+                    **daily_step(partitions, retry_policy=retry_policy))
     def bronze(
         context: dg.AssetExecutionContext,
         iceberg: IcebergCatalogResource,
@@ -100,38 +107,51 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition, limits: IngestLimits
         _log_problems(context, problems)
 
         tables = RunTables(iceberg.load(), days)
-        files_md = markdown_table(
-            ["file", "lines", "rows", "quarantined", "off date", "sha256", "archive"],
-            [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f"{f.off_date:,}", f.sha256[:16],
-              f.archive_state) for f in batch.files],
-        )
-        counts = batch.counts
-        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, lines_read=counts.get("lines", 0),
-                                quarantined=counts.get("quarantined", 0), headers=counts.get("headers", 0),
-                                blank_lines=counts.get("blank", 0), files=files_md)
-        reasons = collections.Counter(batch.quarantine.column("reason").to_pylist()).most_common(10)
-        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine,
-                                   top_reasons=markdown_table(["reason", "lines"], reasons))
+        files_by_day = {day: [f for f in batch.files if f.log_date == day] for day in days}
+        # Problems of a day, and those of no day (bad names, links, sub-folders): every day's concern.
+        problems_by_day = {day: [p for p in problems if p.log_date in (day, None)] for day in days}
+
+        def file_list(day: dt.date) -> dg.MetadataValue:
+            return markdown_table(
+                ["file", "lines", "rows", "quarantined", "off date", "sha256", "archive"],
+                [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f"{f.off_date:,}",
+                  f.sha256[:16], f.archive_state) for f in files_by_day[day]],
+            )
+
+        def packets_of_day(day: dt.date, _rows: object) -> dict[str, object]:
+            files = files_by_day[day]
+            return {"lines_read": sum(f.lines for f in files), "quarantined": sum(f.quarantined for f in files),
+                    "headers": sum(f.headers for f in files), "blank_lines": sum(f.blank for f in files),
+                    "files": file_list(day)}
+
+        def quarantine_of_day(_day: dt.date, rows: pa.Table) -> dict[str, object]:
+            reasons = collections.Counter(rows.column("reason").to_pylist()).most_common(10)
+            return {"top_reasons": markdown_table(["reason", "lines"], reasons)}
+
+        def problems_of_day(day: dt.date, _rows: object) -> dict[str, object]:
+            found = problems_by_day[day]
+            return {"problems_by_kind": dg.MetadataValue.json(dict(collections.Counter(p.kind for p in found))),
+                    "problems": _problems_md(found)}
+
+        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, per_day=packets_of_day)
+        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, per_day=quarantine_of_day)
         recorded = problems_table(problems, first_sightings(tables.get(LANDING_PROBLEMS, undated=True)), now)
-        problems_md = _problems_md(problems)
-        landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, undated=True,
-                                         problems_by_kind=dg.MetadataValue.json(
-                                             dict(collections.Counter(p.kind for p in problems))),
-                                         problems=problems_md)
-        yield dg.MaterializeResult(
-            asset_key=RAW_ARCHIVE_KEY,
-            metadata={
-                "files": len(batch.files),
-                "newly_archived": batch.newly_archived,
-                "archive": dg.MetadataValue.path(archive_store.describe("")),
-                "file_list": files_md,
-                "landing_problems": problems_md,
-            },
-        )
+        landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, undated=True, per_day=problems_of_day)
+        add_day_metadata(context, RAW_ARCHIVE_KEY, {day: {
+            "files": len(files_by_day[day]),
+            "newly_archived": sum(f.archive_state == "new version" for f in files_by_day[day]),
+            "file_list": file_list(day),
+            "landing_problems": _problems_md(problems_by_day[day]),
+        } for day in days})
+        yield dg.MaterializeResult(asset_key=RAW_ARCHIVE_KEY,
+                                   metadata={"archive": dg.MetadataValue.path(archive_store.describe(""))})
         yield packets
         yield quarantine
         yield landing_problems
-        yield from _checks(problems)
+        checks = DayChecks(context)
+        for day in days:
+            for result in _checks(problems_by_day[day]):
+                yield from checks.evaluate(day, result)
         _stop_on_off_date_files(batch)
 
     return bronze

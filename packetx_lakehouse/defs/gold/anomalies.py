@@ -5,9 +5,10 @@ import dagster as dg
 import pyarrow as pa
 
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, table_spec
-from packetx_lakehouse.defs.metadata import iceberg_metadata
+from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
+from packetx_lakehouse.defs.tables import add_day_metadata, log_lost_commits, split_days
 from packetx_lakehouse.lib.schemas import GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES
 from packetx_lakehouse.lib.storage.iceberg import (
     ensure_table,
@@ -17,14 +18,24 @@ from packetx_lakehouse.lib.storage.iceberg import (
 from packetx_lakehouse.lib.transform import gold
 
 ANOMALIES_KEY = asset_key(GOLD_TRAFFIC_ANOMALIES)
+#: A day is re-scored when any day of its window changed, with whatever baseline exists: days
+#: without traffic are never materialised, so "no missing parent" (eager) would block the first
+#: week of every device forever.
+ANOMALY_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
+).with_label("any day of its window updated")
 
 
-def anomalies_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def anomalies_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     baseline = dg.AssetDep(asset_key(GOLD_HOURLY_BANDWIDTH),
                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-gold.BASELINE_DAYS))
 
-    @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline])],
-                    **daily_step(partitions))
+    @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline],
+                                                                 automation_condition=ANOMALY_AUTOMATION)],
+                    **daily_step(partitions, retry_policy=retry_policy))
     def traffic_anomalies(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> dg.MaterializeResult:
         days = partition_dates(context)
         catalog = iceberg.load()
@@ -33,16 +44,20 @@ def anomalies_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         found = [gold.traffic_anomalies(hourly, day) for day in scored]
         anomalies = pa.concat_tables(found) if found else GOLD_TRAFFIC_ANOMALIES.schema.empty_table()
         written = replace_partitions(ensure_table(catalog, GOLD_TRAFFIC_ANOMALIES), anomalies, values=scored,
-                                     snapshot_properties={"dagster.run_id": context.run.run_id})
+                                     snapshot_properties={"dagster.run_id": context.run.run_id},
+                                     on_retry=log_lost_commits(context, GOLD_TRAFFIC_ANOMALIES))
         following = scored[len(days):]
+        by_day = split_days(anomalies, scored)
+        shared = iceberg_metadata(GOLD_TRAFFIC_ANOMALIES.identifier, written)
         for day in following:
             context.log_event(dg.AssetMaterialization(
                 asset_key=ANOMALIES_KEY, partition=day.isoformat(),
-                metadata={"reason": f"re-scored: its baseline includes {days[0]}..{days[-1]}"},
+                metadata={**shared, **table_metadata(by_day[day]),
+                          "reason": f"re-scored: its baseline includes {days[0]}..{days[-1]}"},
             ))
+        add_day_metadata(context, ANOMALIES_KEY, {day: table_metadata(by_day[day]) for day in days})
         return dg.MaterializeResult(metadata={
-            **iceberg_metadata(GOLD_TRAFFIC_ANOMALIES.identifier, written, anomalies),
-            "days_rescored_after_run": ", ".join(d.isoformat() for d in following) or "none",
+            **shared, "days_rescored_after_run": ", ".join(d.isoformat() for d in following) or "none",
         })
 
     return traffic_anomalies

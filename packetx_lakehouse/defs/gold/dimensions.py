@@ -14,9 +14,15 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
-from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key, table_spec
-from packetx_lakehouse.defs.metadata import iceberg_metadata
+from packetx_lakehouse.defs.conventions import (
+    ICEBERG_POOL,
+    NOT_WITH_PARENTS,
+    asset_key,
+    table_spec,
+)
+from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
+from packetx_lakehouse.defs.tables import log_lost_commits
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_IPS,
     GOLD_DATE_DIM,
@@ -38,8 +44,11 @@ from packetx_lakehouse.lib.transform import checks, gold
 SCD2_VALID = "users_dim_scd2_valid"
 IP_DIM_UNIQUE = "ip_dim_unique"
 #: An unpartitioned dimension over daily parents: every day since the start date without data
-#: counts as a "missing dep", which would block plain eager() forever.
-DIMENSION_AUTOMATION = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+#: counts as a "missing dep", which would block plain eager() forever. Any day's update of an input
+#: triggers it, once that day's run is done (it runs in a run of its own).
+DIMENSION_AUTOMATION = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()) & NOT_WITH_PARENTS
+).with_label("any input day, after its run")
 #: What each dimension is rebuilt from (``date_dim``: not data, but it must follow new facts).
 _INPUTS = {
     GOLD_USERS_DIM: GOLD_USER_IP_HOURLY,
@@ -48,7 +57,9 @@ _INPUTS = {
 }
 
 
-def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def dimension_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     """The four dimensions; ``date_dim`` spans ``partitions`` (from the day before the first to tomorrow)."""
     specs = [table_spec(t, group="gold", automation_condition=DIMENSION_AUTOMATION,
                         deps=[asset_key(_INPUTS[t])] if t in _INPUTS else []) for t in STAR_DIMENSIONS]
@@ -70,18 +81,20 @@ def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         name="star_dimensions",
         specs=specs,
         check_specs=[
+            # Blocking: serving would resolve facts against ambiguous versions or addresses.
             check_spec(asset_key(GOLD_USERS_DIM), SCD2_VALID, "SCD2 validity: one current row per user, no "
-                       "overlapping or gapped versions, versions numbered in order"),
-            check_spec(asset_key(GOLD_IP_DIM), IP_DIM_UNIQUE, "one row per ip_key and per ip"),
+                       "overlapping or gapped versions, versions numbered in order", blocking=True),
+            check_spec(asset_key(GOLD_IP_DIM), IP_DIM_UNIQUE, "one row per ip_key and per ip", blocking=True),
         ],
         can_subset=True,
         pool=ICEBERG_POOL,
+        retry_policy=retry_policy,
     )
     def star_dimensions(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> Iterator:
         catalog = iceberg.load()
         for table_def in STAR_DIMENSIONS:
             if asset_key(table_def) in context.selected_asset_keys:
-                yield _replace_dimension(catalog, table_def, builders[table_def](catalog))
+                yield _replace_dimension(context, catalog, table_def, builders[table_def](catalog))
         # Checks validate what the table holds now, whether or not this step rebuilt it.
         selected = {check.name for check in context.selected_asset_check_keys}
         if SCD2_VALID in selected:
@@ -95,7 +108,9 @@ def dimension_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
     return star_dimensions
 
 
-def _replace_dimension(catalog: Catalog, table_def: TableDef, data: pa.Table) -> dg.MaterializeResult:
+def _replace_dimension(
+    context: dg.AssetExecutionContext, catalog: Catalog, table_def: TableDef, data: pa.Table
+) -> dg.MaterializeResult:
     table = ensure_table(catalog, table_def)
     current = table.scan().to_arrow()
     order = [(column, "ascending") for column in table_def.key]
@@ -105,7 +120,8 @@ def _replace_dimension(catalog: Catalog, table_def: TableDef, data: pa.Table) ->
         # Unchanged: no new snapshot, so re-runs leave the table (and its history) as it was.
         snapshot = table.current_snapshot()
         unchanged = WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
-        return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged, data),
-                                                             "unchanged": True})
-    written = replace_table(table, data)
-    return dg.MaterializeResult(asset_key=key, metadata=iceberg_metadata(table_def.identifier, written, data))
+        return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged),
+                                                             **table_metadata(data), "unchanged": True})
+    written = replace_table(table, data, on_retry=log_lost_commits(context, table_def))
+    return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written),
+                                                         **table_metadata(data)})

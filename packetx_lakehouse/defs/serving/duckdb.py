@@ -12,11 +12,12 @@ from packetx_lakehouse.defs.bronze.assets import (
     BRONZE_QUARANTINE_KEY,
     LANDING_PROBLEMS_KEY,
 )
-from packetx_lakehouse.defs.checks import check_spec, problems_check
+from packetx_lakehouse.defs.checks import DayChecks, check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
 from packetx_lakehouse.defs.metadata import markdown_preview
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
+from packetx_lakehouse.defs.tables import add_day_metadata, split_days
 from packetx_lakehouse.lib.schemas import (
     BRONZE_QUARANTINE,
     FRESHNESS_TABLES,
@@ -32,25 +33,30 @@ from packetx_lakehouse.lib.schemas import (
 )
 from packetx_lakehouse.lib.serving import duckdb_store
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_partitions
-from packetx_lakehouse.lib.transform import checks
+from packetx_lakehouse.lib.transform import checks as checks_lib
 
 SERVING_KEY = dg.AssetKey(["serving", "duckdb"])
 REFERENTIAL_INTEGRITY = "star_schema_referential_integrity"
 
 
-def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def serving_duckdb_assets(
+    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
+    """The DuckDB serving copy; it reads Iceberg, so on AWS it reaches S3 and Glue (``retry_policy``)."""
     spec = serving_spec(
         SERVING_KEY,
         deps=[asset_key(t) for t in GOLD_SERVED_DAILY + STAR_DIMENSIONS] + [BRONZE_QUARANTINE_KEY, LANDING_PROBLEMS_KEY],
         kinds={"duckdb"},
-        description="DuckDB database (<data dir>/serving/packetx.duckdb) with gold.* (aggregates and star "
-        "schema) and ops.* (quarantine, landing problems, partition freshness): open it with the duckdb CLI and query.",
+        # Markdown in the UI: a code span keeps `<data dir>` from being read as an HTML tag.
+        description="DuckDB database `<data dir>/serving/packetx.duckdb` with gold.* (aggregates and star "
+        "schema) and ops.* (quarantine, landing problems, partition freshness): query it with "
+        "`packetx-lakehouse sql \"<query>\"`.",
     )
 
     @dg.multi_asset(name="serving_duckdb", specs=[spec],
                     check_specs=[check_spec(SERVING_KEY, REFERENTIAL_INTEGRITY,
                                             "every fact finds its user version, IPs, hour and direction")],
-                    **daily_step(partitions, pool="duckdb_serving"))
+                    **daily_step(partitions, pool="duckdb_serving", retry_policy=retry_policy))
     def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, duckdb: DuckDBResource):
         days = partition_dates(context)
         catalog = iceberg.load()
@@ -71,22 +77,27 @@ def serving_duckdb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.Assets
             duckdb_store.replace_table(con, "ops.landing_problems", ensure_table(catalog, LANDING_PROBLEMS).scan().to_arrow())
             duckdb_store.replace_table(con, "ops.partitions", _partition_summary(catalog))
             rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
+        daily = {t.name: split_days(loaded[t.name], days) for t in GOLD_SERVED_DAILY}
+        quarantined = split_days(quarantine, days)
+        add_day_metadata(context, SERVING_KEY, {day: {
+            "dagster/row_count": sum(daily[name][day].num_rows for name in daily),
+            "rows_served": dg.MetadataValue.json({name: daily[name][day].num_rows for name in daily}),
+            "quarantined_lines": quarantined[day].num_rows,
+            "preview": markdown_preview(daily[GOLD_DAILY_USER_BANDWIDTH.name][day].select(
+                ["log_date", "user", "total_kb", "inbound_kb", "outbound_kb", "internal_kb"])),
+        } for day in days})
         yield dg.MaterializeResult(
             metadata={
-                "dagster/row_count": sum(rows.values()),
                 "database": dg.MetadataValue.path(duckdb.database),
                 "rows_in_database": dg.MetadataValue.json(rows),
-                "preview": markdown_preview(loaded[GOLD_DAILY_USER_BANDWIDTH.name].select(
-                    ["log_date", "user", "total_kb", "inbound_kb", "outbound_kb", "internal_kb"])),
                 "dashboard": dg.MetadataValue.md("`packetx-lakehouse dashboard`, then <http://127.0.0.1:8501>"),
-                "days_refreshed": ", ".join(d.isoformat() for d in days) if len(days) < 8 else f"{days[0]} .. {days[-1]}",
             }
         )
-        yield problems_check(
-            REFERENTIAL_INTEGRITY,
-            checks.orphan_facts(loaded[STAR_FACT.name], loaded[GOLD_USERS_DIM.name], loaded[GOLD_IP_DIM.name],
-                                loaded[GOLD_DATE_DIM.name], loaded[GOLD_DIRECTION_DIM.name]),
-        )
+        checks = DayChecks(context)
+        dimensions = [loaded[t.name] for t in (GOLD_USERS_DIM, GOLD_IP_DIM, GOLD_DATE_DIM, GOLD_DIRECTION_DIM)]
+        for day, facts in daily[STAR_FACT.name].items():
+            yield from checks.evaluate(day, problems_check(REFERENTIAL_INTEGRITY, checks_lib.orphan_facts(facts, *dimensions),
+                                                            SERVING_KEY))
 
     return serving_duckdb
 

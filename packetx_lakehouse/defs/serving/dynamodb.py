@@ -7,10 +7,15 @@ Only part of the definitions when ``PACKETX_ENV=aws``: there is no local DynamoD
 import dagster as dg
 import pyarrow.compute as pc
 
-from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
-from packetx_lakehouse.defs.metadata import markdown_table
+from packetx_lakehouse.defs.conventions import (
+    NETWORK_RETRY,
+    asset_key,
+    daily_step,
+    serving_spec,
+)
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import DynamoDBResource, IcebergCatalogResource
+from packetx_lakehouse.defs.tables import add_day_metadata
 from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH
 from packetx_lakehouse.lib.serving import dynamodb_table
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_partitions
@@ -27,7 +32,7 @@ def dynamodb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
         "(partition key) and date (sort key) with the day's bandwidth; a day's items are replaced exactly.",
     )
 
-    @dg.multi_asset(name="dynamodb_daily_aggregate", specs=[spec], **daily_step(partitions, pool="dynamodb_writes"))
+    @dg.multi_asset(name="dynamodb_daily_aggregate", specs=[spec], **daily_step(partitions, pool="dynamodb_writes", retry_policy=NETWORK_RETRY))
     def dynamodb_daily_aggregate(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, dynamodb: DynamoDBResource
     ) -> dg.MaterializeResult:
@@ -40,14 +45,9 @@ def dynamodb_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefini
             dynamodb_table.write_day(client, dynamodb.table, day, rows.filter(pc.equal(rows.column("log_date"), day)))
             for day in days
         ]
-        return dg.MaterializeResult(
-            metadata={
-                "table": dynamodb.table,
-                "dagster/row_count": sum(w.written for w in writes),
-                "deleted_stale_items": sum(w.deleted for w in writes),
-                "throttling_retries": sum(w.retries for w in writes),
-                "days": markdown_table(["date", "items", "deleted"], [(w.day, w.written, w.deleted) for w in writes]),
-            }
-        )
+        add_day_metadata(context, DYNAMODB_KEY, {w.day: {
+            "dagster/row_count": w.written, "deleted_stale_items": w.deleted, "throttling_retries": w.retries,
+        } for w in writes})
+        return dg.MaterializeResult(metadata={"table": dynamodb.table})
 
     return dynamodb_daily_aggregate

@@ -7,9 +7,15 @@ migrations before every load, so a new warehouse needs nothing but an empty data
 
 import dagster as dg
 
-from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
+from packetx_lakehouse.defs.conventions import (
+    NETWORK_RETRY,
+    asset_key,
+    daily_step,
+    serving_spec,
+)
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, WarehouseResource
+from packetx_lakehouse.defs.tables import add_day_metadata, split_days
 from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS, STAR_FACT
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_partitions
 
@@ -25,7 +31,7 @@ def warehouse_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         "warehouse at PACKETX_WAREHOUSE_URL: dimensions replaced in full, facts replaced per day, one transaction.",
     )
 
-    @dg.multi_asset(name="warehouse_star_schema", specs=[spec], **daily_step(partitions, pool="warehouse_loads"))
+    @dg.multi_asset(name="warehouse_star_schema", specs=[spec], **daily_step(partitions, pool="warehouse_loads", retry_policy=NETWORK_RETRY))
     def warehouse_star_schema(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
@@ -38,13 +44,14 @@ def warehouse_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         fact = read_partitions(ensure_table(catalog, STAR_FACT), values=days)
         dimensions = {t: ensure_table(catalog, t).scan().to_arrow() for t in STAR_DIMENSIONS}
         result = target.load(days, fact, dimensions)
+        add_day_metadata(context, WAREHOUSE_KEY, {
+            day: {"dagster/row_count": rows.num_rows} for day, rows in split_days(fact, days).items()})
         return dg.MaterializeResult(
             metadata={
                 "warehouse": target.location,
                 "dialect": target.dialect,
                 "migrations_applied": ", ".join(applied) or "none pending",
-                "dagster/row_count": result.rows[STAR_FACT.name],
-                **{f"rows/{name}": count for name, count in result.rows.items()},
+                **{f"rows/{name}": count for name, count in result.rows.items() if name != STAR_FACT.name},
             }
         )
 

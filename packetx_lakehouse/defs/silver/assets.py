@@ -6,8 +6,11 @@ says what the asset is, how it is checked, and what its materialisation reports.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from packetx_lakehouse.defs.bronze.assets import BRONZE_PACKETS_KEY
 from packetx_lakehouse.defs.checks import check_spec, problems_check
@@ -29,31 +32,36 @@ def silver_spec() -> dg.AssetSpec:
 
 
 def silver_check_specs() -> list[dg.AssetCheckSpec]:
+    # Blocking: gold built from silver that lost rows, double-counts or holds bad KB would be wrong.
     return [
-        check_spec(SILVER_PACKETS_KEY, ROWS_CONSERVED, "bronze rows = silver rows + exact duplicates removed"),
-        check_spec(SILVER_PACKETS_KEY, "kb_valid", "no negative, NaN or null KB"),
-        check_spec(SILVER_PACKETS_KEY, "unique_key", "one row per source file line"),
+        check_spec(SILVER_PACKETS_KEY, ROWS_CONSERVED, "bronze rows = silver rows + exact duplicates removed",
+                   blocking=True),
+        check_spec(SILVER_PACKETS_KEY, "kb_valid", "no negative, NaN or null KB", blocking=True),
+        check_spec(SILVER_PACKETS_KEY, "unique_key", "one row per source file line", blocking=True),
     ]
 
 
-def silver_metadata(result: SilverResult) -> dict[str, object]:
-    """What a person wants to see next to silver's row count: where the bronze rows went."""
+def silver_day_metadata(result: SilverResult, day: dt.date, silver: pa.Table) -> dict[str, object]:
+    """What a person wants to see next to a day's silver row count: where its bronze rows went."""
     return {
-        "bronze_rows": result.input_rows,
-        "exact_duplicates_removed": result.exact_duplicates,
-        "restart_replay_rows_flagged": result.restart_replays,
-        "kb_excluding_replays": round(live_kb(result.table), 3),
+        "bronze_rows": result.input_rows_by_day.get(day, 0),
+        "exact_duplicates_removed": result.exact_duplicates_by_day.get(day, 0),
+        "restart_replay_rows_flagged": pc.sum(silver.column("is_restart_replay")).as_py() or 0,
+        "kb_excluding_replays": round(live_kb(silver), 3),
     }
 
 
-def rows_conserved(result: SilverResult, silver_rows: int) -> dg.AssetCheckResult:
-    """Every bronze row is in silver or counted as an exact duplicate."""
+def rows_conserved(result: SilverResult, day: dt.date, silver_rows: int) -> dg.AssetCheckResult:
+    """Every bronze row of the day is in silver or counted as an exact duplicate."""
+    bronze_rows, duplicates = result.input_rows_by_day.get(day, 0), result.exact_duplicates_by_day.get(day, 0)
     return dg.AssetCheckResult(
         asset_key=SILVER_PACKETS_KEY,
         check_name=ROWS_CONSERVED,
-        passed=result.input_rows == silver_rows + result.exact_duplicates,
-        metadata={"bronze_rows": result.input_rows, "silver_rows": silver_rows,
-                  "exact_duplicates": result.exact_duplicates},
+        passed=bronze_rows == silver_rows + duplicates,
+        metadata={"bronze_rows": bronze_rows, "silver_rows": silver_rows, "exact_duplicates": duplicates,
+                  "problems": dg.MetadataValue.md(
+                      "none" if bronze_rows == silver_rows + duplicates else
+                      f"- {bronze_rows:,} bronze rows but {silver_rows:,} in silver + {duplicates:,} exact duplicates")},
     )
 
 

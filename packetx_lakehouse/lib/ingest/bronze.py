@@ -42,6 +42,8 @@ class FileReport:
     archive_state: str
     #: Rows quarantined because they are not on the file's date.
     off_date: int = 0
+    headers: int = 0
+    blank: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ def ingest_days(
             counts.update(lines=result.lines_read, quarantined=result.quarantined, headers=result.headers,
                           blank=result.blank)
             files.append(FileReport(day, archived.source_file, result.lines_read, result.good, result.quarantined,
-                                    archived.sha256, archive_state(archived.source_file, sources), result.off_date))
+                                    archived.sha256, archive_state(archived.source_file, sources), result.off_date,
+                                    headers=result.headers, blank=result.blank))
             key = archived.landing.key if archived.landing else archived.source_file
             day_problems = _with_stakes(day_problems, archived.source_file, result, sources)
             day_problems += _read_problems(day, key, result)

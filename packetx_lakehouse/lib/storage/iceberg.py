@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +169,10 @@ def partition_filter(column: str, values: Iterable[object]) -> BooleanExpression
     return expression
 
 
+#: Told of each lost commit before it is retried: ``(attempt that lost, its error)``.
+OnRetry = Callable[[int, Exception], None]
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What a partition replacement committed, for Dagster metadata."""
@@ -186,6 +190,7 @@ def replace_partitions(
     values: Iterable[object],
     snapshot_properties: dict[str, str] | None = None,
     retries: int = 5,
+    on_retry: OnRetry | None = None,
 ) -> WriteResult:
     """Atomically replace every row whose ``column`` is in ``values`` by ``data``.
 
@@ -204,14 +209,15 @@ def replace_partitions(
         stray = present - wanted
         if stray:
             raise ValueError(f"rows for {sorted(stray)} outside the partitions being replaced")
-    return _overwrite(table, data, expression, snapshot_properties, retries)
+    return _overwrite(table, data, expression, snapshot_properties, retries, on_retry)
 
 
 def replace_table(
-    table: Table, data: pa.Table, snapshot_properties: dict[str, str] | None = None, retries: int = 5
+    table: Table, data: pa.Table, snapshot_properties: dict[str, str] | None = None, retries: int = 5,
+    on_retry: OnRetry | None = None,
 ) -> WriteResult:
     """Replace a whole (small, unpartitioned) table in one commit: dimensions rebuilt in full."""
-    return _overwrite(table, data, AlwaysTrue(), snapshot_properties, retries)
+    return _overwrite(table, data, AlwaysTrue(), snapshot_properties, retries, on_retry)
 
 
 def _overwrite(
@@ -220,11 +226,13 @@ def _overwrite(
     expression: BooleanExpression,
     snapshot_properties: dict[str, str] | None,
     retries: int,
+    on_retry: OnRetry | None = None,
 ) -> WriteResult:
     """Delete what ``expression`` matches and append ``data`` in one commit, retrying lost races.
 
     A concurrent commit to the same table (another run) makes the optimistic commit fail; we
     reload and retry, which is safe because the delete is recomputed against fresh metadata.
+    ``on_retry(attempt, error)`` hears of each lost commit before its retry (attempt 1 = the first).
     """
     target = table.schema().as_arrow()
     data = data if data.schema == target else data.cast(target)
@@ -238,6 +246,8 @@ def _overwrite(
             unrelated = isinstance(error, ValueError) and not _lost_to_concurrent_expiry(error)
             if attempt == retries - 1 or unrelated:
                 raise
+            if on_retry is not None:
+                on_retry(attempt + 1, error)
             time.sleep(0.05 * 2**attempt)
             table = table.refresh()
     snapshot = table.current_snapshot()

@@ -6,8 +6,9 @@ time-zone names) only ever touches *unique* values, so the cost does not grow wi
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
@@ -35,6 +36,9 @@ class SilverResult:
     exact_duplicates: int
     restart_replays: int
     input_rows: int
+    #: The same accounting per ``log_date``, so each day of a range can prove its own rows.
+    input_rows_by_day: Mapping[dt.date, int] = field(default_factory=dict)
+    exact_duplicates_by_day: Mapping[dt.date, int] = field(default_factory=dict)
 
 
 def to_silver(
@@ -43,8 +47,9 @@ def to_silver(
     """Turn bronze rows (``BRONZE_PACKETS``) into silver rows (``SILVER_PACKETS``).
 
     - ``ts_utc`` reads ``time_stamp`` in the user's zone (``device_timezones``, else the default).
-      An ambiguous fall-back minute takes the earlier (summer-time) instant; a minute that does
-      not exist (spring-forward gap) is read with the offset in force before the gap, i.e. it is
+      A fall-back minute written twice is assigned by line order: the first pass is the earlier
+      (summer-time) instant, the second the later (``_second_pass``); a minute that does not
+      exist (spring-forward gap) is read with the offset in force before the gap, i.e. it is
       shifted forward by the gap's length, as ``zoneinfo`` does with ``fold=0``.
     - Exact duplicates keep the first copy in file order (a user-day's files by name, then line) and
       are counted.
@@ -61,15 +66,18 @@ def to_silver(
     """
     rows = _in_file_order(_polars_rows(bronze))
     input_rows = rows.height
+    input_rows_by_day = _rows_by_day(rows)
     # Everything per conversation is computed once per distinct pair and gathered back by id.
     rows, pairs = _with_pair_ids(rows)
+    rows = _with_utc_time(rows, device_timezones, default_timezone)
     first_copy = _first_copies(rows)
     # Counted where they are removed, so the conservation check sees any later loss of rows.
     exact_duplicates = int((~first_copy).sum())
+    exact_duplicates_by_day = {}
     if exact_duplicates:
+        exact_duplicates_by_day = _rows_by_day(rows.filter(~first_copy))
         rows = rows.filter(first_copy)
     rows = _flag_restart_replays(rows)
-    rows = _with_utc_time(rows, device_timezones, default_timezone)
     counted = rows.filter(~pl.col("is_restart_replay"))["pair_id"].value_counts(name="rows")
     table = _silver_table(bronze, rows, _orient_pairs(pairs, counted))
     return SilverResult(
@@ -77,7 +85,13 @@ def to_silver(
         exact_duplicates=exact_duplicates,
         restart_replays=int(rows["is_restart_replay"].sum()),
         input_rows=input_rows,
+        input_rows_by_day=input_rows_by_day,
+        exact_duplicates_by_day=exact_duplicates_by_day,
     )
+
+
+def _rows_by_day(rows: pl.DataFrame) -> dict[dt.date, int]:
+    return dict(rows.group_by("log_date").len().iter_rows())
 
 
 def _dense_ids(keys: pl.Series) -> pl.Series:
@@ -166,12 +180,15 @@ def _with_pair_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _first_copies(rows: pl.DataFrame) -> pl.Series:
-    """True on the first copy of each exact duplicate (same pair, minute and both values).
+    """True on the first copy of each exact duplicate (same pair, block and both values).
+
+    The block is the minute, told apart by pass in a repeated fall-back hour: the same value in
+    both passes is two minutes of traffic, while a second copy of a file repeats each pass.
 
     A 64-bit row hash finds the few rows that may repeat; only those are compared exactly, so
     a hash collision can never drop a row.
     """
-    values = pl.struct("pair_id", "time_stamp", "kb_bandwidth", "total_kb_bandwidth")
+    values = pl.struct("pair_id", "block_id", "kb_bandwidth", "total_kb_bandwidth")
     maybe = rows.select(values.hash().is_duplicated().over("user_day")).to_series()
     first = pl.repeat(True, rows.height, dtype=pl.Boolean, eager=True)
     suspects = maybe.arg_true()
@@ -204,11 +221,11 @@ def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
     others are genuine traffic of that minute.
     """
     rows = rows.with_columns(
-        previous_minute=pl.col("time_stamp").shift(1).over("pair_id"),
+        previous_minute=pl.col("block_id").shift(1).over("pair_id"),
         previous_kb=pl.col("kb_bandwidth").shift(1).over("pair_id"),
     ).with_columns(
         repeats=(
-            (pl.col("previous_minute") != pl.col("time_stamp"))
+            (pl.col("previous_minute") != pl.col("block_id"))
             & (pl.col("previous_kb") == pl.col("kb_bandwidth"))
         ).fill_null(False),
     )
@@ -241,7 +258,12 @@ def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
 def _with_utc_time(
     rows: pl.DataFrame, device_timezones: Mapping[str, str], default_timezone: str
 ) -> pl.DataFrame:
-    """Add ``ts_utc``, converting each (user-day, local minute) block once, by its zone."""
+    """Add ``ts_utc``, converting each (user-day, local minute) block once, by its zone.
+
+    A fall-back hour repeats its local minutes. The file's line order tells the two passes apart
+    (``_second_pass``); each pass of such a minute becomes a block of its own, so duplicates,
+    restart replays and UTC times are judged per pass, never across both.
+    """
     minutes = (
         rows.filter(pl.col("block_id").is_first_distinct())
         .select("block_id", pl.col("user").cast(pl.String), "time_stamp")
@@ -252,22 +274,52 @@ def _with_utc_time(
         )
     )
     converted = [
-        part.select("block_id", ts_utc=_local_to_utc(pl.col("time_stamp"), zone))
+        part.select("block_id", earliest=_local_to_utc(pl.col("time_stamp"), zone, "earliest"),
+                    latest=_local_to_utc(pl.col("time_stamp"), zone, "latest"))
         for (zone,), part in minutes.partition_by("zone", as_dict=True).items()
     ]
     if not converted:
         return rows.with_columns(ts_utc=pl.lit(None, pl.Datetime("us", "UTC")))
-    utc = pl.concat(converted).sort("block_id")["ts_utc"]
-    return rows.with_columns(ts_utc=utc.gather(rows["block_id"]))
+    blocks = pl.concat(converted).sort("block_id")
+    ts_utc = blocks["earliest"].gather(rows["block_id"])
+    repeated = blocks.filter(pl.col("earliest") != pl.col("latest"))["block_id"]
+    if repeated.is_empty():  # the usual day: no fall-back hour
+        return rows.with_columns(ts_utc=ts_utc)
+    second = _second_pass(rows, repeated)
+    ts_utc = pl.select(pl.when(second).then(blocks["latest"].gather(rows["block_id"])).otherwise(ts_utc)).to_series()
+    # Block ids stay dense and in order of first appearance (file order), which replays rely on.
+    block_id = _dense_ids(rows["block_id"].cast(pl.UInt64) * 2 + second.cast(pl.UInt64))
+    return rows.with_columns(ts_utc=ts_utc, block_id=block_id)
 
 
-def _local_to_utc(local: pl.Expr, zone: str) -> pl.Expr:
-    """Naive local time -> UTC, earliest on ambiguity and shifted forward across a gap."""
-    exact = local.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+def _second_pass(rows: pl.DataFrame, repeated_blocks: pl.Series) -> pl.Series:
+    """True on rows of a repeated (fall-back) local minute written in the hour's second pass.
+
+    PacketX appends minute by minute, so in a file the clock reads ..02:58, 02:59 (summer time),
+    then 02:00, 02:01 again (standard time). From the first row of the repeated hour whose local
+    time is earlier than one already seen in that hour of the file, the rows are the second pass
+    (the later instant); before it, the first. With no step back (a device idle across the change)
+    nothing tells the passes apart, and the earlier instant is taken.
+    """
+    in_hour = rows["block_id"].is_in(repeated_blocks.implode())
+    stamp, file = pl.col("time_stamp"), ("user_day", "source_file")
+    second = (
+        rows.with_row_index("row").filter(in_hour).select("row", *file, "time_stamp")
+        .with_columns(stepped_back=(stamp < stamp.cum_max().shift(1)).fill_null(False).over(file))
+        .with_columns(second=pl.col("stepped_back").cum_sum().over(file) > 0)
+    )
+    flags = pl.repeat(False, rows.height, dtype=pl.Boolean, eager=True)
+    return flags.scatter(second["row"], second["second"])
+
+
+def _local_to_utc(local: pl.Expr, zone: str, ambiguous: str = "earliest") -> pl.Expr:
+    """Naive local time -> UTC: ``ambiguous`` picks a fall-back minute's instant; a gap minute is
+    shifted forward."""
+    exact = local.dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")
     # A day earlier the pre-gap offset is in force; reading the time there and adding the day
     # back in UTC (where a day is always 24 h) applies that offset to the missing minute.
     day = pl.duration(hours=24)
-    day_before = (local - day).dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    day_before = (local - day).dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")
     return pl.coalesce(exact.dt.convert_time_zone("UTC"), day_before.dt.convert_time_zone("UTC") + day)
 
 

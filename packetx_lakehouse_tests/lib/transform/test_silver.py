@@ -239,3 +239,66 @@ ORDERED = pl.DataFrame({"d": [1, 1, 1, 2, 2], "f": ["a", "a", "b", "a", "a"], "n
 )
 def test_sorted_by_checks_strict_order_run_by_run(frame: pl.DataFrame, columns: list[str], expected: bool) -> None:
     assert sorted_by(frame, columns) is expected
+
+
+def _hour_of_rows(day: str, minutes: Sequence[str], kb: float) -> list[Row]:
+    return [("alice", f"{day} {m}", "8.8.8.8", "192.168.1.2", kb, kb) for m in minutes]
+
+
+def _kb_per_utc_hour(rows: Sequence[Row]) -> dict[dt.datetime, float]:
+    from packetx_lakehouse.lib.transform.gold import hourly_bandwidth
+
+    hourly = hourly_bandwidth(to_silver(bronze_table(rows), {"alice": "Europe/Berlin"}).table).to_pylist()
+    totals: dict[dt.datetime, float] = {}
+    for row in hourly:
+        totals[row["hour_utc"]] = totals.get(row["hour_utc"], 0) + row["kb"]
+    return totals
+
+
+def test_a_fall_back_hour_is_split_by_line_order_first_pass_earlier() -> None:
+    """Europe/Berlin, 2026-10-25: 03:00 CEST -> 02:00 CET, so local 02:00-02:59 is written twice."""
+    day = "2026-10-25"
+    passes = [f"02:{m:02d}" for m in range(0, 60, 5)]
+    rows = [*_hour_of_rows(day, ["01:55"], 1), *_hour_of_rows(day, passes, 10),  # summer time
+            *_hour_of_rows(day, passes, 100), *_hour_of_rows(day, ["03:00", "03:05"], 1000)]  # standard time
+    silver = to_silver(bronze_table(rows), {"alice": "Europe/Berlin"}).table
+    by_line = {r["line_number"]: r["ts_utc"] for r in silver.to_pylist()}
+    assert by_line[2] == utc(2026, 10, 24, 23, 55)
+    assert [by_line[n] for n in range(3, 15)] == [utc(2026, 10, 25, 0, m) for m in range(0, 60, 5)]
+    assert [by_line[n] for n in range(15, 27)] == [utc(2026, 10, 25, 1, m) for m in range(0, 60, 5)]
+    assert [by_line[27], by_line[28]] == [utc(2026, 10, 25, 2, 0), utc(2026, 10, 25, 2, 5)]
+    assert _kb_per_utc_hour(rows) == {utc(2026, 10, 24, 23): 1, utc(2026, 10, 25, 0): 120,
+                                      utc(2026, 10, 25, 1): 1200, utc(2026, 10, 25, 2): 2000}
+
+
+def test_a_fall_back_hour_seen_once_takes_the_earlier_instant_and_other_users_are_unaffected() -> None:
+    day = "2026-10-25"
+    rows = [*_hour_of_rows(day, ["02:10", "02:20"], 5),
+            ("bob", f"{day} 02:30", "8.8.8.8", "192.168.1.3", 7, 7), ("bob", f"{day} 02:10", "8.8.8.8", "192.168.1.3", 7, 7)]
+    silver = to_silver(bronze_table(rows), {"alice": "Europe/Berlin", "bob": "Europe/Berlin"}).table.to_pylist()
+    got = {(r["user"], r["line_number"]): r["ts_utc"] for r in silver}
+    assert got == {("alice", 2): utc(2026, 10, 25, 0, 10), ("alice", 3): utc(2026, 10, 25, 0, 20),
+                   # bob's clock stepped back: his 02:10 after 02:30 is the second pass
+                   ("bob", 2): utc(2026, 10, 25, 0, 30), ("bob", 3): utc(2026, 10, 25, 1, 10)}
+
+
+def test_a_spring_forward_day_has_a_23_hour_utc_day_and_no_lost_kb() -> None:
+    """Europe/Berlin, 2026-03-29: 02:00 CET -> 03:00 CEST; local 02:xx does not exist."""
+    day = "2026-03-29"
+    rows = [*_hour_of_rows(day, ["00:30"], 1), *_hour_of_rows(day, ["01:30"], 10),
+            *_hour_of_rows(day, ["03:00", "03:30"], 100), *_hour_of_rows(day, ["04:15"], 1000)]
+    assert _kb_per_utc_hour(rows) == {utc(2026, 3, 28, 23): 1, utc(2026, 3, 29, 0): 10,
+                                      utc(2026, 3, 29, 1): 200, utc(2026, 3, 29, 2): 1000}
+
+
+def test_the_same_value_in_both_passes_of_a_fall_back_minute_is_not_a_duplicate_but_a_file_copy_is() -> None:
+    day = "2026-10-25"
+    rows = _hour_of_rows(day, ["02:30", "02:40", "02:30", "02:40"], 5)  # identical values, both passes
+    copy = [row for row in bronze_table(rows).to_pylist()]
+    for row in copy:
+        row["source_file"] += ".gz"  # the device's compressed upload of the same file
+    bronze = pa.concat_tables([bronze_table(rows), pa.Table.from_pylist(copy, schema=BRONZE_PACKETS.schema)])
+    result = to_silver(bronze, {"alice": "Europe/Berlin"})
+    assert result.exact_duplicates == 4
+    assert sorted(result.table["ts_utc"].to_pylist()) == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 0, 40),
+                                                          utc(2026, 10, 25, 1, 30), utc(2026, 10, 25, 1, 40)]

@@ -1,0 +1,83 @@
+"""Automation conditions: a day re-materialised from the UI flows to anomalies and serving by itself
+(issue 11.7), through Dagster's own in-process evaluation of the conditions."""
+
+import dataclasses
+import datetime as dt
+
+import dagster as dg
+import duckdb
+
+from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate, local_ip_for
+from packetx_lakehouse.lib.schemas import GOLD_DAILY_TABLES
+from packetx_lakehouse.runner import materialize_range
+
+TODAY = dt.date.today()
+DAYS = [TODAY - dt.timedelta(days=12 - n) for n in range(3)]  # old days: never the latest partition
+OLD = DAYS[1]
+SERVING = dg.AssetKey(["serving", "duckdb"])
+ANOMALIES = dg.AssetKey(["packetx_gold", "traffic_anomalies"])
+DIMENSIONS = {dg.AssetKey(["packetx_gold", n]) for n in ("users_dim", "ip_dim", "date_dim")}
+
+
+def _tick(defs, instance, cursor):
+    """One evaluation of every condition; the requests are then run as the daemon would launch them."""
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    graph = defs.resolve_asset_graph()
+    requested = {key: set(result.get_requested_partitions(key)) for key in graph.get_all_asset_keys()
+                 if result.get_num_requested(key)}
+    job = defs.resolve_implicit_global_asset_job_def()
+    by_day: dict[str, list[dg.AssetKey]] = {}
+    for key, partitions in requested.items():
+        for partition in partitions:
+            by_day.setdefault(partition, []).append(key)
+    for day, keys in sorted(by_day.items(), key=lambda item: item[0] or ""):
+        assert job.execute_in_process(asset_selection=keys, partition_key=day, instance=instance).success
+    return result.cursor, requested
+
+
+def test_a_day_materialised_from_the_ui_flows_to_anomalies_and_serving(lakehouse):
+    defs = build_definitions(dataclasses.replace(lakehouse.settings, start_date=str(TODAY - dt.timedelta(days=20))))
+    generate(lakehouse.landing, users=2, days=len(DAYS), start=DAYS[0], seed=9,
+             options=GeneratorOptions(minutes_per_day=30, pairs_per_minute=6))
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize_range(defs, DAYS[0], DAYS[-1], instance=instance).success
+    cursor, requested = _tick(defs, instance, None)
+    assert requested == {}  # the pipeline run left nothing to follow up
+
+    # A device's file for an old day grew; someone re-runs bronze through gold for that day in the UI.
+    path = next(lakehouse.landing.glob(f"alice-{OLD}.csv"))
+    path.write_text(path.read_text() + f"alice,{OLD} 23:59,8.8.8.8,{local_ip_for('alice', OLD)},5000,5000\n")
+    clicked = [dg.AssetKey(["packetx_raw", "raw_archive"]), dg.AssetKey(["packetx_raw", "packets"]),
+               dg.AssetKey(["packetx_raw", "quarantine"]), dg.AssetKey(["packetx_raw", "landing_problems"]),
+               dg.AssetKey(["packetx_silver", "packets"]),
+               *(dg.AssetKey([t.namespace, t.name]) for t in GOLD_DAILY_TABLES)]
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(asset_selection=clicked, partition_key=str(OLD), instance=instance).success
+
+    ticks = []
+    for _ in range(6):
+        cursor, requested = _tick(defs, instance, cursor)
+        ticks.append(requested)
+        if not requested:
+            break
+    assert ticks[-1] == {}, f"automation never settled: {ticks}"
+    asked = {}
+    for requested in ticks:
+        for key, partitions in requested.items():
+            asked.setdefault(key, []).append(partitions)
+    # Anomalies re-score the day and the later days whose baseline it is part of; the dimensions
+    # rebuild once; serving copies exactly the days whose gold or anomalies changed, after both.
+    assert asked[ANOMALIES] == [{str(d) for d in DAYS[1:]} | {str(OLD + dt.timedelta(days=n)) for n in range(8)}]
+    assert all(asked[key] == [{None}] for key in DIMENSIONS)
+    assert asked[SERVING] == [{str(d) for d in DAYS[1:]}]
+    tick_of = {key: next(i for i, r in enumerate(ticks) if key in r) for key in (ANOMALIES, SERVING, *DIMENSIONS)}
+    assert tick_of[SERVING] > max(tick_of[ANOMALIES], *(tick_of[k] for k in DIMENSIONS))
+
+    with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
+        (kb,) = con.execute("SELECT total_kb FROM gold.daily_user_bandwidth WHERE user = 'alice' AND log_date = ?",
+                            [OLD]).fetchone()
+        (minute,) = con.execute("SELECT max(ts_utc) FROM gold.packets_fact f JOIN gold.users_dim u USING (user_id) "
+                                "WHERE u.user = 'alice' AND f.log_date = ?", [OLD]).fetchone()
+    assert kb >= 5000 and minute.strftime("%H:%M") == "23:59"
+

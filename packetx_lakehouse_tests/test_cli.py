@@ -1,0 +1,104 @@
+"""The command line: ad-hoc SQL over the live lakehouse, the README's commands as written, ``.env``."""
+
+import csv
+import datetime as dt
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from packetx_lakehouse import cli
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate
+from packetx_lakehouse.lib.serving.lakehouse_sql import (
+    extension_path,
+    lakehouse_connection,
+)
+from packetx_lakehouse.runner import materialize_range
+
+PROJECT = Path(__file__).resolve().parents[1]
+DAYS = [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
+
+
+@pytest.fixture
+def ran(lakehouse, monkeypatch):
+    """Two days through every layer, and a shell whose PACKETX_DATA_DIR points at them."""
+    generate(lakehouse.landing, users=2, days=2, start=DAYS[0], seed=4,
+             options=GeneratorOptions(minutes_per_day=15, pairs_per_minute=5))
+    assert materialize_range(lakehouse.defs, DAYS[0], DAYS[-1], log_level="ERROR").success
+    monkeypatch.setenv("PACKETX_DATA_DIR", str(lakehouse.settings.data_dir))
+    monkeypatch.chdir(lakehouse.settings.data_dir.parent)  # no .env here
+    return lakehouse
+
+
+def _csv(capsys, *args: str) -> list[dict[str, str]]:
+    assert cli.main(["sql", "--csv", *args]) == 0
+    return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+
+def test_sql_reads_the_live_iceberg_tables_and_the_serving_database(ran, capsys):
+    live = _csv(capsys, "SELECT log_date, user, total_kb FROM packetx_gold.daily_user_bandwidth ORDER BY 1, 2")
+    served = _csv(capsys, "SELECT log_date, user, total_kb FROM gold.daily_user_bandwidth ORDER BY 1, 2")
+    assert live == served and len(live) == 4
+    (bronze,) = _csv(capsys, "SELECT count(*) AS n FROM packetx_raw.packets")
+    table = ran.catalog().load_table("packetx_raw.packets")
+    assert int(bronze["n"]) == table.scan().count() > 0
+    (ops,) = _csv(capsys, "SELECT count(*) AS n FROM ops.partitions")
+    assert int(ops["n"]) == 6  # bronze, silver and gold, two days each
+
+
+def test_sql_errors_are_one_line_not_a_traceback(ran, capsys):
+    assert cli.main(["sql", "SELEC 1"]) == 2
+    assert "syntax error" in capsys.readouterr().err
+
+
+def test_the_extensions_come_from_the_pinned_wheels_and_nothing_is_downloaded(tmp_path):
+    for name in ("avro", "iceberg", "httpfs"):
+        path = extension_path(name)
+        assert path.is_file() and f"duckdb_extension_{name}" in str(path) and duckdb.__version__ in str(path)
+    con = lakehouse_connection({})
+    loaded = {name for (name,) in con.execute("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()}
+    assert {"avro", "iceberg"} <= loaded
+    assert con.execute("SELECT current_setting('autoinstall_known_extensions')").fetchone() == (False,)
+
+
+def test_the_readme_commands_run_as_written(ran):
+    """Every ``packetx-lakehouse sql`` line of the README runs from the project directory's venv."""
+    readme = (PROJECT / "README.md").read_text()
+    commands = re.findall(r"^\.venv/bin/packetx-lakehouse (sql .+)$", readme, flags=re.M)
+    assert commands, "the README documents no sql command"
+    executable = Path(sys.executable).parent / "packetx-lakehouse"
+    for command in commands:
+        done = subprocess.run(f"{executable} {command}", shell=True, capture_output=True, text=True, timeout=120,
+                              cwd=ran.settings.data_dir.parent)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "alice" in done.stdout and str(DAYS[0]) in done.stdout
+
+
+def test_every_command_reads_dotenv_as_dagster_does(tmp_path, monkeypatch):
+    for name in ("PACKETX_DATA_DIR", "PACKETX_TRAFFIC_LOG_DIR"):  # set, then unset: restored after the test
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+    (tmp_path / ".env").write_text(f"PACKETX_DATA_DIR={tmp_path / 'from-dotenv'}\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["generate", "--users", "1", "--days", "1", "--start", "2026-11-20", "--minutes", "5"]) == 0
+    assert [p.name for p in (tmp_path / "from-dotenv" / "traffic_log").iterdir()] == ["alice-2026-11-20.csv"]
+
+
+def test_a_long_run_shows_progress_per_step_on_stderr_and_keeps_stdout_for_results(ran, capsys):
+    from packetx_lakehouse.progress import run_progress
+
+    heard = []
+    with run_progress(5, "daily_pipeline") as on_event:
+        assert materialize_range(ran.defs, DAYS[0], DAYS[-1], log_level="ERROR",
+                                 on_event=lambda e: (heard.append(e.event_type), on_event(e))).success
+    out, err = capsys.readouterr()
+    assert out == ""
+    for step in ("bronze", "silver_and_gold", "traffic_anomalies", "star_dimensions", "serving_duckdb"):
+        assert re.search(rf"done\s+{step}: \d+ materialisations", err), err
+    assert "5/5" in err
+    assert heard.count(dg.DagsterEventType.STEP_SUCCESS) == 5
