@@ -69,10 +69,17 @@ def _manifest_key(day: dt.date) -> str:
 
 def load_manifest(archive: ObjectStore, day: dt.date) -> DayManifest:
     """The day's current source set (generation 0 and no files before the first run)."""
-    key = _manifest_key(day)
-    if not archive.exists(key):
-        return DayManifest(0, {})
-    raw = json.loads(archive.get(key))
+    return _load_manifest_versioned(archive, day)[0]
+
+
+def _load_manifest_versioned(archive: ObjectStore, day: dt.date) -> tuple[DayManifest, str | None]:
+    """The manifest and the storage version it was read at (None: no manifest yet)."""
+    found = archive.get_versioned(_manifest_key(day))
+    return (_parse_manifest(found[0]), found[1]) if found else (DayManifest(0, {}), None)
+
+
+def _parse_manifest(data: bytes) -> DayManifest:
+    raw = json.loads(data)
     if raw.get("format") != MANIFEST_FORMAT:
         # Format 1 was the bare {source: entry} map, written by versions before the generation.
         return DayManifest(1, {name: ArchivedFile(**entry) for name, entry in raw.items()})
@@ -93,7 +100,9 @@ def collect_day(
     an uploaded ``bob-<day>.csv.gz`` are the same source. When both are present the longer text
     wins: PacketX only ever appends, so the longer copy is the newer one (ties: first key).
     """
-    manifest = load_manifest(archive, day)
+    # The manifest is read BEFORE the landing files, and rewritten only if unchanged since: any
+    # text read here is then at least as new as what the manifest names (PacketX only appends).
+    manifest, manifest_version = _load_manifest_versioned(archive, day)
     current = dict(manifest.files)
     contents: dict[str, bytes] = {}
     for info in sorted(landing_objects, key=lambda o: o.key):
@@ -117,7 +126,9 @@ def collect_day(
     generation = manifest.generation
     if newly:
         generation += 1
-        archive.put(_manifest_key(day), DayManifest(generation, current).to_json())
+        # Two runs archiving the day at once: the loser raises ObjectChangedError and redoes from
+        # fresh input, so a generation is never reused for other content or lost.
+        archive.put_if_unchanged(_manifest_key(day), DayManifest(generation, current).to_json(), manifest_version)
     archived_only = sorted(set(current) - set(contents))
     for source in archived_only:
         text = gunzip(archive.get(current[source].archive_key))
