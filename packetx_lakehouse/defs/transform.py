@@ -19,7 +19,7 @@ from packetx_lakehouse.defs.resources import (
     IcebergCatalogResource,
 )
 from packetx_lakehouse.defs.silver import assets as silver
-from packetx_lakehouse.defs.tables import RunTables
+from packetx_lakehouse.defs.tables import RunTables, redo_when_stale
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     GOLD_DAILY_TABLES,
@@ -43,6 +43,7 @@ def transform_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         can_subset=True,
         **daily_step(partitions),
     )
+    @redo_when_stale
     def silver_and_gold(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, device_timezones: DeviceTimezonesResource
     ) -> Iterator[Event]:
@@ -68,7 +69,9 @@ def _silver(context: dg.AssetExecutionContext, tables: RunTables, zones: DeviceT
         accounting = to_silver(tables.get(BRONZE_PACKETS), zones.zones, zones.default)
         tables.forget(BRONZE_PACKETS)
     if build:
-        yield tables.commit(context, SILVER_PACKETS, accounting.table, **silver.silver_metadata(accounting))
+        # Silver carries the source version of the bronze it was built from.
+        yield tables.commit(context, SILVER_PACKETS, accounting.table, generations=tables.generations(BRONZE_PACKETS),
+                            **silver.silver_metadata(accounting))
     stored = tables.get(SILVER_PACKETS)
     if silver.ROWS_CONSERVED in checks:
         yield silver.rows_conserved(accounting, stored.num_rows)
@@ -89,7 +92,7 @@ def _gold(context: dg.AssetExecutionContext, tables: RunTables) -> Iterator[Even
         built = gold.build_daily_tables(silver_rows)
         tables.forget(SILVER_PACKETS)
         for table_def in build:
-            yield tables.commit(context, table_def, built[table_def])
+            yield tables.commit(context, table_def, built[table_def], generations=tables.generations(SILVER_PACKETS))
     del silver_rows
     for table_def in GOLD_DAILY_TABLES:
         if "unique_key" in checks[table_def]:

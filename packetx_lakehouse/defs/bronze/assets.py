@@ -14,7 +14,7 @@ from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, ta
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
-from packetx_lakehouse.defs.tables import RunTables
+from packetx_lakehouse.defs.tables import RunTables, redo_when_stale
 from packetx_lakehouse.lib.ingest.bronze import ingest_days
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.schemas import (
@@ -42,6 +42,7 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
                               kinds=("iceberg", "pyarrow")) for t in (BRONZE_PACKETS, BRONZE_QUARANTINE)]
 
     @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], **daily_step(partitions))
+    @redo_when_stale
     def bronze(
         context: dg.AssetExecutionContext,
         iceberg: IcebergCatalogResource,
@@ -65,11 +66,12 @@ def bronze_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefiniti
              for f in batch.files],
         )
         counts = batch.counts
-        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, lines_read=counts.get("lines", 0),
+        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, generations=batch.generations,
+                                lines_read=counts.get("lines", 0),
                                 quarantined=counts.get("quarantined", 0), headers=counts.get("headers", 0),
                                 blank_lines=counts.get("blank", 0), files=files_md)
         reasons = collections.Counter(batch.quarantine.column("reason").to_pylist()).most_common(10)
-        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine,
+        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, generations=batch.generations,
                                    top_reasons=markdown_table(["reason", "lines"], reasons))
         yield dg.MaterializeResult(
             asset_key=RAW_ARCHIVE_KEY,

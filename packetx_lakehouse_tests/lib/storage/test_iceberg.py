@@ -1,16 +1,23 @@
 import datetime as dt
+import sqlite3
 
 import pyarrow as pa
 import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from sqlalchemy.exc import OperationalError
 
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
+    StaleSourceError,
     ensure_table,
     local_catalog,
     partition_filter,
     partition_slices,
     read_partitions,
     replace_partitions,
+    replace_table,
+    source_generations,
+    sqlite_catalog_url,
 )
 
 D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
@@ -129,3 +136,58 @@ def test_manifests_are_merged_so_a_month_of_days_plans_from_a_few(tmp_path):
         table = table.refresh()
     assert len(table.current_snapshot().manifests(table.io)) <= 2
     assert sorted(r["n"] for r in table.scan().to_arrow().to_pylist()) == list(range(30))
+
+
+def test_a_commit_built_from_older_sources_than_the_table_holds_is_refused(tmp_path):
+    catalog_path, warehouse = tmp_path / "catalog.db", tmp_path / "warehouse"
+    table = ensure_table(local_catalog(catalog_path, warehouse), EVENTS)
+    replace_partitions(table, events([(D1, "a", 1), (D2, "a", 1)]), values=[D1, D2], generations={D1: 1, D2: 1})
+    stale = ensure_table(local_catalog(catalog_path, warehouse), EVENTS)  # a run that read generation 1 ...
+    # ... while another run commits day 1 from generation 2
+    replace_partitions(table.refresh(), events([(D1, "b", 2)]), values=[D1], generations={D1: 2})
+
+    with pytest.raises(StaleSourceError, match=r"2026-01-01: this write was built from generation 1, the table "
+                                               r"holds 2") as refused:
+        replace_partitions(stale, events([(D1, "a", 9)]), values=[D1], generations={D1: 1})
+    assert refused.value.stale == {D1: (1, 2)}
+    table = table.refresh()
+    assert sorted_rows(read_partitions(table, values=[D1])) == sorted_rows(events([(D1, "b", 2)]))
+    # The same sources again (a re-run) and other days' older sources are fine.
+    replace_partitions(table, events([(D1, "b", 3)]), values=[D1], generations={D1: 2})
+    replace_partitions(table.refresh(), events([(D2, "c", 4)]), values=[D2], generations={D2: 1})
+    assert source_generations(table.refresh()) == {D1: 2, D2: 1}
+    assert source_generations(table, [D1, D3]) == {D1: 2, D3: 0}
+
+
+def test_a_whole_table_replace_must_be_built_from_every_day_the_table_holds(tmp_path):
+    table = ensure_table(local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse"), EVENTS)
+    replace_table(table, events([(D1, "a", 1), (D2, "a", 2)]), generations={D1: 1, D2: 1})
+    with pytest.raises(StaleSourceError) as refused:  # built before day 2 existed
+        replace_table(table.refresh(), events([(D1, "a", 1)]), generations={D1: 1})
+    assert refused.value.stale == {D2: (0, 1)}
+    replace_table(table.refresh(), events([(D1, "a", 1), (D2, "a", 5), (D3, "a", 6)]), generations={D1: 1, D2: 2, D3: 1})
+    assert source_generations(table.refresh()) == {D1: 1, D2: 2, D3: 1}
+
+
+class _LockedOnce(SqlCatalog):
+    """A SQL catalog whose next commit, once armed, meets SQLite's write lock held past the busy timeout."""
+
+    locked = False
+
+    def commit_table(self, table, requirements, updates):
+        if self.locked:
+            self.locked = False
+            raise OperationalError("UPDATE iceberg_tables ...", {}, sqlite3.OperationalError("database is locked"))
+        return super().commit_table(table, requirements, updates)
+
+
+def test_a_commit_that_meets_a_locked_sqlite_catalog_is_retried(tmp_path):
+    local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse")  # creates both
+    catalog = _LockedOnce("packetx", uri=f"sqlite:///{tmp_path / 'catalog.db'}",
+                          warehouse=(tmp_path / "warehouse").as_uri())
+    table = ensure_table(catalog, EVENTS)
+    catalog.locked = True
+    replace_partitions(table, events([(D1, "a", 1)]), values=[D1], generations={D1: 1})
+    assert not catalog.locked
+    assert sorted_rows(table.refresh().scan().to_arrow()) == sorted_rows(events([(D1, "a", 1)]))
+    assert "timeout=30" in sqlite_catalog_url(tmp_path / "catalog.db")
