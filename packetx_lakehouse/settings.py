@@ -20,6 +20,11 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 DEFAULT_START_DATE = "2025-01-01"
+#: How a run executes its steps: all in the run's process (the default: steps are vectorised and
+#: a process per step costs ~10 s), or one process per step.
+EXECUTOR_NAMES = ("in_process", "multiprocess")
+#: Days one backfill run covers (the daily assets' BackfillPolicy): a month per run on one machine.
+DEFAULT_BACKFILL_DAYS_PER_RUN = 31
 
 
 def _env(name: str, default: str = "") -> str:
@@ -108,10 +113,24 @@ class Settings:
     #: May carry a password: kept out of repr (tracebacks, test output).
     warehouse_url: str = field(default="", repr=False)
     warehouse_schema: str = "packetx"
+    #: SQL catalog database (``postgresql://...`` for several hosts); empty: the local SQLite
+    #: file, or Glue on AWS. May carry a password: kept out of repr.
+    catalog_url: str = field(default="", repr=False)
+    #: Iceberg warehouse (``s3://...``, ``file://...`` or a path); empty: the default location.
+    iceberg_warehouse: str = ""
+    executor: str = "in_process"
+    backfill_days_per_run: int = DEFAULT_BACKFILL_DAYS_PER_RUN
 
     @property
     def is_aws(self) -> bool:
         return self.env == "aws"
+
+    @property
+    def iceberg_warehouse_location(self) -> str:
+        """Where table files go: the configured warehouse, else S3 on AWS, else under ``data/``."""
+        if self.iceberg_warehouse:
+            return self.iceberg_warehouse
+        return self.s3_warehouse_uri if self.is_aws else str(self.warehouse_dir)
 
     @property
     def lakehouse_dir(self) -> Path:
@@ -159,6 +178,12 @@ class Settings:
         bucket = _env("PACKETX_S3_BUCKET", _env("s3_bucket_name"))
         if env == "aws" and not bucket:
             raise ValueError("PACKETX_ENV=aws needs PACKETX_S3_BUCKET (or s3_bucket_name)")
+        executor = _env("PACKETX_EXECUTOR", "in_process").lower()
+        if executor not in EXECUTOR_NAMES:
+            raise ValueError(f"PACKETX_EXECUTOR must be one of {', '.join(EXECUTOR_NAMES)}, not {executor!r}")
+        days_per_run = _env("PACKETX_BACKFILL_DAYS_PER_RUN", str(DEFAULT_BACKFILL_DAYS_PER_RUN))
+        if not days_per_run.isdigit() or int(days_per_run) < 1:
+            raise ValueError(f"PACKETX_BACKFILL_DAYS_PER_RUN must be a whole number of days >= 1, not {days_per_run!r}")
         return cls(
             env=env,
             data_dir=data_dir,
@@ -174,4 +199,8 @@ class Settings:
             dynamodb_table=_env("PACKETX_DYNAMODB_TABLE", "daily_aggregate"),
             warehouse_url=_env("PACKETX_WAREHOUSE_URL"),
             warehouse_schema=_env("PACKETX_WAREHOUSE_SCHEMA", "packetx"),
+            catalog_url=_env("PACKETX_CATALOG_URL"),
+            iceberg_warehouse=_env("PACKETX_ICEBERG_WAREHOUSE"),
+            executor=executor,
+            backfill_days_per_run=int(days_per_run),
         )

@@ -48,3 +48,34 @@ def test_dagster_and_dg_both_load_the_one_definitions_module():
     check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def test_executor_catalog_and_backfill_runs_are_chosen_by_the_environment(monkeypatch):
+    monkeypatch.setenv("PACKETX_EXECUTOR", "multiprocess")
+    monkeypatch.setenv("PACKETX_CATALOG_URL", "postgresql://packetx:s3cret@db.internal:5432/catalog")
+    monkeypatch.setenv("PACKETX_ICEBERG_WAREHOUSE", "file:///mnt/shared/warehouse")
+    monkeypatch.setenv("PACKETX_BACKFILL_DAYS_PER_RUN", "7")
+    settings = Settings.from_env()
+    assert "s3cret" not in repr(settings)
+    defs = build_definitions(settings)
+    assert defs.executor.name == "multiprocess"
+    catalog = defs.resources["iceberg"]
+    # The UI shows the variable's name, never the URL with its password.
+    assert (catalog.kind, catalog.warehouse) == ("sql", "file:///mnt/shared/warehouse")
+    assert "s3cret" not in str(catalog.model_dump()) and "PACKETX_CATALOG_URL" in str(catalog.model_dump())
+    graph = defs.resolve_asset_graph()
+    assert {graph.get(key).backfill_policy for key in graph.get_all_asset_keys() if graph.get(key).partitions_def} == {
+        dg.BackfillPolicy.multi_run(max_partitions_per_run=7)}
+
+
+@pytest.mark.parametrize(("name", "value"), [("PACKETX_EXECUTOR", "celery"), ("PACKETX_BACKFILL_DAYS_PER_RUN", "0")])
+def test_a_wrong_executor_or_day_count_stops_at_load_with_its_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env()
+
+
+def test_the_default_runs_in_process_on_the_local_sqlite_catalog():
+    defs = build_definitions(Settings())
+    assert defs.executor.name == "in_process"
+    assert defs.resources["iceberg"].url == ""

@@ -7,6 +7,7 @@ protocol). Credentials are fake but distinctive, so a leak test can search every
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -116,10 +117,10 @@ def _admin() -> psycopg.Connection:
     return psycopg.connect(PG_ADMIN_URL, autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh database for this test run, dropped at the end: its URL."""
-    name = f"packetx_test_{secrets.token_hex(4)}"
+@contextlib.contextmanager
+def fresh_database(prefix: str = "packetx_test") -> Iterator[str]:
+    """A new PostgreSQL database, dropped (connections and all) on exit: its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with _admin() as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -127,6 +128,13 @@ def pg_database() -> Iterator[str]:
     finally:
         with _admin() as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database for this test run, dropped at the end: its URL."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

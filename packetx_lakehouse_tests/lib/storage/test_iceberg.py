@@ -17,6 +17,7 @@ from packetx_lakehouse.lib.storage.iceberg import (
     replace_partitions,
     replace_table,
     source_generations,
+    sql_catalog,
     sqlite_catalog_url,
 )
 
@@ -96,31 +97,34 @@ def test_a_partition_read_matches_a_scan_and_sees_another_writers_commit(tmp_pat
     assert sorted_rows(read_partitions(table.refresh(), values=[D1])) == sorted_rows(events([(D1, "c", 3)]))
 
 
-def _write_days(catalog_dir: str, first_day: int, rounds: int) -> None:
+def _write_days(catalog_url: str, warehouse: str, first_day: int, rounds: int) -> None:
     """One writer process: replace its own days of the shared table, over and over."""
-    from pathlib import Path
-
-    catalog = local_catalog(Path(catalog_dir) / "catalog.db", Path(catalog_dir) / "warehouse")
-    table = ensure_table(catalog, EVENTS)
+    table = ensure_table(sql_catalog(catalog_url, warehouse), EVENTS)
     for n in range(rounds):
         day = dt.date(2026, 2, first_day + n % 3)
-        replace_partitions(table, events([(day, "alice", n), (day, "bob", n)]), values=[day])
+        replace_partitions(table, events([(day, "alice", n), (day, "bob", n)]), values=[day], generations={day: n})
+
+
+def assert_concurrent_writers_lose_nothing(catalog_url: str, warehouse: str) -> None:
+    """Two processes commit their own days to one table at once: every commit lands, none is lost."""
+    import concurrent.futures
+    import multiprocessing
+
+    ensure_table(sql_catalog(catalog_url, warehouse), EVENTS)
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in [pool.submit(_write_days, catalog_url, warehouse, first, 12) for first in (1, 10)]:
+            done.result()
+    table = ensure_table(sql_catalog(catalog_url, warehouse), EVENTS)
+    by_day = sorted((r["log_date"].day, r["user"], r["n"]) for r in table.scan().to_arrow().to_pylist())
+    # Each writer's last round (n = 11, 10, 9 for its three days) is all that remains of each day.
+    assert by_day == sorted((first + n % 3, user, n) for first in (1, 10) for n in (9, 10, 11)
+                            for user in ("alice", "bob"))
+    assert source_generations(table) == {dt.date(2026, 2, first + n % 3): n for first in (1, 10) for n in (9, 10, 11)}
 
 
 def test_two_processes_committing_to_one_sqlite_catalog_lose_nothing(tmp_path):
     """Pools keep one writer at a time in Dagster; the write path must still survive a race."""
-    import concurrent.futures
-    import multiprocessing
-
-    ensure_table(local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse"), EVENTS)
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for done in [pool.submit(_write_days, str(tmp_path), first, 12) for first in (1, 10)]:
-            done.result()
-    rows = ensure_table(local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse"), EVENTS).scan().to_arrow()
-    by_day = sorted((r["log_date"].day, r["user"], r["n"]) for r in rows.to_pylist())
-    # Each writer's last round (n = 11, 10, 9 for its three days) is all that remains of each day.
-    assert by_day == sorted((first + n % 3, user, n) for first in (1, 10) for n in (9, 10, 11)
-                            for user in ("alice", "bob"))
+    assert_concurrent_writers_lose_nothing(sqlite_catalog_url(tmp_path / "catalog.db"), (tmp_path / "warehouse").as_uri())
 
 
 def test_manifests_are_merged_so_a_month_of_days_plans_from_a_few(tmp_path):
