@@ -61,7 +61,9 @@ class IcebergCatalogResource(dg.ConfigurableResource):
             if self.kind == "glue":
                 self._catalog = glue_catalog(self.warehouse, self.region, self.endpoint_url, self.catalog_name)
             elif self.url:
-                self._catalog = sql_catalog(self.url, location_uri(self.warehouse), name=self.catalog_name,
+                # Outside a run (the demo, tests) Dagster has not resolved an EnvVar field yet.
+                url = self.url.get_value() if isinstance(self.url, dg.EnvVar) else self.url
+                self._catalog = sql_catalog(url, location_uri(self.warehouse), name=self.catalog_name,
                                             region=self.region, endpoint_url=self.endpoint_url)
             else:
                 self._catalog = local_catalog(Path(self.sqlite_path), Path(self.warehouse), self.catalog_name)

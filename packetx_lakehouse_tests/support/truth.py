@@ -8,7 +8,12 @@ import pyarrow as pa
 
 from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
-from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, BRONZE_QUARANTINE, GOLD_DAILY_USER_BANDWIDTH
+from packetx_lakehouse.lib.schemas import (
+    BRONZE_PACKETS,
+    BRONZE_QUARANTINE,
+    GOLD_DAILY_USER_BANDWIDTH,
+    TABLES_BY_LAYER,
+)
 from packetx_lakehouse.lib.storage.iceberg import ensure_table
 from packetx_lakehouse.settings import Settings
 
@@ -43,3 +48,19 @@ def assert_tables_match_files(settings: Settings) -> None:
     assert totals.keys() == kb.keys()
     for key, expected in kb.items():
         assert abs(totals[key] - expected) <= 1e-6 * max(1.0, expected), (key, totals[key], expected)
+
+
+#: Columns that record when a copy was made, not what it holds: two lakehouses built from the
+#: same files differ there and nowhere else.
+WHEN_COLUMNS = ("ingested_at",)
+
+
+def table_contents(settings: Settings) -> dict[str, list[tuple]]:
+    """Every table's rows, sorted, without the WHEN_COLUMNS: equal for equal lakehouses."""
+    catalog = build_resources(settings)["iceberg"].load()
+    contents = {}
+    for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):
+        table = ensure_table(catalog, table_def).scan().to_arrow()
+        table = table.drop_columns([c for c in WHEN_COLUMNS if c in table.column_names])
+        contents[table_def.identifier] = sorted(tuple(row.values()) for row in table.to_pylist())
+    return contents
