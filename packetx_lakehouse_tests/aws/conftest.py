@@ -7,8 +7,6 @@ protocol). Credentials are fake but distinctive, so a leak test can search every
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import socket
 import subprocess
@@ -19,18 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
-import psycopg
 import pytest
-from psycopg import sql
 
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_tests.support.postgres import PG_ADMIN_URL, fresh_database  # noqa: F401  (used by tests)
 
 REGION = "us-east-1"
 BUCKET = "packetx-test"
 ACCESS_KEY_ID = "AKIAPACKETXTEST0001"
 #: Searched for in every captured log, metadata value and error: it must never appear.
 SECRET_ACCESS_KEY = "pxSECRET-" + secrets.token_hex(12)
-PG_ADMIN_URL = os.environ.get("PACKETX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _free_port() -> int:
@@ -111,23 +107,6 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Aws:
 def aws_settings(aws: Aws) -> Settings:
     """Settings exactly as a user gets them: from the environment only."""
     return Settings.from_env()
-
-
-def _admin() -> psycopg.Connection:
-    return psycopg.connect(PG_ADMIN_URL, autocommit=True)
-
-
-@contextlib.contextmanager
-def fresh_database(prefix: str = "packetx_test") -> Iterator[str]:
-    """A new PostgreSQL database, dropped (connections and all) on exit: its URL."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    with _admin() as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with _admin() as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
-from packetx_lakehouse_tests.aws.conftest import fresh_database
+from packetx_lakehouse_tests.support.postgres import fresh_database
 from packetx_lakehouse_tests.support.celery_profile import CeleryProfile, broker_and_backend
 from packetx_lakehouse_tests.support.devserver import poll
-from packetx_lakehouse_tests.support.truth import assert_tables_match_files, table_contents
+from packetx_lakehouse_tests.support.truth import assert_tables_match_files, table_digests
 
 FIRST = dt.date(2026, 11, 18)
 DAYS = [FIRST + dt.timedelta(days=n) for n in range(2)]
@@ -53,8 +53,8 @@ def test_a_backfill_on_two_celery_workers_gives_the_tables_of_one_in_process_run
             assert all(len(messages) == 1 for messages in workers.values()), workers
         assert "Task execute_job" in profile.logs["workers"].read_text()
         assert_tables_match_files(settings)
-        distributed = table_contents(settings)
+        distributed = table_digests(settings)
 
     single = Settings(data_dir=tmp_path / "single", traffic_log_dir=settings.traffic_log_dir, start_date="2026-11-01")
     assert materialize_range(build_definitions(single), DAYS[0], DAYS[-1]).success
-    assert table_contents(single) == distributed
+    assert table_digests(single) == distributed
