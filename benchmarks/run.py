@@ -415,6 +415,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--small", action="store_true", help="a quick look on a small data set instead of ~5 M rows")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--no-dagster", action="store_true", help="skip the backfill and sensor runs through dagster dev")
+    parser.add_argument("--celery", action="store_true",
+                        help="instead: a 14-day backfill through the distributed profile on 1 and 2 Celery workers "
+                        "(benchmarks/distributed.py; needs PostgreSQL, starts RabbitMQ/Redis if they are not running)")
     return parser.parse_args(argv)
 
 
@@ -423,4 +426,8 @@ if __name__ == "__main__":
         _worker_main(sys.argv[2:])
     else:
         args = _parse(sys.argv[1:])
+        if args.celery:
+            from benchmarks import distributed
+
+            sys.exit(distributed.main(small=args.small, json_path=args.json))
         sys.exit(main(small=args.small, json_path=args.json, dagster=not args.no_dagster))

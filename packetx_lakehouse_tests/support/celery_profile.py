@@ -140,12 +140,24 @@ class CeleryProfile:
                 command, cwd=PROJECT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
-    def start(self) -> CeleryProfile:
-        """The workers (ready when Celery says so), then the daemon that launches runs onto them."""
+    def start(self, *, daemon: bool = True) -> CeleryProfile:
+        """The workers (ready when Celery says so), then the daemon that launches runs onto them
+        (``daemon=False``: the caller serves the instance itself, e.g. with ``dagster dev``)."""
         self._start("workers", [str(PROJECT / "deploy" / "start-workers.sh"), str(self.workers)])
         poll("the Celery workers to be ready", lambda: self._ready("workers"), timeout=120, interval=0.2)
-        self._start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")])
+        if daemon:
+            self._start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")])
         return self
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the Celery main process, its children, and their reaped children."""
+        main = self.processes["workers"].pid
+        ticks = 0
+        for pid in {main, *_descendants(main)}:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def _ready(self, name: str) -> bool:
         if self.processes[name].poll() is not None:
