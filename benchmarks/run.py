@@ -443,6 +443,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hostile", action="store_true",
                         help="only the hostile-input scenario (benchmarks/hostile_input.py): peak RSS and event-log "
                         "growth of decompression bombs and a giant line")
+    parser.add_argument("--celery", action="store_true",
+                        help="instead: a 14-day backfill through the distributed profile on 1 and 2 Celery workers "
+                        "(benchmarks/distributed.py; needs PostgreSQL, starts RabbitMQ/Redis if they are not running)")
     return parser.parse_args(argv)
 
 
@@ -457,4 +460,8 @@ if __name__ == "__main__":
 
             hostile_main(list(CASES))
             sys.exit(0)
+        if args.celery:
+            from benchmarks import distributed
+
+            sys.exit(distributed.main(small=args.small, json_path=args.json))
         sys.exit(main(small=args.small, json_path=args.json, dagster=not args.no_dagster))

@@ -59,8 +59,14 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from packetx_lakehouse.demo import run_demo
+    from packetx_lakehouse.runner import RunStopped
 
-    return run_demo(users=args.users, days=args.days, seed=args.seed)
+    try:
+        return run_demo(users=args.users, days=args.days, seed=args.seed)
+    except RunStopped as stopped:
+        print(f"packetx-lakehouse demo: run {stopped.run_id} stopped by {stopped.signal_name}, marked canceled",
+              file=sys.stderr)
+        return stopped.code
 
 
 def _add_upload(sub: argparse._SubParsersAction) -> None:

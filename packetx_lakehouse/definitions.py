@@ -25,7 +25,15 @@ from packetx_lakehouse.defs.serving.duckdb import serving_duckdb_assets
 from packetx_lakehouse.defs.serving.dynamodb import dynamodb_assets
 from packetx_lakehouse.defs.serving.warehouse import warehouse_assets
 from packetx_lakehouse.defs.transform import transform_assets
-from packetx_lakehouse.settings import Settings, prepare_environment
+from packetx_lakehouse.settings import (
+    DEFAULT_BACKFILL_DAYS_PER_RUN,
+    Settings,
+    prepare_environment,
+)
+
+#: ``PACKETX_EXECUTOR``: one process per run by default (steps are fast and vectorised, and a
+#: process per step costs ~10 s); ``multiprocess`` runs each step in its own process.
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -43,6 +51,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # Serving targets that exist only where they are configured (see docs/aws.md).
     assets += [dynamodb_assets(partitions)] if settings.is_aws else []
     assets += [warehouse_assets(partitions)] if settings.warehouse_url else []
+    if settings.backfill_days_per_run != DEFAULT_BACKFILL_DAYS_PER_RUN:
+        # Fewer days per backfill run spread a range over more runs, so several workers share it.
+        policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.backfill_days_per_run)
+        assets = [a.with_attributes(backfill_policy=policy) if a.partitions_def else a for a in assets]
     freshness = freshness_defs(partitions)
     maintenance = maintenance_job()
     return dg.Definitions(
@@ -62,8 +74,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ),
         ],
         resources=build_resources(settings),
-        # One process per run: steps are fast and vectorised, and a process per step costs ~10 s.
-        executor=dg.in_process_executor,
+        executor=EXECUTORS[settings.executor],
     )
 
 

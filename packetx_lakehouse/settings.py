@@ -28,6 +28,11 @@ from packetx_lakehouse.lib.ingest.limits import IngestLimits
 #: disagree with the server that planned it, and push older files out of reach for good. Set
 #: PACKETX_START_DATE to the first day of your own captures.
 DEFAULT_START_DATE = "2026-11-21"
+#: How a run executes its steps: all in the run's process (the default: steps are vectorised and
+#: a process per step costs ~10 s), or one process per step.
+EXECUTOR_NAMES = ("in_process", "multiprocess")
+#: Days one backfill run covers (the daily assets' BackfillPolicy): a month per run on one machine.
+DEFAULT_BACKFILL_DAYS_PER_RUN = 31
 
 
 def _env(name: str, default: str = "") -> str:
@@ -151,10 +156,24 @@ class Settings:
     snapshots_min_kept: int = 1
     orphan_grace_hours: float = 1
     archive_retention_days: float = 3
+    #: SQL catalog database (``postgresql://...`` for several hosts); empty: the local SQLite
+    #: file, or Glue on AWS. May carry a password: kept out of repr.
+    catalog_url: str = field(default="", repr=False)
+    #: Iceberg warehouse (``s3://...``, ``file://...`` or a path); empty: the default location.
+    iceberg_warehouse: str = ""
+    executor: str = "in_process"
+    backfill_days_per_run: int = DEFAULT_BACKFILL_DAYS_PER_RUN
 
     @property
     def is_aws(self) -> bool:
         return self.env == "aws"
+
+    @property
+    def iceberg_warehouse_location(self) -> str:
+        """Where table files go: the configured warehouse, else S3 on AWS, else under ``data/``."""
+        if self.iceberg_warehouse:
+            return self.iceberg_warehouse
+        return self.s3_warehouse_uri if self.is_aws else str(self.warehouse_dir)
 
     @property
     def lakehouse_dir(self) -> Path:
@@ -202,6 +221,9 @@ class Settings:
         bucket = _env("PACKETX_S3_BUCKET", _env("s3_bucket_name"))
         if env == "aws" and not bucket:
             raise ValueError("PACKETX_ENV=aws needs PACKETX_S3_BUCKET (or s3_bucket_name)")
+        executor = _env("PACKETX_EXECUTOR", "in_process").lower()
+        if executor not in EXECUTOR_NAMES:
+            raise ValueError(f"PACKETX_EXECUTOR must be one of {', '.join(EXECUTOR_NAMES)}, not {executor!r}")
         return cls(
             env=env,
             data_dir=data_dir,
@@ -226,4 +248,8 @@ class Settings:
             snapshots_min_kept=_positive_int("PACKETX_SNAPSHOTS_MIN_KEPT", 1),
             orphan_grace_hours=_env_number("PACKETX_ORPHAN_GRACE_HOURS", 1),
             archive_retention_days=_env_number("PACKETX_ARCHIVE_RETENTION_DAYS", 3),
+            catalog_url=_env("PACKETX_CATALOG_URL"),
+            iceberg_warehouse=_env("PACKETX_ICEBERG_WAREHOUSE"),
+            executor=executor,
+            backfill_days_per_run=_positive_int("PACKETX_BACKFILL_DAYS_PER_RUN", DEFAULT_BACKFILL_DAYS_PER_RUN),
         )

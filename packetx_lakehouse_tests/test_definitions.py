@@ -9,6 +9,7 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
+from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.devices.samples import sample_captures
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
@@ -132,3 +133,40 @@ def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twi
     after = [a["asset_key"] for a in json.loads(dg("list", "defs", "--json"))["assets"]]
     assert sorted(after) == sorted([*before, "my_new_asset"]) and len(set(after)) == len(after)
     assert "packetx_gold/daily_user_bandwidth" in before
+
+
+def test_executor_catalog_and_backfill_runs_are_chosen_by_the_environment(monkeypatch):
+    monkeypatch.setenv("PACKETX_EXECUTOR", "multiprocess")
+    monkeypatch.setenv("PACKETX_CATALOG_URL", "postgresql://packetx:s3cret@db.internal:5432/catalog")
+    monkeypatch.setenv("PACKETX_ICEBERG_WAREHOUSE", "file:///mnt/shared/warehouse")
+    monkeypatch.setenv("PACKETX_BACKFILL_DAYS_PER_RUN", "7")
+    settings = Settings.from_env()
+    assert "s3cret" not in repr(settings)
+    defs = build_definitions(settings)
+    assert defs.executor.name == "multiprocess"
+    catalog = defs.resources["iceberg"]
+    # The UI shows the variable's name, never the URL with its password.
+    assert (catalog.kind, catalog.warehouse) == ("sql", "file:///mnt/shared/warehouse")
+    assert "s3cret" not in str(catalog.model_dump()) and "PACKETX_CATALOG_URL" in str(catalog.model_dump())
+    graph = defs.resolve_asset_graph()
+    assert {graph.get(key).backfill_policy for key in graph.get_all_asset_keys() if graph.get(key).partitions_def} == {
+        dg.BackfillPolicy.multi_run(max_partitions_per_run=7)}
+
+
+@pytest.mark.parametrize(("name", "value"), [("PACKETX_EXECUTOR", "celery"), ("PACKETX_BACKFILL_DAYS_PER_RUN", "0")])
+def test_a_wrong_executor_or_day_count_stops_at_load_with_its_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env()
+
+
+def test_the_default_runs_in_process_on_the_local_sqlite_catalog():
+    defs = build_definitions(Settings())
+    assert defs.executor.name == "in_process"
+    assert defs.resources["iceberg"].url == ""
+
+
+def test_the_catalog_resource_opens_the_url_from_the_environment_outside_a_run_too(monkeypatch, tmp_path):
+    monkeypatch.setenv("PACKETX_CATALOG_URL", f"sqlite:///{tmp_path / 'shared.db'}")
+    catalog = build_resources(Settings.from_env())["iceberg"].load()  # as the demo does
+    assert catalog.properties["uri"] == f"sqlite:///{tmp_path / 'shared.db'}"

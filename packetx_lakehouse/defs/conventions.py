@@ -10,10 +10,12 @@ import dagster as dg
 
 from packetx_lakehouse.defs.metadata import column_lineage, column_schema
 from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS, TableDef
+from packetx_lakehouse.settings import DEFAULT_BACKFILL_DAYS_PER_RUN
 
 OWNERS = ["team:packetx-data"]
-#: A backfill runs up to a month per run: each step handles a range of days in one pass.
-BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+#: A backfill runs up to a month per run: each step handles a range of days in one pass
+#: (``PACKETX_BACKFILL_DAYS_PER_RUN`` changes it per deployment, see ``definitions.py``).
+BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=DEFAULT_BACKFILL_DAYS_PER_RUN)
 #: Every Iceberg write holds a slot of this pool (see ``dagster.yaml``).
 ICEBERG_POOL = "iceberg_writes"
 #: Steps that reach S3, Glue, DynamoDB or a warehouse over the network: a dropped connection,

@@ -25,6 +25,8 @@ from packetx_lakehouse.lib.storage.iceberg import (
     CATALOG_NAME,
     glue_catalog,
     local_catalog,
+    location_uri,
+    sql_catalog,
 )
 from packetx_lakehouse.lib.storage.maintenance import MaintenancePolicy
 from packetx_lakehouse.lib.storage.objectstore import (
@@ -35,6 +37,7 @@ from packetx_lakehouse.lib.storage.objectstore import (
 from packetx_lakehouse.settings import Settings
 
 WAREHOUSE_URL_VAR = "PACKETX_WAREHOUSE_URL"
+CATALOG_URL_VAR = "PACKETX_CATALOG_URL"
 
 
 def s3_resource(region: str, endpoint_url: str) -> S3Resource:
@@ -44,11 +47,14 @@ def s3_resource(region: str, endpoint_url: str) -> S3Resource:
 
 
 class IcebergCatalogResource(dg.ConfigurableResource):
-    """The Iceberg catalog: PyIceberg SQL catalog on SQLite (local) or Glue (AWS)."""
+    """The Iceberg catalog: PyIceberg SQL catalog (SQLite file, or the database at ``url``) or Glue."""
 
     kind: str = "sql"
     catalog_name: str = CATALOG_NAME
+    #: SQL catalog database URL (e.g. PostgreSQL shared by several hosts); empty: ``sqlite_path``.
+    url: str = ""
     sqlite_path: str = "data/lakehouse/catalog.db"
+    #: A path, or a ``file://`` / ``s3://`` URI.
     warehouse: str = "data/lakehouse/warehouse"
     region: str = "us-east-1"
     endpoint_url: str = ""
@@ -60,6 +66,11 @@ class IcebergCatalogResource(dg.ConfigurableResource):
         if self._catalog is None:
             if self.kind == "glue":
                 self._catalog = glue_catalog(self.warehouse, self.region, self.endpoint_url, self.catalog_name)
+            elif self.url:
+                # Outside a run (the demo, tests) Dagster has not resolved an EnvVar field yet.
+                url = self.url.get_value() if isinstance(self.url, dg.EnvVar) else self.url
+                self._catalog = sql_catalog(url, location_uri(self.warehouse), name=self.catalog_name,
+                                            region=self.region, endpoint_url=self.endpoint_url)
             else:
                 self._catalog = local_catalog(Path(self.sqlite_path), Path(self.warehouse), self.catalog_name)
         return self._catalog
@@ -133,17 +144,26 @@ class WarehouseResource(dg.ConfigurableResource):
         return Warehouse(self.url, self.schema_name)
 
 
+def _secret(variable: str, value: str) -> str | dg.EnvVar:
+    """A URL that may carry a password: through EnvVar the UI shows the variable's name, never the value."""
+    return dg.EnvVar(variable) if os.environ.get(variable, "").strip() == value else value
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """All resources for one deployment; the only branch between local and AWS."""
+    aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
+    if settings.catalog_url:
+        catalog = IcebergCatalogResource(url=_secret(CATALOG_URL_VAR, settings.catalog_url),
+                                         warehouse=settings.iceberg_warehouse_location, **aws)
+    elif settings.is_aws:
+        catalog = IcebergCatalogResource(kind="glue", warehouse=settings.iceberg_warehouse_location, **aws)
+    else:
+        catalog = IcebergCatalogResource(sqlite_path=str(settings.catalog_path),
+                                         warehouse=settings.iceberg_warehouse_location)
     if settings.is_aws:
-        aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
-        catalog = IcebergCatalogResource(kind="glue", warehouse=settings.s3_warehouse_uri, **aws)
         landing = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix, **aws)
         archive = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix, **aws)
     else:
-        catalog = IcebergCatalogResource(
-            sqlite_path=str(settings.catalog_path), warehouse=str(settings.warehouse_dir)
-        )
         landing = ObjectStoreResource(root=str(settings.traffic_log_dir))
         archive = ObjectStoreResource(root=str(settings.archive_dir))
     resources: dict[str, dg.ConfigurableResource] = {
@@ -164,10 +184,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.is_aws:
         resources["dynamodb"] = DynamoDBResource(table=settings.dynamodb_table, **aws)
     if settings.warehouse_url:
-        # The UI shows resource config; through EnvVar it shows the variable's name, never a password.
-        from_env = os.environ.get(WAREHOUSE_URL_VAR, "").strip() == settings.warehouse_url
         resources["warehouse"] = WarehouseResource(
-            url=dg.EnvVar(WAREHOUSE_URL_VAR) if from_env else settings.warehouse_url,
+            url=_secret(WAREHOUSE_URL_VAR, settings.warehouse_url),
             schema_name=settings.warehouse_schema,
         )
     return resources

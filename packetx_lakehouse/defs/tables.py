@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -26,11 +29,65 @@ from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
     OnRetry,
+    StaleSourceError,
     ensure_table,
     partition_slices,
     read_partitions,
     replace_partitions,
+    source_generations,
 )
+from packetx_lakehouse.lib.storage.objectstore import ObjectChangedError
+
+#: Times a step rebuilds from fresh input when its commit finds newer sources, before failing.
+STALE_INPUT_ATTEMPTS = 3
+
+
+def redo_when_stale(step: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a step's body again, from fresh input, when a commit finds that another run committed
+    newer sources meanwhile (put it under ``@dg.multi_asset``; the body must read its inputs itself).
+
+    A run that stalled (a slow worker, a long pause, SIGSTOP) must not replace the newer data
+    another run committed in the meantime: its Iceberg commit is refused (``StaleSourceError``),
+    or its archive-manifest write loses the race (``ObjectChangedError``), and the body runs again
+    on what is there now, at most ``STALE_INPUT_ATTEMPTS`` times. A generator body's events are
+    held back until its attempt ends, so only the last attempt's reach Dagster; an attempt that
+    fails otherwise still reports what it did (and committed) before the error.
+    """
+
+    def stale(context: dg.AssetExecutionContext, number: int, exc: Exception) -> None:
+        context.log.warning(f"{exc}: rebuilding from fresh input (attempt {number + 1} of {STALE_INPUT_ATTEMPTS})")
+
+    if inspect.isgeneratorfunction(step):
+        @functools.wraps(step)
+        def generator_step(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            for number in range(1, STALE_INPUT_ATTEMPTS + 1):
+                events: list[Any] = []
+                try:
+                    events.extend(step(context, *args, **kwargs))
+                except (StaleSourceError, ObjectChangedError) as exc:
+                    if number == STALE_INPUT_ATTEMPTS:
+                        raise
+                    stale(context, number, exc)
+                    continue
+                except BaseException:
+                    yield from events
+                    raise
+                yield from events
+                return
+
+        return generator_step
+
+    @functools.wraps(step)
+    def plain_step(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Any:
+        for number in range(1, STALE_INPUT_ATTEMPTS):
+            try:
+                return step(context, *args, **kwargs)
+            except (StaleSourceError, ObjectChangedError) as exc:
+                stale(context, number, exc)
+        return step(context, *args, **kwargs)
+
+    return plain_step
+
 
 #: A day's own figures for its materialisation, from that day's rows of the table.
 PerDay = Callable[[dt.date, pa.Table], Mapping[str, object]]
@@ -66,18 +123,25 @@ class StorageError(RuntimeError):
 
 
 class RunTables:
-    """The run's days of each table: what this step committed, else what Iceberg holds."""
+    """The run's days of each table: what this step committed, else what Iceberg holds.
+
+    Each table's rows come with the source generation of each day they were built from, read from
+    the same table metadata, so whatever is built from them carries that version into its commit.
+    """
 
     def __init__(self, catalog: Catalog, days: Sequence[dt.date]) -> None:
         self.catalog = catalog
         self.days = list(days)
         self._tables: dict[TableDef, pa.Table] = {}
+        self._generations: dict[TableDef, dict[dt.date, int]] = {}
 
     @contextlib.contextmanager
     def _naming(self, action: str, table_def: TableDef, preposition: str) -> Iterator[None]:
         """Re-raise any failure as a :class:`StorageError` that says what was being done, and where."""
         try:
             yield
+        except (StaleSourceError, ObjectChangedError):
+            raise  # not a storage failure: another run committed newer sources (redo_when_stale)
         except Exception as exc:
             try:
                 where = f" {preposition} {self.catalog.load_table(table_def.identifier).location()}"
@@ -90,9 +154,16 @@ class RunTables:
         """The run's days of ``table_def`` (``undated``: and its rows whose day is null)."""
         if table_def not in self._tables:
             with self._naming("reading", table_def, "from"):
-                self._tables[table_def] = read_partitions(ensure_table(self.catalog, table_def),
-                                                          values=[*self.days, *([None] if undated else [])])
+                table = ensure_table(self.catalog, table_def)
+                self._tables[table_def] = read_partitions(table, values=[*self.days, *([None] if undated else [])])
+                self._generations[table_def] = source_generations(table, self.days)
         return self._tables[table_def]
+
+    def generations(self, table_def: TableDef) -> dict[dt.date, int]:
+        """The source generation of each run day of ``table_def``'s rows, as read or committed."""
+        if table_def not in self._generations:
+            self.get(table_def)
+        return self._generations[table_def]
 
     def by_day(self, table_def: TableDef) -> dict[dt.date, pa.Table]:
         """The run's rows of ``table_def``, day by day."""
@@ -108,22 +179,29 @@ class RunTables:
         table_def: TableDef,
         data: pa.Table,
         *,
+        generations: Mapping[dt.date, int],
         undated: bool = False,
         per_day: PerDay | None = None,
         **metadata: object,
     ) -> dg.MaterializeResult:
         """Replace the run's days of ``table_def`` by ``data`` (one atomic commit) and describe it.
 
+        ``generations``: the source generation each day's rows were built from (see ``redo_when_stale``).
         ``undated``: also replace the rows whose day is null (what the whole run saw, not one day).
         Each day's materialisation gets its row count and preview, plus ``per_day(day, rows)``;
         ``metadata`` is shared by every day of the commit.
+
+        Raises:
+            StaleSourceError: the table holds newer sources for a day than ``generations``.
         """
         with self._naming("writing", table_def, "to"):
             written = replace_partitions(ensure_table(self.catalog, table_def), data,
                                          values=[*self.days, *([None] if undated else [])],
+                                         generations=generations,
                                          snapshot_properties={"dagster.run_id": context.run.run_id},
                                          on_retry=log_lost_commits(context, table_def))
         self._tables[table_def] = data
+        self._generations[table_def] = dict(generations)
         key = asset_key(table_def)
         add_day_metadata(context, key, {
             day: {**table_metadata(rows), **(per_day(day, rows) if per_day else {})}

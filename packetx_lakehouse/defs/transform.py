@@ -24,7 +24,7 @@ from packetx_lakehouse.defs.resources import (
     IcebergCatalogResource,
 )
 from packetx_lakehouse.defs.silver import assets as silver
-from packetx_lakehouse.defs.tables import RunTables, split_days
+from packetx_lakehouse.defs.tables import RunTables, redo_when_stale, split_days
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     GOLD_DAILY_TABLES,
@@ -51,6 +51,7 @@ def transform_assets(
         can_subset=True,
         **daily_step(partitions, retry_policy=retry_policy),
     )
+    @redo_when_stale
     def silver_and_gold(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, device_timezones: DeviceTimezonesResource
     ) -> Iterator[Event]:
@@ -82,7 +83,8 @@ def _silver(
         accounting = to_silver(tables.get(BRONZE_PACKETS), zones.zones, zones.default)
         tables.forget(BRONZE_PACKETS)
     if build:
-        yield tables.commit(context, SILVER_PACKETS, accounting.table,
+        # Silver carries the source version of the bronze it was built from.
+        yield tables.commit(context, SILVER_PACKETS, accounting.table, generations=tables.generations(BRONZE_PACKETS),
                             per_day=lambda day, rows: silver.silver_day_metadata(accounting, day, rows))
     for day, stored in tables.by_day(SILVER_PACKETS).items():
         if silver.ROWS_CONSERVED in selected:
@@ -106,7 +108,7 @@ def _gold(
         built = gold.build_daily_tables(silver_rows)
         tables.forget(SILVER_PACKETS)
         for table_def in build:
-            yield tables.commit(context, table_def, built[table_def])
+            yield tables.commit(context, table_def, built[table_def], generations=tables.generations(SILVER_PACKETS))
     del silver_rows
     for table_def in GOLD_DAILY_TABLES:
         if "unique_key" in selected[table_def]:

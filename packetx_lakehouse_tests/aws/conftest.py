@@ -7,7 +7,6 @@ protocol). Credentials are fake but distinctive, so a leak test can search every
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import subprocess
@@ -18,19 +17,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
-import psycopg
 import pytest
-from psycopg import sql
 
 from packetx_lakehouse.settings import Settings
 from packetx_lakehouse_tests.conftest import TEST_START_DATE
+from packetx_lakehouse_tests.support.postgres import PG_ADMIN_URL, fresh_database  # noqa: F401  (used by tests)
 
 REGION = "us-east-1"
 BUCKET = "packetx-test"
 ACCESS_KEY_ID = "AKIAPACKETXTEST0001"
 #: Searched for in every captured log, metadata value and error: it must never appear.
 SECRET_ACCESS_KEY = "pxSECRET-" + secrets.token_hex(12)
-PG_ADMIN_URL = os.environ.get("PACKETX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _free_port() -> int:
@@ -114,21 +111,11 @@ def aws_settings(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings.from_env()
 
 
-def _admin() -> psycopg.Connection:
-    return psycopg.connect(PG_ADMIN_URL, autocommit=True)
-
-
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh database for this test run, dropped at the end: its URL."""
-    name = f"packetx_test_{secrets.token_hex(4)}"
-    with _admin() as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with _admin() as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

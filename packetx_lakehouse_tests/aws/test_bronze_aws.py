@@ -3,6 +3,8 @@
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
@@ -50,3 +52,21 @@ def test_bronze_on_s3_and_glue_matches_the_local_path_and_reruns_change_nothing(
     assert aws.keys("lakehouse/raw_data_upload/") == landing and aws.keys("lakehouse/raw_archive/") == archive
     assert _rows(aws_settings, "packetx_raw.packets") == packets
     assert _rows(aws_settings, "packetx_raw.quarantine") == quarantine
+
+
+def test_the_s3_archive_writes_its_manifest_with_a_conditional_put(aws):
+    from packetx_lakehouse.lib.storage.objectstore import (
+        ObjectChangedError,
+        S3ObjectStore,
+    )
+
+    store = S3ObjectStore(aws.client("s3"), aws.bucket, "lakehouse/raw_archive/")
+    store.put_if_unchanged("date=2026-11-18/manifest.json", b"one", None)  # If-None-Match: *
+    data, etag = store.get_versioned("date=2026-11-18/manifest.json")
+    with pytest.raises(ObjectChangedError):
+        store.put_if_unchanged("date=2026-11-18/manifest.json", b"late", None)
+    store.put_if_unchanged("date=2026-11-18/manifest.json", b"two", etag)  # If-Match: the ETag read
+    with pytest.raises(ObjectChangedError):
+        store.put_if_unchanged("date=2026-11-18/manifest.json", b"stale", etag)
+    assert (data, store.get("date=2026-11-18/manifest.json")) == (b"one", b"two")
+    assert store.get_versioned("date=2026-11-19/manifest.json") is None

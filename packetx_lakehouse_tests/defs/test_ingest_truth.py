@@ -211,4 +211,4 @@ def test_a_storage_failure_names_the_table_and_where_it_was_writing(lakehouse, t
                                   "total_kb_bandwidth": 1.0, "source_file": "a", "line_number": 1,
                                   "ingested_at": dt.datetime(2026, 11, 20, tzinfo=dt.UTC)}], schema=rows.schema)
     with pytest.raises(StorageError, match=rf"^writing packetx_raw\.packets to {table.location()}: \w+"):
-        tables.commit(context, BRONZE_PACKETS, rows)
+        tables.commit(context, BRONZE_PACKETS, rows, generations={dt.date(2026, 11, 20): 1})

@@ -82,7 +82,8 @@ class DagsterDev:
 
     @classmethod
     def start(
-        cls, root: Path, *, env: Mapping[str, str] | None = None, timeout: float = 120
+        cls, root: Path, *, env: Mapping[str, str] | None = None, timeout: float = 120,
+        dagster_home: Path | None = None,
     ) -> DagsterDev:
         """Start ``dagster dev`` with DAGSTER_HOME and PACKETX_DATA_DIR under ``root``.
 
@@ -91,10 +92,14 @@ class DagsterDev:
             env: Extra environment (e.g. ``PACKETX_START_DATE``); PACKETX_, AWS_ and DAGSTER_
                 variables of the caller are not inherited.
             timeout: Seconds to wait for the code location to be served.
+            dagster_home: An instance to serve as it is (e.g. the distributed profile's) instead
+                of the project's ``dagster.yaml`` moved under ``root``.
         """
-        dagster_home, data_dir = root / "dagster_home", root / "data"
-        dagster_home.mkdir(parents=True, exist_ok=True)
-        write_instance_yaml(dagster_home)
+        data_dir = root / "data"
+        if dagster_home is None:
+            dagster_home = root / "dagster_home"
+            dagster_home.mkdir(parents=True, exist_ok=True)
+            write_instance_yaml(dagster_home)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKETX_", "AWS_", "DAGSTER_"))}
         child_env |= {"DAGSTER_HOME": str(dagster_home), "PACKETX_DATA_DIR": str(data_dir), "PACKETX_ENV": "local"}
         child_env |= dict(env or {})

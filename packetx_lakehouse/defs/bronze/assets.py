@@ -19,7 +19,7 @@ from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, ta
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
-from packetx_lakehouse.defs.tables import RunTables, add_day_metadata
+from packetx_lakehouse.defs.tables import RunTables, add_day_metadata, redo_when_stale
 from packetx_lakehouse.lib.ingest.bronze import BronzeBatch, ingest_days
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
@@ -87,6 +87,7 @@ def bronze_assets(
 
     @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], check_specs=check_specs,
                     **daily_step(partitions, retry_policy=retry_policy))
+    @redo_when_stale
     def bronze(
         context: dg.AssetExecutionContext,
         iceberg: IcebergCatalogResource,
@@ -133,10 +134,14 @@ def bronze_assets(
             return {"problems_by_kind": dg.MetadataValue.json(dict(collections.Counter(p.kind for p in found))),
                     "problems": _problems_md(found)}
 
-        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, per_day=packets_of_day)
-        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, per_day=quarantine_of_day)
+        # Bronze carries the source version (archive manifest generation) of each day it read.
+        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, generations=batch.generations,
+                                per_day=packets_of_day)
+        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, generations=batch.generations,
+                                   per_day=quarantine_of_day)
         recorded = problems_table(problems, first_sightings(tables.get(LANDING_PROBLEMS, undated=True)), now)
-        landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, undated=True, per_day=problems_of_day)
+        landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, generations=batch.generations,
+                                         undated=True, per_day=problems_of_day)
         add_day_metadata(context, RAW_ARCHIVE_KEY, {day: {
             "files": len(files_by_day[day]),
             "newly_archived": sum(f.archive_state == "new version" for f in files_by_day[day]),

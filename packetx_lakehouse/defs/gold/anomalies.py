@@ -8,12 +8,18 @@ from packetx_lakehouse.defs.conventions import asset_key, daily_step, table_spec
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
-from packetx_lakehouse.defs.tables import add_day_metadata, log_lost_commits, split_days
+from packetx_lakehouse.defs.tables import (
+    add_day_metadata,
+    log_lost_commits,
+    redo_when_stale,
+    split_days,
+)
 from packetx_lakehouse.lib.schemas import GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES
 from packetx_lakehouse.lib.storage.iceberg import (
     ensure_table,
     read_partitions,
     replace_partitions,
+    source_generations,
 )
 from packetx_lakehouse.lib.transform import gold
 
@@ -36,14 +42,19 @@ def anomalies_assets(
     @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline],
                                                                  automation_condition=ANOMALY_AUTOMATION)],
                     **daily_step(partitions, retry_policy=retry_policy))
+    @redo_when_stale
     def traffic_anomalies(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> dg.MaterializeResult:
         days = partition_dates(context)
         catalog = iceberg.load()
-        hourly = read_partitions(ensure_table(catalog, GOLD_HOURLY_BANDWIDTH), values=gold.anomaly_window(days))
+        hourly_table, window = ensure_table(catalog, GOLD_HOURLY_BANDWIDTH), gold.anomaly_window(days)
+        hourly = read_partitions(hourly_table, values=window)
         scored = gold.days_to_score(days, hourly.column("log_date").unique().to_pylist())
         found = [gold.traffic_anomalies(hourly, day) for day in scored]
         anomalies = pa.concat_tables(found) if found else GOLD_TRAFFIC_ANOMALIES.schema.empty_table()
+        # Each scored day depends on the days before it: the commit carries the source version of
+        # every day of the window read, so a stale baseline is refused like stale data.
         written = replace_partitions(ensure_table(catalog, GOLD_TRAFFIC_ANOMALIES), anomalies, values=scored,
+                                     generations=source_generations(hourly_table, window),
                                      snapshot_properties={"dagster.run_id": context.run.run_id},
                                      on_retry=log_lost_commits(context, GOLD_TRAFFIC_ANOMALIES))
         following = scored[len(days):]

@@ -1,7 +1,9 @@
 """The star schema's dimensions: unpartitioned, rebuilt in full from small per-day inputs.
 
 Their content never depends on the order in which days were loaded. One subsettable step
-holds all four; each still commits its own table, and only when its content changed.
+holds all four; each still commits its own table, and only when its content (or the source
+version of some day it was built from) changed. A rebuild from data older than the one
+committed, for any day, is refused and redone (``redo_when_stale``).
 """
 
 
@@ -22,7 +24,7 @@ from packetx_lakehouse.defs.conventions import (
 )
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
-from packetx_lakehouse.defs.tables import log_lost_commits
+from packetx_lakehouse.defs.tables import log_lost_commits, redo_when_stale
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_IPS,
     GOLD_DATE_DIM,
@@ -35,9 +37,11 @@ from packetx_lakehouse.lib.schemas import (
     TableDef,
 )
 from packetx_lakehouse.lib.storage.iceberg import (
+    Generations,
     WriteResult,
     ensure_table,
     replace_table,
+    source_generations,
 )
 from packetx_lakehouse.lib.transform import checks, gold
 
@@ -57,6 +61,10 @@ _INPUTS = {
 }
 
 
+#: A dimension's rows and the source generation of every day they were built from (None: not data).
+Built = tuple[pa.Table, Generations | None]
+
+
 def dimension_assets(
     partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
 ) -> dg.AssetsDefinition:
@@ -64,17 +72,25 @@ def dimension_assets(
     specs = [table_spec(t, group="gold", automation_condition=DIMENSION_AUTOMATION,
                         deps=[asset_key(_INPUTS[t])] if t in _INPUTS else []) for t in STAR_DIMENSIONS]
 
-    def calendar(catalog: Catalog) -> pa.Table:
+    def calendar(catalog: Catalog) -> Built:
         first = partitions.start.date() - dt.timedelta(days=1)
         last = dt.date.fromisoformat(partitions.get_last_partition_key()) + dt.timedelta(days=1)
-        return gold.date_dim(first, last)
+        return gold.date_dim(first, last), None
 
-    builders: dict[TableDef, Callable[[Catalog], pa.Table]] = {
+    def ip_dim(catalog: Catalog) -> Built:
+        daily_ips = ensure_table(catalog, GOLD_DAILY_IPS)
+        ips = daily_ips.scan(selected_fields=("ip",)).to_arrow().column("ip")
+        return gold.ip_dim(pc.unique(ips)), source_generations(daily_ips)
+
+    def users_dim(catalog: Catalog) -> Built:
+        user_ip_hourly = ensure_table(catalog, GOLD_USER_IP_HOURLY)
+        return gold.users_dim(user_ip_hourly.scan().to_arrow()), source_generations(user_ip_hourly)
+
+    builders: dict[TableDef, Callable[[Catalog], Built]] = {
         GOLD_DATE_DIM: calendar,
-        GOLD_IP_DIM: lambda catalog: gold.ip_dim(pc.unique(
-            ensure_table(catalog, GOLD_DAILY_IPS).scan(selected_fields=("ip",)).to_arrow().column("ip"))),
-        GOLD_USERS_DIM: lambda catalog: gold.users_dim(ensure_table(catalog, GOLD_USER_IP_HOURLY).scan().to_arrow()),
-        GOLD_DIRECTION_DIM: lambda catalog: gold.direction_dim(),
+        GOLD_IP_DIM: ip_dim,
+        GOLD_USERS_DIM: users_dim,
+        GOLD_DIRECTION_DIM: lambda catalog: (gold.direction_dim(), None),
     }
 
     @dg.multi_asset(
@@ -90,11 +106,12 @@ def dimension_assets(
         pool=ICEBERG_POOL,
         retry_policy=retry_policy,
     )
+    @redo_when_stale
     def star_dimensions(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> Iterator:
         catalog = iceberg.load()
         for table_def in STAR_DIMENSIONS:
             if asset_key(table_def) in context.selected_asset_keys:
-                yield _replace_dimension(context, catalog, table_def, builders[table_def](catalog))
+                yield _replace_dimension(context, catalog, table_def, *builders[table_def](catalog))
         # Checks validate what the table holds now, whether or not this step rebuilt it.
         selected = {check.name for check in context.selected_asset_check_keys}
         if SCD2_VALID in selected:
@@ -109,19 +126,23 @@ def dimension_assets(
 
 
 def _replace_dimension(
-    context: dg.AssetExecutionContext, catalog: Catalog, table_def: TableDef, data: pa.Table
+    context: dg.AssetExecutionContext, catalog: Catalog, table_def: TableDef, data: pa.Table,
+    generations: Generations | None,
 ) -> dg.MaterializeResult:
     table = ensure_table(catalog, table_def)
     current = table.scan().to_arrow()
     order = [(column, "ascending") for column in table_def.key]
     key = asset_key(table_def)
+    recorded = source_generations(table)
+    newer_sources = any(g > recorded.get(day, 0) for day, g in (generations or {}).items())
     # A scan returns large strings where the builders make strings: compare values, not types.
-    if current.num_rows == data.num_rows and current.cast(data.schema).sort_by(order).equals(data.sort_by(order)):
+    if (not newer_sources and current.num_rows == data.num_rows
+            and current.cast(data.schema).sort_by(order).equals(data.sort_by(order))):
         # Unchanged: no new snapshot, so re-runs leave the table (and its history) as it was.
         snapshot = table.current_snapshot()
         unchanged = WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
         return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged),
                                                              **table_metadata(data), "unchanged": True})
-    written = replace_table(table, data, on_retry=log_lost_commits(context, table_def))
+    written = replace_table(table, data, generations=generations, on_retry=log_lost_commits(context, table_def))
     return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written),
                                                          **table_metadata(data)})

@@ -160,13 +160,22 @@ def _history_key(day: dt.date, generation: int) -> str:
 
 def load_manifest(archive: ObjectStore, day: dt.date) -> DayManifest:
     """The day's current source set (generation 0 and no files before the first run)."""
-    key = _manifest_key(day)
-    return read_manifest(archive, key) if archive.exists(key) else DayManifest(0, {})
+    return _load_manifest_versioned(archive, day)[0]
 
 
 def read_manifest(archive: ObjectStore, key: str) -> DayManifest:
     """One manifest object: the current one, or a generation of the day's history."""
-    raw = json.loads(archive.get(key))
+    return _parse_manifest(archive.get(key))
+
+
+def _load_manifest_versioned(archive: ObjectStore, day: dt.date) -> tuple[DayManifest, str | None]:
+    """The manifest and the storage version it was read at (None: no manifest yet)."""
+    found = archive.get_versioned(_manifest_key(day))
+    return (_parse_manifest(found[0]), found[1]) if found else (DayManifest(0, {}), None)
+
+
+def _parse_manifest(data: bytes) -> DayManifest:
+    raw = json.loads(data)
     if "format" not in raw:
         # Format 1 was the bare {source: entry} map, written by versions before the generation.
         return DayManifest(1, {name: ArchivedFile.from_json(entry) for name, entry in raw.items()})
@@ -178,12 +187,20 @@ def read_manifest(archive: ObjectStore, key: str) -> DayManifest:
     )
 
 
-def _store_manifest(archive: ObjectStore, day: dt.date, manifest: DayManifest, *, new_generation: bool) -> None:
-    """The current manifest, and an immutable copy of each new generation (the day's history)."""
+def _store_manifest(
+    archive: ObjectStore, day: dt.date, manifest: DayManifest, read_at: str | None, *, new_generation: bool
+) -> None:
+    """The current manifest, written only if it is still what was read at ``read_at``; then, for
+    a new generation, its immutable copy in the day's history.
+
+    Two runs changing the day at once: the loser raises ``ObjectChangedError`` and redoes from
+    fresh input, so a generation is never reused for other content nor lost. The history copy is
+    written after the winning write, so it never holds a losing run's content.
+    """
     data = manifest.to_json()
+    archive.put_if_unchanged(_manifest_key(day), data, read_at)
     if new_generation:
         archive.put(_history_key(day, manifest.generation), data)
-    archive.put(_manifest_key(day), data)
 
 
 @dataclass(frozen=True)
@@ -235,7 +252,9 @@ def collect_day(
     Retracted sources are never read. Files past the ``limits`` are refused, recorded, and the
     day's other files still ingest.
     """
-    manifest = load_manifest(archive, day)
+    # The manifest is read BEFORE the landing files, and rewritten only if unchanged since: any
+    # text read here is then at least as new as what the manifest names (PacketX only appends).
+    manifest, manifest_version = _load_manifest_versioned(archive, day)
     current = dict(manifest.files)
     problems: list[LandingProblem] = []
     copies: dict[str, list[_LandingCopy]] = {}
@@ -310,7 +329,7 @@ def collect_day(
     updated = DayManifest(generation, current, manifest.retracted,
                           frozenset((o.key, o.size, o.version) for o in landing_objects))
     if updated != manifest:
-        _store_manifest(archive, day, updated, new_generation=bool(newly))
+        _store_manifest(archive, day, updated, manifest_version, new_generation=bool(newly))
     files = [(current[name], contents[name]) for name in sorted(contents)]
     return DaySources(files, sorted(newly), archived_only, generation, problems, at_stake)
 
@@ -360,13 +379,13 @@ def retract(
         ValueError: if the name breaks the contract, or is already retracted.
     """
     day, source = source_of_name(name)
-    manifest = load_manifest(archive, day)
+    manifest, read_at = _load_manifest_versioned(archive, day)
     if source in manifest.retracted:
         raise ValueError(f"{source} is already retracted ({manifest.retracted[source].describe()})")
     files = dict(manifest.files)
     retraction = Retraction(source, now.isoformat(timespec="seconds"), by, reason, files.pop(source, None))
     updated = DayManifest(manifest.generation + 1, files, {**manifest.retracted, source: retraction}, manifest.seen)
-    _store_manifest(archive, day, updated, new_generation=True)
+    _store_manifest(archive, day, updated, read_at, new_generation=True)
     return manifest, updated
 
 
@@ -377,7 +396,7 @@ def restore(archive: ObjectStore, name: str) -> tuple[DayManifest, DayManifest]:
         ValueError: if the name breaks the contract, or is not retracted.
     """
     day, source = source_of_name(name)
-    manifest = load_manifest(archive, day)
+    manifest, read_at = _load_manifest_versioned(archive, day)
     if source not in manifest.retracted:
         raise ValueError(f"{source} is not retracted")
     retracted = dict(manifest.retracted)
@@ -385,5 +404,5 @@ def restore(archive: ObjectStore, name: str) -> tuple[DayManifest, DayManifest]:
     files = {**manifest.files, **({source: version} if version else {})}
     # Forget what the landing showed: the day's next run reads the landing copy again.
     updated = DayManifest(manifest.generation + 1, files, retracted, frozenset())
-    _store_manifest(archive, day, updated, new_generation=True)
+    _store_manifest(archive, day, updated, read_at, new_generation=True)
     return manifest, updated

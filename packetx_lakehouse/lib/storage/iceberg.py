@@ -1,18 +1,26 @@
 """Iceberg catalog access and the one write primitive every layer uses: replace a partition.
 
-Both deployments go through PyIceberg's ``load_catalog``: a SQL catalog on SQLite with a file
-warehouse (local) or the Glue catalog with an S3 warehouse (AWS), so table code never branches.
+Every deployment goes through PyIceberg's ``load_catalog``: a SQL catalog on SQLite with a file
+warehouse (local), the same SQL catalog on PostgreSQL with a shared warehouse (several hosts, no
+cloud), or the Glue catalog with an S3 warehouse (AWS), so table code never branches.
+
+Writes are guarded by source versions: each table records, per day, the generation of the raw
+archive's day manifest (``lib/ingest/archive.py``) its content was built from, in the same commit
+as the data. A commit built from an older generation than the table already holds is refused
+(:class:`StaleSourceError`), so a run that stalled can never replace newer data with older.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import random
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +66,7 @@ from pyiceberg.table.update.snapshot import ExpireSnapshots
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.utils.config import Config
 from pyiceberg.utils.properties import property_as_int
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from packetx_lakehouse.lib.schemas import TableDef
 
@@ -86,16 +95,63 @@ SNAPSHOTS_KEPT = RECENT_SNAPSHOTS + HOURLY_SNAPSHOTS
 _HOUR_MS = 3_600_000
 
 
+#: Seconds a SQLite catalog connection waits for another process's write lock (pysqlite's
+#: default of 5 s turns a busy moment into "database is locked").
+SQLITE_BUSY_TIMEOUT = 30
+
+
 def local_catalog(catalog_path: Path, warehouse_dir: Path, name: str = CATALOG_NAME) -> Catalog:
     """The embedded default: SQLite catalog with its file warehouse beside it."""
-    catalog_path.parent.mkdir(parents=True, exist_ok=True)
-    warehouse_dir.mkdir(parents=True, exist_ok=True)
-    return load_catalog(
-        name,
-        type="sql",
-        uri=f"sqlite:///{catalog_path.resolve()}",
-        warehouse=warehouse_dir.resolve().as_uri(),
-    )
+    return sql_catalog(sqlite_catalog_url(catalog_path), location_uri(warehouse_dir), name=name)
+
+
+def sqlite_catalog_url(catalog_path: Path) -> str:
+    """SQLAlchemy URL of a SQLite catalog file, with a busy timeout for concurrent writers."""
+    return f"sqlite:///{catalog_path.resolve()}?timeout={SQLITE_BUSY_TIMEOUT}"
+
+
+def location_uri(location: str | Path) -> str:
+    """``s3://...`` and ``file://...`` stay as they are; a plain path becomes an absolute file URI."""
+    text = str(location)
+    return text if "://" in text else Path(text).resolve().as_uri()
+
+
+def sql_catalog(
+    url: str, warehouse: str, *, name: str = CATALOG_NAME, region: str = "", endpoint_url: str = ""
+) -> Catalog:
+    """PyIceberg's SQL catalog in the database at ``url``, over the warehouse at ``warehouse``.
+
+    SQLite (``sqlite:///path``) serves one host; PostgreSQL (``postgresql://...``) lets workers
+    on several hosts share tables, with the warehouse on a shared path or S3. Commits are
+    optimistic either way: a compare-and-swap of the table's metadata location.
+
+    Args:
+        url: SQLAlchemy URL. ``postgresql://`` is pinned to psycopg 3 (SQLAlchemy 2.0 would
+            pick psycopg2); a local SQLite file and a ``file://`` warehouse are created if missing.
+        warehouse: ``file://`` or ``s3://`` URI; S3 goes through s3fs and the AWS credential chain.
+        region, endpoint_url: For an S3 warehouse (``endpoint_url``: an emulator).
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        url = f"postgresql+psycopg://{rest}"
+    if scheme == "sqlite" and rest.startswith("/") and rest != "/:memory:":
+        Path(urlsplit(url).path).parent.mkdir(parents=True, exist_ok=True)
+    props = {"type": "sql", "uri": url, "warehouse": warehouse}
+    if warehouse.startswith("file://"):
+        Path(urlsplit(warehouse).path).mkdir(parents=True, exist_ok=True)
+    elif warehouse.startswith("s3://"):
+        props |= _s3_io_properties(region, endpoint_url)
+    return load_catalog(name, **props)
+
+
+def _s3_io_properties(region: str, endpoint_url: str) -> dict[str, str]:
+    """FileIO settings for an S3 warehouse (see :func:`glue_catalog` for why fsspec)."""
+    props = {"py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"}
+    if region:
+        props["s3.region"] = region
+    if endpoint_url:
+        props["s3.endpoint"] = endpoint_url
+    return props
 
 
 def glue_catalog(
@@ -109,15 +165,10 @@ def glue_catalog(
     (moto issue 10055). An emulator endpoint is passed explicitly as ``glue.endpoint`` and
     ``s3.endpoint``: neither client reads ``AWS_ENDPOINT_URL`` by itself.
     """
-    props = {
-        "type": "glue",
-        "warehouse": warehouse_uri,
-        "glue.region": region,
-        "s3.region": region,
-        "py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO",
-    }
+    props = {"type": "glue", "warehouse": warehouse_uri, "glue.region": region,
+             **_s3_io_properties(region, endpoint_url)}
     if endpoint_url:
-        props |= {"glue.endpoint": endpoint_url, "s3.endpoint": endpoint_url}
+        props["glue.endpoint"] = endpoint_url
     return load_catalog(name, **props)
 
 
@@ -127,7 +178,10 @@ def ensure_table(catalog: Catalog, table_def: TableDef) -> Table:
         return _with_table_properties(catalog.load_table(table_def.identifier))
     except (NoSuchTableError, NoSuchNamespaceError):
         pass
-    catalog.create_namespace_if_not_exists(table_def.namespace)
+    try:
+        catalog.create_namespace_if_not_exists(table_def.namespace)
+    except IntegrityError:
+        pass  # created by a concurrent run between the SQL catalog's check and its insert
     txn = catalog.create_table_transaction(table_def.identifier, schema=table_def.schema,
                                            properties=TABLE_PROPERTIES)
     if table_def.partition_by:
@@ -182,14 +236,57 @@ class WriteResult:
     location: str
 
 
+#: Table property ``packetx.source-generation.<YYYY-MM-DD>``: the generation of that day's source
+#: set (the raw archive's day manifest) the table's content was built from.
+GENERATION_PROPERTY = "packetx.source-generation."
+#: The source generation of each day some data was built from.
+Generations = Mapping[dt.date, int]
+#: Attempts of one commit before a lost race is reported (the backoff between them is capped).
+COMMIT_ATTEMPTS = 8
+#: Failures after which a commit is tried again from fresh metadata: a lost optimistic race, a
+#: concurrent expiry that removed our starting snapshot, or SQLite's lock held past its timeout.
+RETRYABLE_COMMIT_ERRORS = (CommitFailedException, ValidationException, OperationalError)
+
+
+class StaleSourceError(RuntimeError):
+    """A commit built from older sources than the table already holds for some day.
+
+    Not retried by the write path: the data itself is stale, so the caller must rebuild it from
+    fresh input (or give up) rather than commit it again.
+    """
+
+    def __init__(self, identifier: str, stale: Mapping[dt.date, tuple[int, int]]) -> None:
+        self.identifier = identifier
+        self.stale = dict(stale)
+        days = "; ".join(f"{day}: this write was built from generation {ours}, the table holds {theirs}"
+                         for day, (ours, theirs) in sorted(self.stale.items()))
+        super().__init__(f"{identifier} already holds newer source data ({days})")
+
+
+def source_generations(table: Table, days: Iterable[dt.date] | None = None) -> dict[dt.date, int]:
+    """The generation each day of ``table`` was built from (0: never recorded).
+
+    Read from the table's metadata object, the very one a scan of ``table`` reads, so data and
+    generations always belong together. ``days`` None gives every day the table has recorded.
+    """
+    recorded = _recorded_generations(table.metadata.properties)
+    return recorded if days is None else {day: recorded.get(day, 0) for day in days}
+
+
+def _recorded_generations(properties: Mapping[str, str]) -> dict[dt.date, int]:
+    return {dt.date.fromisoformat(key[len(GENERATION_PROPERTY):]): int(value)
+            for key, value in properties.items() if key.startswith(GENERATION_PROPERTY)}
+
+
 def replace_partitions(
     table: Table,
     data: pa.Table,
     *,
     column: str = "log_date",
     values: Iterable[object],
+    generations: Generations | None = None,
     snapshot_properties: dict[str, str] | None = None,
-    retries: int = 5,
+    retries: int = COMMIT_ATTEMPTS,
     on_retry: OnRetry | None = None,
 ) -> WriteResult:
     """Atomically replace every row whose ``column`` is in ``values`` by ``data``.
@@ -197,9 +294,15 @@ def replace_partitions(
     One Iceberg commit per call, so a re-run of a day leaves exactly the same rows and readers
     never see a half-written day.
 
+    Args:
+        generations: The source generation of each day ``data`` was built from (the days it
+            read, which may be more than ``values``, e.g. a baseline window). Recorded in the
+            same commit; None writes without the guard.
+
     Raises:
         ValueError: if ``data`` holds rows outside ``values`` (they would survive the next
             replacement of their own partition as duplicates).
+        StaleSourceError: if the table holds a newer generation for a day of ``generations``.
     """
     values = list(values)
     expression = partition_filter(column, values)
@@ -209,15 +312,26 @@ def replace_partitions(
         stray = present - wanted
         if stray:
             raise ValueError(f"rows for {sorted(stray)} outside the partitions being replaced")
-    return _overwrite(table, data, expression, snapshot_properties, retries, on_retry)
+    return _overwrite(table, data, expression, snapshot_properties, retries, generations, on_retry,
+                      whole_table=False)
 
 
 def replace_table(
-    table: Table, data: pa.Table, snapshot_properties: dict[str, str] | None = None, retries: int = 5,
+    table: Table,
+    data: pa.Table,
+    snapshot_properties: dict[str, str] | None = None,
+    retries: int = COMMIT_ATTEMPTS,
+    *,
+    generations: Generations | None = None,
     on_retry: OnRetry | None = None,
 ) -> WriteResult:
-    """Replace a whole (small, unpartitioned) table in one commit: dimensions rebuilt in full."""
-    return _overwrite(table, data, AlwaysTrue(), snapshot_properties, retries, on_retry)
+    """Replace a whole (small, unpartitioned) table in one commit: dimensions rebuilt in full.
+
+    ``generations`` is then every day the data was built from: a day the table has recorded
+    but ``generations`` lacks counts as generation 0, i.e. older.
+    """
+    return _overwrite(table, data, AlwaysTrue(), snapshot_properties, retries, generations, on_retry,
+                      whole_table=True)
 
 
 def _overwrite(
@@ -226,30 +340,36 @@ def _overwrite(
     expression: BooleanExpression,
     snapshot_properties: dict[str, str] | None,
     retries: int,
+    generations: Generations | None,
     on_retry: OnRetry | None = None,
+    *,
+    whole_table: bool,
 ) -> WriteResult:
     """Delete what ``expression`` matches and append ``data`` in one commit, retrying lost races.
 
     A concurrent commit to the same table (another run) makes the optimistic commit fail; we
-    reload and retry, which is safe because the delete is recomputed against fresh metadata.
-    ``on_retry(attempt, error)`` hears of each lost commit before its retry (attempt 1 = the first).
+    reload and retry, which is safe because the delete and the generation check are recomputed
+    against fresh metadata. ``on_retry(attempt, error)`` hears of each lost commit before its
+    retry (attempt 1 = the first).
     """
     target = table.schema().as_arrow()
     data = data if data.schema == target else data.cast(target)
     for attempt in range(retries):
         try:
-            _commit_overwrite(table, data, expression, snapshot_properties or {})
+            if attempt:
+                table = table.refresh()
+            _commit_overwrite(table, data, expression, snapshot_properties or {}, generations, whole_table)
             break
-        except (CommitFailedException, ValidationException, ValueError) as error:
-            # Lost to a concurrent writer (or its expiry removed our starting snapshot): start
-            # again from fresh metadata; replacing a partition is last-writer-wins.
+        except (*RETRYABLE_COMMIT_ERRORS, ValueError) as error:
+            # Lost to a concurrent writer, a busy SQLite catalog, or maintenance's expiry of our
+            # starting snapshot: start again from fresh metadata (the loop refreshes the table).
             unrelated = isinstance(error, ValueError) and not _lost_to_concurrent_expiry(error)
             if attempt == retries - 1 or unrelated:
                 raise
             if on_retry is not None:
                 on_retry(attempt + 1, error)
-            time.sleep(0.05 * 2**attempt)
-            table = table.refresh()
+            # Jitter: writers that collided must not retry in lockstep.
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     snapshot = table.current_snapshot()
     return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
 
@@ -264,11 +384,24 @@ def _lost_to_concurrent_expiry(error: ValueError) -> bool:
     return message.startswith("Snapshot with snapshot id") and "does not exist" in message
 
 
-def _commit_overwrite(table: Table, data: pa.Table, expression: BooleanExpression, properties: dict[str, str]) -> None:
-    """``Table.overwrite``: a delete and an append snapshot in one commit, same files written."""
+def _commit_overwrite(
+    table: Table,
+    data: pa.Table,
+    expression: BooleanExpression,
+    properties: dict[str, str],
+    generations: Generations | None,
+    whole_table: bool,
+) -> None:
+    """``Table.overwrite``: a delete and an append snapshot in one commit, same files written.
+
+    The generations go into the same commit as table properties. The commit is accepted only if
+    the table's snapshot is still the one this transaction started from, and every change of a
+    generation comes with a new snapshot, so the check below cannot be overtaken by another writer.
+    """
     _check_pyarrow_schema_compatible(table.schema(), provided_schema=data.schema,
                                      format_version=table.metadata.format_version)
     with table.transaction() as txn:
+        raised = _check_generations(".".join(table.name()), txn.table_metadata.properties, generations, whole_table)
         _expire_old_snapshots(txn)
         with warnings.catch_warnings():
             # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
@@ -278,6 +411,28 @@ def _commit_overwrite(table: Table, data: pa.Table, expression: BooleanExpressio
             if data.num_rows:
                 for data_file in _write_data_files(txn, table, data, append.commit_uuid):
                     append.append_data_file(data_file)
+        if raised:
+            txn.set_properties(raised)
+
+
+def _check_generations(
+    identifier: str, properties: Mapping[str, str], generations: Generations | None, whole_table: bool
+) -> dict[str, str]:
+    """The properties that raise the table's generations to ``generations``.
+
+    Raises:
+        StaleSourceError: if the table holds a newer generation for any day concerned.
+    """
+    if generations is None:
+        return {}
+    recorded = _recorded_generations(properties)
+    days = set(generations) | (set(recorded) if whole_table else set())
+    stale = {day: (generations.get(day, 0), recorded[day]) for day in days
+             if recorded.get(day, 0) > generations.get(day, 0)}
+    if stale:
+        raise StaleSourceError(identifier, stale)
+    return {f"{GENERATION_PROPERTY}{day.isoformat()}": str(generation)
+            for day, generation in sorted(generations.items()) if generation > recorded.get(day, 0)}
 
 
 def _expire_old_snapshots(txn: Transaction) -> None:

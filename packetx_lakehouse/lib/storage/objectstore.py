@@ -11,6 +11,8 @@ returned with its reason so that it can be reported. The archive keeps its neste
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import stat
 import tempfile
@@ -75,8 +77,12 @@ SYMBOLIC_LINK, SUB_FOLDER, HIDDEN_ENTRY, NOT_A_FILE = (
     "hidden entry (name starts with '.')", "not a regular file")
 
 
+class ObjectChangedError(RuntimeError):
+    """A conditional write found the object changed since it was read: re-read and redo."""
+
+
 class ObjectStore(Protocol):
-    """What the lakehouse needs from storage: list, read, write, test."""
+    """What the lakehouse needs from storage: list, read, write, test, and compare-and-swap."""
 
     def list(self, prefix: str = "") -> list[ObjectInfo]: ...
     def list_flat(self) -> FlatListing: ...
@@ -85,6 +91,8 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def describe(self, key: str) -> str: ...
     def delete(self, key: str) -> None: ...
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None: ...
+    def put_if_unchanged(self, key: str, data: bytes, version: str | None) -> None: ...
 
 
 class LocalObjectStore:
@@ -169,6 +177,33 @@ class LocalObjectStore:
     def describe(self, key: str) -> str:
         return str(self.root.joinpath(*key.split("/")) if key else self.root)
 
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object and its version (the SHA-256 of its bytes), or None if absent."""
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if_unchanged(self, key: str, data: bytes, version: str | None) -> None:
+        """Write ``key`` only if it is still at ``version`` (None: still absent).
+
+        Writers of the same key, in any process on this host (or on a shared file system with
+        working locks), take an exclusive lock on a hidden sibling file, so the check and the
+        atomic rename cannot interleave with another writer's.
+
+        Raises:
+            ObjectChangedError: if another writer changed the object since ``version`` was read.
+        """
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self.get_versioned(key)
+            if (current[1] if current else None) != version:
+                raise ObjectChangedError(f"{self.describe(key)} changed while this run was using it")
+            write_bytes_atomically(path, data)
+
 
 class S3ObjectStore:
     """Objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client."""
@@ -230,3 +265,25 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object and its ETag, or None if absent."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return response["Body"].read(), response["ETag"]
+
+    def put_if_unchanged(self, key: str, data: bytes, version: str | None) -> None:
+        """S3's conditional write: ``If-Match`` the ETag read, or ``If-None-Match: *`` for a new key.
+
+        Raises:
+            ObjectChangedError: on 412 Precondition Failed, or 409 when another conditional
+                write of the key is in flight.
+        """
+        condition = {"IfMatch": version} if version is not None else {"IfNoneMatch": "*"}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, **condition)
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ObjectChangedError(f"{self.describe(key)} changed while this run was using it") from exc
+            raise

@@ -23,7 +23,10 @@ from packetx_lakehouse.lib.ingest.problems import (
     SHRUNK,
     WARNING,
 )
-from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
+from packetx_lakehouse.lib.storage.objectstore import (
+    LocalObjectStore,
+    ObjectChangedError,
+)
 
 DAY = dt.date(2026, 11, 20)
 NOW = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
@@ -164,3 +167,28 @@ def test_manifests_written_before_generations_and_before_landing_refs_still_load
                 json.dumps({"format": 2, "generation": 4, "files": {ALICE: entry}}).encode())
     manifest = load_manifest(archive, DAY)
     assert (manifest.generation, manifest.retracted, manifest.seen) == (4, {}, frozenset())
+
+
+def test_two_runs_archiving_a_day_at_once_never_reuse_or_lose_a_generation(tmp_path):
+    """Run A reads the manifest and the landing file, B archives a grown file meanwhile: A's
+    manifest write must fail (it would give generation 1 to the old text and drop B's), and A,
+    redoing from fresh input, finds B's version current."""
+    landing, archive = LocalObjectStore(tmp_path / "landing"), LocalObjectStore(tmp_path / "archive")
+    row = b"alice,2026-11-20 10:00,8.8.8.8,192.168.1.2,1,1\n"
+    landing.put("alice-2026-11-20.csv", HEADER + row)
+    listing = landing.list()
+    text_a = landing.get("alice-2026-11-20.csv")  # what A reads, before the file grows
+
+    class StalledLanding(LocalObjectStore):
+        def get(self, key: str, max_bytes: int | None = None) -> bytes:
+            landing.put("alice-2026-11-20.csv", HEADER + row + row)  # the file grows ...
+            collect_day(landing, archive, DAY, landing.list(), now=NOW)  # ... and B archives it
+            return text_a
+
+    with pytest.raises(ObjectChangedError):
+        collect_day(StalledLanding(tmp_path / "landing"), archive, DAY, listing, now=NOW)
+    manifest = load_manifest(archive, DAY)
+    assert manifest.generation == 1
+    assert manifest.files["alice-2026-11-20.csv"].size == len(HEADER + row + row)
+    again = collect_day(landing, archive, DAY, landing.list(), now=NOW)
+    assert (again.generation, again.newly_archived) == (1, [])

@@ -1,16 +1,24 @@
 import datetime as dt
+import sqlite3
 
 import pyarrow as pa
 import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+from sqlalchemy.exc import OperationalError
 
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
+    StaleSourceError,
     ensure_table,
     local_catalog,
     partition_filter,
     partition_slices,
     read_partitions,
     replace_partitions,
+    replace_table,
+    source_generations,
+    sql_catalog,
+    sqlite_catalog_url,
 )
 
 D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
@@ -89,31 +97,34 @@ def test_a_partition_read_matches_a_scan_and_sees_another_writers_commit(tmp_pat
     assert sorted_rows(read_partitions(table.refresh(), values=[D1])) == sorted_rows(events([(D1, "c", 3)]))
 
 
-def _write_days(catalog_dir: str, first_day: int, rounds: int) -> None:
+def _write_days(catalog_url: str, warehouse: str, first_day: int, rounds: int) -> None:
     """One writer process: replace its own days of the shared table, over and over."""
-    from pathlib import Path
-
-    catalog = local_catalog(Path(catalog_dir) / "catalog.db", Path(catalog_dir) / "warehouse")
-    table = ensure_table(catalog, EVENTS)
+    table = ensure_table(sql_catalog(catalog_url, warehouse), EVENTS)
     for n in range(rounds):
         day = dt.date(2026, 2, first_day + n % 3)
-        replace_partitions(table, events([(day, "alice", n), (day, "bob", n)]), values=[day])
+        replace_partitions(table, events([(day, "alice", n), (day, "bob", n)]), values=[day], generations={day: n})
+
+
+def assert_concurrent_writers_lose_nothing(catalog_url: str, warehouse: str) -> None:
+    """Two processes commit their own days to one table at once: every commit lands, none is lost."""
+    import concurrent.futures
+    import multiprocessing
+
+    ensure_table(sql_catalog(catalog_url, warehouse), EVENTS)
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in [pool.submit(_write_days, catalog_url, warehouse, first, 12) for first in (1, 10)]:
+            done.result()
+    table = ensure_table(sql_catalog(catalog_url, warehouse), EVENTS)
+    by_day = sorted((r["log_date"].day, r["user"], r["n"]) for r in table.scan().to_arrow().to_pylist())
+    # Each writer's last round (n = 11, 10, 9 for its three days) is all that remains of each day.
+    assert by_day == sorted((first + n % 3, user, n) for first in (1, 10) for n in (9, 10, 11)
+                            for user in ("alice", "bob"))
+    assert source_generations(table) == {dt.date(2026, 2, first + n % 3): n for first in (1, 10) for n in (9, 10, 11)}
 
 
 def test_two_processes_committing_to_one_sqlite_catalog_lose_nothing(tmp_path):
     """Pools keep one writer at a time in Dagster; the write path must still survive a race."""
-    import concurrent.futures
-    import multiprocessing
-
-    ensure_table(local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse"), EVENTS)
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for done in [pool.submit(_write_days, str(tmp_path), first, 12) for first in (1, 10)]:
-            done.result()
-    rows = ensure_table(local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse"), EVENTS).scan().to_arrow()
-    by_day = sorted((r["log_date"].day, r["user"], r["n"]) for r in rows.to_pylist())
-    # Each writer's last round (n = 11, 10, 9 for its three days) is all that remains of each day.
-    assert by_day == sorted((first + n % 3, user, n) for first in (1, 10) for n in (9, 10, 11)
-                            for user in ("alice", "bob"))
+    assert_concurrent_writers_lose_nothing(sqlite_catalog_url(tmp_path / "catalog.db"), (tmp_path / "warehouse").as_uri())
 
 
 def test_manifests_are_merged_so_a_month_of_days_plans_from_a_few(tmp_path):
@@ -129,3 +140,58 @@ def test_manifests_are_merged_so_a_month_of_days_plans_from_a_few(tmp_path):
         table = table.refresh()
     assert len(table.current_snapshot().manifests(table.io)) <= 2
     assert sorted(r["n"] for r in table.scan().to_arrow().to_pylist()) == list(range(30))
+
+
+def test_a_commit_built_from_older_sources_than_the_table_holds_is_refused(tmp_path):
+    catalog_path, warehouse = tmp_path / "catalog.db", tmp_path / "warehouse"
+    table = ensure_table(local_catalog(catalog_path, warehouse), EVENTS)
+    replace_partitions(table, events([(D1, "a", 1), (D2, "a", 1)]), values=[D1, D2], generations={D1: 1, D2: 1})
+    stale = ensure_table(local_catalog(catalog_path, warehouse), EVENTS)  # a run that read generation 1 ...
+    # ... while another run commits day 1 from generation 2
+    replace_partitions(table.refresh(), events([(D1, "b", 2)]), values=[D1], generations={D1: 2})
+
+    with pytest.raises(StaleSourceError, match=r"2026-01-01: this write was built from generation 1, the table "
+                                               r"holds 2") as refused:
+        replace_partitions(stale, events([(D1, "a", 9)]), values=[D1], generations={D1: 1})
+    assert refused.value.stale == {D1: (1, 2)}
+    table = table.refresh()
+    assert sorted_rows(read_partitions(table, values=[D1])) == sorted_rows(events([(D1, "b", 2)]))
+    # The same sources again (a re-run) and other days' older sources are fine.
+    replace_partitions(table, events([(D1, "b", 3)]), values=[D1], generations={D1: 2})
+    replace_partitions(table.refresh(), events([(D2, "c", 4)]), values=[D2], generations={D2: 1})
+    assert source_generations(table.refresh()) == {D1: 2, D2: 1}
+    assert source_generations(table, [D1, D3]) == {D1: 2, D3: 0}
+
+
+def test_a_whole_table_replace_must_be_built_from_every_day_the_table_holds(tmp_path):
+    table = ensure_table(local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse"), EVENTS)
+    replace_table(table, events([(D1, "a", 1), (D2, "a", 2)]), generations={D1: 1, D2: 1})
+    with pytest.raises(StaleSourceError) as refused:  # built before day 2 existed
+        replace_table(table.refresh(), events([(D1, "a", 1)]), generations={D1: 1})
+    assert refused.value.stale == {D2: (0, 1)}
+    replace_table(table.refresh(), events([(D1, "a", 1), (D2, "a", 5), (D3, "a", 6)]), generations={D1: 1, D2: 2, D3: 1})
+    assert source_generations(table.refresh()) == {D1: 1, D2: 2, D3: 1}
+
+
+class _LockedOnce(SqlCatalog):
+    """A SQL catalog whose next commit, once armed, meets SQLite's write lock held past the busy timeout."""
+
+    locked = False
+
+    def commit_table(self, table, requirements, updates):
+        if self.locked:
+            self.locked = False
+            raise OperationalError("UPDATE iceberg_tables ...", {}, sqlite3.OperationalError("database is locked"))
+        return super().commit_table(table, requirements, updates)
+
+
+def test_a_commit_that_meets_a_locked_sqlite_catalog_is_retried(tmp_path):
+    local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse")  # creates both
+    catalog = _LockedOnce("packetx", uri=f"sqlite:///{tmp_path / 'catalog.db'}",
+                          warehouse=(tmp_path / "warehouse").as_uri())
+    table = ensure_table(catalog, EVENTS)
+    catalog.locked = True
+    replace_partitions(table, events([(D1, "a", 1)]), values=[D1], generations={D1: 1})
+    assert not catalog.locked
+    assert sorted_rows(table.refresh().scan().to_arrow()) == sorted_rows(events([(D1, "a", 1)]))
+    assert "timeout=30" in sqlite_catalog_url(tmp_path / "catalog.db")
