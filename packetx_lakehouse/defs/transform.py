@@ -30,10 +30,11 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
     GOLD_HOURLY_BANDWIDTH,
+    GOLD_PACKETS_FACT,
     SILVER_PACKETS,
 )
 from packetx_lakehouse.lib.transform import gold
-from packetx_lakehouse.lib.transform.checks import KB_COLUMNS, live_kb
+from packetx_lakehouse.lib.transform.checks import KB_COLUMNS, ROW_COLUMNS, live_kb, live_rows
 from packetx_lakehouse.lib.transform.silver import to_silver
 
 Event = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
@@ -102,8 +103,14 @@ def _gold(
     selected = {t: _checks_of(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
     if not build and not any(selected.values()):
         return
+    upgraded = daily.upgrade_row_grain_fact(tables.catalog)
+    if upgraded is not None:
+        context.log.info(f"{GOLD_PACKETS_FACT.identifier} upgraded to the hourly grain: {upgraded} rows")
     silver_rows = tables.get(SILVER_PACKETS)
-    silver_kb = {day: live_kb(rows) for day, rows in split_days(silver_rows, tables.days).items()}
+    silver_days = split_days(silver_rows, tables.days)
+    silver_kb = {day: live_kb(rows) for day, rows in silver_days.items()}
+    silver_live_rows = {day: live_rows(rows) for day, rows in silver_days.items()}
+    del silver_days
     if build:
         built = gold.build_daily_tables(silver_rows)
         tables.forget(SILVER_PACKETS)
@@ -121,6 +128,11 @@ def _gold(
         by_day = {t: tables.by_day(t) for t in KB_COLUMNS}
         for day in tables.days:
             yield from checks.evaluate(day, daily.kb_conserved(silver_kb[day], {t: by_day[t][day] for t in KB_COLUMNS}))
+    if daily.ROWS_CONSERVED in selected[GOLD_PACKETS_FACT]:
+        by_day = {t: tables.by_day(t) for t in ROW_COLUMNS}
+        for day in tables.days:
+            yield from checks.evaluate(day, daily.rows_conserved(silver_live_rows[day],
+                                                                 {t: by_day[t][day] for t in ROW_COLUMNS}))
     if daily.HOURS_ON_ONE_DAY in selected[GOLD_HOURLY_BANDWIDTH]:
         results = daily.hours_on_one_day(tables.catalog, tables.by_day(GOLD_HOURLY_BANDWIDTH), zones.zones, zones.default)
         for day, result in results.items():

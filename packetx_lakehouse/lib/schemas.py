@@ -493,34 +493,47 @@ GOLD_DATE_DIM = TableDef(
     description="Calendar at hour grain (UTC) covering every partition from the start date to tomorrow.",
 )
 
-#: One row per non-replay silver row. The user is referenced by its durable ``user_id`` plus
-#: ``ts_utc`` (point in time within ``users_dim`` validity), never by a version's surrogate key, so
-#: loading days out of order cannot leave a fact pointing at a superseded version.
+#: The hourly grain of the original PacketX-Lakehouse warehouse fact: one row per user, UTC hour,
+#: local and remote address and direction, over the counted (non-replay) silver rows; the minute
+#: grain, with every row's lineage, stays in silver. ``local_ip_key`` is part of the grain so an
+#: address change inside an hour keeps its rows apart. The user is referenced by its durable
+#: ``user_id`` plus ``hour_utc`` (point in time within ``users_dim`` validity, whose versions start
+#: on whole hours), never by a version's surrogate key, so loading days out of order cannot leave a
+#: fact pointing at a superseded version.
 GOLD_PACKETS_FACT = TableDef(
     GOLD_NAMESPACE,
     "packets_fact",
     _schema(
         _f("log_date", pa.date32(), False),
         _f("date_key", pa.int64(), False),
+        _f("hour_utc", TS_UTC, False),
         _f("user_id", pa.int64(), False),
         _f("local_ip_key", pa.int64()),
         _f("remote_ip_key", pa.int64(), False),
         _f("direction_key", pa.int64(), False),
-        _f("ts_utc", TS_UTC, False),
         _f("kb", pa.float64(), False),
-        _f("source_file", STRING, False),
-        _f("line_number", pa.int64(), False),
+        _f("minutes", pa.int64(), False),
+        _f("rows", pa.int64(), False),
     ),
-    key=("source_file", "line_number"),
+    key=("log_date", "user_id", "hour_utc", "local_ip_key", "remote_ip_key", "direction_key"),
     description=(
-        "Star-schema fact: one row per counted silver row, keyed to the dimensions (users by durable "
-        "user_id + point in time)."
+        "Star-schema fact at the hourly grain: KB, active minutes and counted silver rows per user, UTC "
+        "hour, local and remote IP and direction, keyed to the dimensions (users by durable user_id + "
+        "point in time)."
     ),
+    column_notes={
+        "hour_utc": "Start of the UTC hour: with user_id, finds the users_dim version valid then.",
+        "kb": "KB of the counted rows in this cell: sums to silver's KB excluding restart replays.",
+        "minutes": "Distinct minutes of the hour with a counted row in this cell (not additive across cells: "
+                   "one minute can hold several remotes).",
+        "rows": "Silver rows summed into this cell (restart replays excluded): sums to silver's counted rows.",
+    },
     derived_from=SILVER_PACKETS,
     lineage={
-        "log_date": ("log_date",), "date_key": ("ts_utc",), "user_id": ("user",), "local_ip_key": ("local_ip",),
-        "remote_ip_key": ("remote_ip",), "direction_key": ("direction",), "ts_utc": ("ts_utc",), "kb": ("kb",),
-        "source_file": ("source_file",), "line_number": ("line_number",),
+        "log_date": ("log_date",), "date_key": ("ts_utc",), "hour_utc": ("ts_utc",), "user_id": ("user",),
+        "local_ip_key": ("local_ip",), "remote_ip_key": ("remote_ip",), "direction_key": ("direction",),
+        "kb": ("kb", "is_restart_replay"), "minutes": ("ts_utc", "is_restart_replay"),
+        "rows": ("is_restart_replay",),
     },
 )
 

@@ -77,7 +77,7 @@ def test_a_day_materialised_from_the_ui_flows_to_anomalies_and_serving(lakehouse
     with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
         (kb,) = con.execute("SELECT total_kb FROM gold.daily_user_bandwidth WHERE user = 'alice' AND log_date = ?",
                             [OLD]).fetchone()
-        (minute,) = con.execute("SELECT max(ts_utc) FROM gold.packets_fact f JOIN gold.users_dim u USING (user_id) "
-                                "WHERE u.user = 'alice' AND f.log_date = ?", [OLD]).fetchone()
-    assert kb >= 5000 and minute.strftime("%H:%M") == "23:59"
+        (hour,) = con.execute("SELECT max(hour_utc) FROM gold.packets_fact f JOIN gold.users_dim u USING (user_id) "
+                              "WHERE u.user = 'alice' AND f.log_date = ?", [OLD]).fetchone()
+    assert kb >= 5000 and hour.strftime("%H:%M") == "23:00"
 

@@ -27,6 +27,7 @@ from packetx_lakehouse.lib.ingest.archive import load_manifest
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, GOLD_HOURLY_BANDWIDTH
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, replace_partitions
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
+from packetx_lakehouse.lib.transform.gold import stable_key
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse_tests.conftest import Lakehouse
 
@@ -142,8 +143,9 @@ def test_retract_takes_a_file_out_of_every_layer_and_the_archive_keeps_the_recor
     manifest = load_manifest(LocalObjectStore(lakehouse.settings.archive_dir), SAMPLE_DAY)
     assert manifest.generation == generation + 1 and ALICE not in manifest.files
     assert manifest.retracted[ALICE].reason == "test capture" and manifest.retracted[ALICE].version.lines == 198
-    for namespace, table in (("packetx_raw", "packets"), ("packetx_silver", "packets"), ("packetx_gold", "packets_fact")):
+    for namespace, table in (("packetx_raw", "packets"), ("packetx_silver", "packets")):
         assert set(lakehouse.table(table, namespace).column("source_file").to_pylist()) == {"bob-2026-11-21.csv"}
+    assert set(lakehouse.table("packets_fact", "packetx_gold").column("user_id").to_pylist()) == set(stable_key(["bob"]))
     for table in ("daily_user_bandwidth", "hourly_bandwidth", "user_ip_hourly"):
         assert set(lakehouse.table(table, "packetx_gold").column("user").to_pylist()) == {"bob"}, table
     with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:

@@ -85,20 +85,22 @@ def test_gold_equals_silver_equals_bronze_minus_duplicates_and_replays(lakehouse
     )
     silver_live = per_user_day(silver.filter(~pl.col("is_restart_replay")), "kb")
     daily = _scan(lakehouse, GOLD_DAILY_USER_BANDWIDTH).select("user", "log_date", "total_kb")
-    facts = per_user_day(
-        pl.from_arrow(ensure_table(lakehouse.catalog(), GOLD_PACKETS_FACT).scan().to_arrow())
-        .join(silver.select("source_file", "line_number", "user"), on=["source_file", "line_number"]),
-        "kb",
-    )
+    fact = pl.from_arrow(ensure_table(lakehouse.catalog(), GOLD_PACKETS_FACT).scan().to_arrow()).join(
+        _scan(lakehouse, GOLD_USERS_DIM).select("user_id", "user").unique(), on="user_id")
     compared = (
         expected.select("user", "log_date", "kb")
         .join(silver_live.rename({"kb": "silver"}), on=["user", "log_date"])
         .join(daily, on=["user", "log_date"])
-        .join(facts.rename({"kb": "fact"}), on=["user", "log_date"])
+        .join(per_user_day(fact, "kb").rename({"kb": "fact"}), on=["user", "log_date"])
     )
     assert compared.height == 3 * 7 + 2  # generated user-days + the two real samples
     for column in ("silver", "total_kb", "fact"):
         assert ((compared["kb"] - compared[column]).abs() <= 1e-6 * compared["kb"]).all(), column
+    # The hourly fact counts every live silver row exactly once, in fewer rows.
+    live_rows = silver.filter(~pl.col("is_restart_replay")).group_by("user", "log_date").len()
+    fact_rows = per_user_day(fact, "rows")
+    assert live_rows.join(fact_rows, on=["user", "log_date"]).filter(pl.col("len") != pl.col("rows")).is_empty()
+    assert fact_rows.height == live_rows.height and fact.height < live_rows["len"].sum()
     assert set(daily["user"]) == {"alice", "bob-smith", "carol", "bob"}
 
 
@@ -142,8 +144,8 @@ def test_local_ip_change_mid_week_gives_two_scd2_versions_and_facts_follow(lakeh
     facts = ensure_table(lakehouse.catalog(), GOLD_PACKETS_FACT).scan().to_arrow()
     resolved = pl.from_arrow(gold.resolve_user_versions(facts, dim.to_arrow()))
     assert resolved["user_key"].null_count() == 0
-    before = resolved.filter(pl.col("ts_utc") < second["valid_from"])
-    after = resolved.filter(pl.col("ts_utc") >= second["valid_from"])
+    before = resolved.filter(pl.col("hour_utc") < second["valid_from"])
+    after = resolved.filter(pl.col("hour_utc") >= second["valid_from"])
     assert before.height and after.height
     assert set(before["user_key"]) == {first["user_key"]}
     assert set(after["user_key"]) == {second["user_key"]}

@@ -12,6 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, table_spec
@@ -20,20 +21,30 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
     GOLD_HOURLY_BANDWIDTH,
+    GOLD_PACKETS_FACT,
     TableDef,
 )
-from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_between
+from packetx_lakehouse.lib.storage.iceberg import (
+    ensure_table,
+    read_between,
+    replace_table,
+    source_generations,
+)
+from packetx_lakehouse.lib.transform.gold import hourly_fact_from_row_grain
 from packetx_lakehouse.lib.transform.checks import (
     duplicate_keys,
     hours_under_two_days,
     kb_conservation,
     negative_or_nan,
+    rows_conservation,
 )
 
 DAILY_KEY = asset_key(GOLD_DAILY_USER_BANDWIDTH)
 KB_CONSERVED = "kb_conserved"
 HOURLY_KEY = asset_key(GOLD_HOURLY_BANDWIDTH)
 HOURS_ON_ONE_DAY = "hours_on_one_day"
+FACT_KEY = asset_key(GOLD_PACKETS_FACT)
+ROWS_CONSERVED = "rows_conserved"
 KB_COLUMNS = ["total_kb", "inbound_kb", "outbound_kb", "internal_kb", "unknown_kb"]
 
 
@@ -47,6 +58,8 @@ def gold_daily_check_specs() -> list[dg.AssetCheckSpec]:
     return [
         check_spec(DAILY_KEY, KB_CONSERVED, "daily, hourly and fact KB all equal silver KB excluding restart replays",
                    blocking=True),
+        check_spec(FACT_KEY, ROWS_CONSERVED, "fact and daily rows both add up to silver's rows excluding restart "
+                   "replays: the hourly fact counts every row once", blocking=True),
         *(check_spec(asset_key(t), "unique_key", f"one row per {', '.join(t.key)}", blocking=True)
           for t in GOLD_DAILY_TABLES),
         check_spec(DAILY_KEY, "kb_valid", "no negative, NaN or null KB", blocking=True),
@@ -71,6 +84,12 @@ def kb_conserved(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Table]
                           {"kb_totals": dg.MetadataValue.json({k: round(v, 3) for k, v in totals.items()})})
 
 
+def rows_conserved(silver_live_rows: int, gold_tables: Mapping[TableDef, pa.Table]) -> dg.AssetCheckResult:
+    """No silver row is dropped or counted twice when summed to the fact's hourly cells."""
+    totals, mismatched = rows_conservation(silver_live_rows, gold_tables)
+    return problems_check(ROWS_CONSERVED, mismatched, FACT_KEY, {"row_totals": dg.MetadataValue.json(totals)})
+
+
 def hours_on_one_day(
     catalog: Catalog, run_hourly: Mapping[dt.date, pa.Table], device_timezones: dict[str, str], default_timezone: str
 ) -> dict[dt.date, dg.AssetCheckResult]:
@@ -92,3 +111,30 @@ def hours_on_one_day(
         results[day] = problems_check(HOURS_ON_ONE_DAY, hours_under_two_days(shared, device_timezones, default_timezone),
                                       HOURLY_KEY)
     return results
+
+
+def upgrade_row_grain_fact(catalog: Catalog) -> int | None:
+    """Sum a ``packets_fact`` written at the former row grain to the hourly grain, once.
+
+    Every step that reads or writes the fact calls this first, so a lakehouse made by an earlier
+    version keeps all its days without a backfill. The table is dropped and created again with
+    the new schema (its per-day source generations carried over): a run that fails in between
+    leaves no fact table, which the next run creates and a backfill refills from silver.
+
+    Returns:
+        The rows written at the hourly grain, or None when there was nothing to upgrade.
+    """
+    try:
+        table = catalog.load_table(GOLD_PACKETS_FACT.identifier)
+    except NoSuchTableError:
+        return None
+    if "rows" in table.schema().column_names:
+        return None
+    hourly = hourly_fact_from_row_grain(table.scan().to_arrow())
+    generations = source_generations(table)
+    try:
+        catalog.drop_table(GOLD_PACKETS_FACT.identifier)
+    except NoSuchTableError:
+        return None  # another run is upgrading it
+    replace_table(ensure_table(catalog, GOLD_PACKETS_FACT), hourly, generations=generations)
+    return hourly.num_rows

@@ -95,7 +95,7 @@ def orphan_facts(
         return facts.filter(pl.col(col).is_not_null() & ~pl.col(col).is_in(keys)).height
 
     counts = {
-        "user version (user_id, ts_utc)": user_versions(fact.select(["user_id", "ts_utc"]), users_dim)[
+        "user version (user_id, hour_utc)": user_versions(fact.select(["user_id", "hour_utc"]), users_dim)[
             "user_key"
         ].null_count(),
         "local_ip_key": missing("local_ip_key", ip_dim, "ip_key"),
@@ -123,9 +123,22 @@ KB_COLUMNS: dict[TableDef, str] = {
 }
 
 
+#: Where each gold table that must count every one of silver's live rows keeps the count.
+ROW_COLUMNS: dict[TableDef, str] = {GOLD_DAILY_USER_BANDWIDTH: "rows", GOLD_PACKETS_FACT: "rows"}
+
+
+def _live(silver: pa.Table) -> pa.ChunkedArray:
+    return pc.invert(silver.column("is_restart_replay"))
+
+
 def live_kb(silver: pa.Table) -> float:
     """Silver's KB without restart replays: what every gold table must add up to."""
-    return pc.sum(pc.filter(silver.column("kb"), pc.invert(silver.column("is_restart_replay")))).as_py() or 0.0
+    return pc.sum(pc.filter(silver.column("kb"), _live(silver))).as_py() or 0.0
+
+
+def live_rows(silver: pa.Table) -> int:
+    """Silver's rows without restart replays: what every gold ``rows`` measure must add up to."""
+    return pc.sum(pc.cast(_live(silver), pa.int64())).as_py() or 0
 
 
 def kb_conservation(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Table]) -> tuple[dict[str, float], list[str]]:
@@ -134,6 +147,18 @@ def kb_conservation(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Tab
     totals = {table_def.name: pc.sum(gold_tables[table_def].column(column)).as_py() or 0.0
               for table_def, column in KB_COLUMNS.items()}
     return {"silver (excluding replays)": reference, **totals}, kb_mismatches("silver", reference, totals)
+
+
+def rows_conservation(silver_live_rows: int, gold_tables: Mapping[TableDef, pa.Table]) -> tuple[dict[str, int], list[str]]:
+    """Silver's live rows (``live_rows``) beside each gold table's ``rows`` total, and those that differ.
+
+    Counts are exact: a cell that lost or gained one row shows.
+    """
+    totals = {table_def.name: pc.sum(gold_tables[table_def].column(column)).as_py() or 0
+              for table_def, column in ROW_COLUMNS.items()}
+    problems = [f"{name}: {rows:,} rows vs silver {silver_live_rows:,}" for name, rows in totals.items()
+                if rows != silver_live_rows]
+    return {"silver (excluding replays)": silver_live_rows, **totals}, problems
 
 
 def hours_under_two_days(

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from packetx_lakehouse.lib.schemas import (
     DIRECTIONS,
@@ -111,7 +111,11 @@ BUILDER_COLUMNS = (
 )  # fmt: skip
 
 
-def _live(silver: pa.Table | pl.DataFrame) -> pl.LazyFrame:
+#: Silver rows as Arrow, or as the Polars frame several builders share.
+Silver = pa.Table | pl.DataFrame
+
+
+def _live(silver: Silver) -> pl.LazyFrame:
     """Silver rows that count (not restart replays), with their UTC hour.
 
     Lazy, so each aggregate only filters the few columns it reads. Builders accept the Polars
@@ -133,15 +137,50 @@ def _table(
     return frame.lazy().select(table_def.schema.names).collect().to_arrow().cast(table_def.schema)
 
 
-def hourly_bandwidth(silver: pa.Table | pl.DataFrame) -> pa.Table:
+#: The fact's grain; the two flags depend on the addresses, so grouping by them adds no groups.
+_CELL = ("log_date", "user", "hour_utc", "local_ip", "remote_ip", "direction", "local_is_private", "remote_is_private")
+_HOUR_USER = (*_DAY_USER, "hour_utc")
+
+
+@dataclass(frozen=True)
+class HourlyCells:
+    """Counted silver rows summed at the fact's grain, once, for every builder that needs no finer.
+
+    ``minute_mask`` has bit ``m`` set when minute ``m`` of the hour has a row: OR-ing masks gives
+    the distinct minutes of any coarser cell exactly, which a count of minutes could not.
+    """
+
+    frame: pl.DataFrame
+
+
+def hourly_cells(silver: Silver) -> HourlyCells:
+    """``kb`` (exact micro-KB sum), ``minute_mask`` and ``rows`` per fact cell of the live rows."""
+    minute_bit = pl.lit(2, pl.Int64).pow(pl.col("ts_utc").dt.minute().cast(pl.UInt32))
+    return HourlyCells(
+        _live(silver)
+        .group_by(_CELL)
+        .agg(kb=kb_sum(), minute_mask=minute_bit.bitwise_or(), rows=pl.len().cast(pl.Int64))
+        .collect()
+    )
+
+
+def _cells(source: Silver | HourlyCells) -> pl.LazyFrame:
+    return (source if isinstance(source, HourlyCells) else hourly_cells(source)).frame.lazy()
+
+
+def _minutes(mask: pl.Expr) -> pl.Expr:
+    return mask.bitwise_count_ones().cast(pl.Int64)
+
+
+def hourly_bandwidth(source: Silver | HourlyCells) -> pa.Table:
     """KB and active minutes per user, UTC hour, remote host and direction."""
-    frame = _live(silver).group_by(GOLD_HOURLY_BANDWIDTH.key).agg(
-        kb=kb_sum(), minutes=pl.col("ts_utc").n_unique().cast(pl.Int64)
+    frame = _cells(source).group_by(GOLD_HOURLY_BANDWIDTH.key).agg(
+        kb=kb_sum(), minutes=_minutes(pl.col("minute_mask").bitwise_or())
     )
     return _table(frame, GOLD_HOURLY_BANDWIDTH)
 
 
-def daily_user_bandwidth(silver: pa.Table | pl.DataFrame) -> pa.Table:
+def daily_user_bandwidth(silver: Silver) -> pa.Table:
     """One row per user-day: KB by direction, distinct remotes and the busiest UTC minute.
 
     The peak minute is the minute with the largest summed pair KB (earliest on ties); PacketX's
@@ -165,13 +204,13 @@ def daily_user_bandwidth(silver: pa.Table | pl.DataFrame) -> pa.Table:
     return _table(totals.join(peaks, on=_DAY_USER), GOLD_DAILY_USER_BANDWIDTH)
 
 
-def top_external_hosts(silver: pa.Table | pl.DataFrame, n: int = 10) -> pa.Table:
+def top_external_hosts(source: Silver | HourlyCells, n: int = 10) -> pa.Table:
     """The ``n`` public remotes with the most KB per user-day, ranked 1..n (ties: smaller IP).
 
     "Public" is scope ``public``: multicast, broadcast and reserved addresses are not hosts
     anyone would look up. ``share`` is of the user-day's KB with all public remotes.
     """
-    live = _live(silver).filter(~pl.col("remote_is_private"))
+    live = _cells(source).filter(~pl.col("remote_is_private"))
     remotes = live.select(pl.col("remote_ip").unique()).collect().to_series().to_list()
     public = scope_lookup(remotes).filter(pl.col("scope") == "public")
     frame = (
@@ -265,19 +304,17 @@ def traffic_anomalies(
     return _table(frame, GOLD_TRAFFIC_ANOMALIES)
 
 
-def user_ip_hourly(silver: pa.Table | pl.DataFrame) -> pa.Table:
+def user_ip_hourly(source: Silver | HourlyCells) -> pa.Table:
     """The device IP of each user-hour: the private address in the most rows (ties: smaller).
 
     ``rows`` is how many rows of the hour that address is an end of: the evidence for it.
     """
     ends = (("local_ip", "local_is_private"), ("remote_ip", "remote_is_private"))
-    by = (*_DAY_USER, "hour_utc")
-    counted = _live(silver).group_by(*by, *(c for end in ends for c in end)).agg(rows=pl.len())
-    frame = dominant_private_ip(counted, by, ends, weight="rows").rename({"ip": "local_ip"})
+    frame = dominant_private_ip(_cells(source), _HOUR_USER, ends, weight="rows").rename({"ip": "local_ip"})
     return _table(frame, GOLD_USER_IP_HOURLY)
 
 
-def daily_ips(silver: pa.Table | pl.DataFrame) -> pa.Table:
+def daily_ips(silver: Silver) -> pa.Table:
     """Every address at either end of a day's counted rows: a superset of the fact's IP keys."""
     pairs = _live(silver).select("log_date", "source_ip", "destination_ip").unique()
     ends = pairs.select("log_date", ip=pl.concat_list("source_ip", "destination_ip")).explode("ip")
@@ -368,74 +405,94 @@ def date_dim(start: dt.date, end: dt.date) -> pa.Table:
     return _table(frame, GOLD_DATE_DIM)
 
 
-def packets_fact(silver: pa.Table) -> pa.Table:
-    """One fact per non-replay silver row, carrying durable and stable keys only.
+def packets_fact(source: Silver | HourlyCells) -> pa.Table:
+    """The hourly fact: one row per fact cell, carrying durable and stable keys only.
 
-    ``user_id`` plus ``ts_utc`` finds the users_dim version (see ``resolve_user_versions``).
-    Built in Arrow from silver's own columns (as is when there are no replays) plus the keys
-    computed in Polars, so the lineage text is never copied through Polars and back.
+    ``user_id`` plus ``hour_utc`` finds the users_dim version (see ``resolve_user_versions``).
+    Keys are hashed on the cells, not the rows: a few thousand values a day instead of every row.
     """
-    replays = silver.column("is_restart_replay")
-    live = silver.filter(pc.invert(replays)) if pc.any(replays).as_py() else silver
-    text = pl.from_arrow(live.select(["ts_utc", "user", "local_ip", "remote_ip", "direction"]))
-    keys = text.select(
-        date_key=_date_keys(text["ts_utc"]),
-        user_id=_keyed(text["user"]),
-        local_ip_key=_keyed(text["local_ip"]),
-        remote_ip_key=_keyed(text["remote_ip"]),
+    cells = _cells(source).collect()
+    frame = cells.select(
+        "log_date", "hour_utc", "kb", "rows",
+        date_key=_date_keys(cells["hour_utc"]),
+        user_id=_keyed(cells["user"]),
+        local_ip_key=_keyed(cells["local_ip"]),
+        remote_ip_key=_keyed(cells["remote_ip"]),
         direction_key=pl.col("direction").replace_strict(_DIRECTION_KEYS, return_dtype=pl.Int64),
-    ).to_arrow()
-    schema = GOLD_PACKETS_FACT.schema
-    columns = [keys.column(name) if name in keys.column_names else live.column(name) for name in schema.names]
-    return pa.Table.from_arrays(columns, names=schema.names).cast(schema)
+        minutes=_minutes(pl.col("minute_mask")),
+    )
+    return _table(frame, GOLD_PACKETS_FACT)
 
 
 def resolve_user_versions(fact: pa.Table, users_dim: pa.Table) -> pa.Table:
-    """Point-in-time lookup: each fact's ``user_key`` is the version valid at its ``ts_utc``.
+    """Point-in-time lookup: each fact's ``user_key`` is the version valid at its ``hour_utc``.
 
     Returns:
-        ``source_file, line_number, user_id, ts_utc, user_key`` (null where no version covers
-        the fact: an orphan), sorted by ``source_file, line_number``.
+        The fact's key columns plus ``user_key`` (null where no version covers the fact: an
+        orphan), sorted by the key.
     """
-    return (
-        user_versions(fact.select(["source_file", "line_number", "user_id", "ts_utc"]), users_dim)
-        .sort("source_file", "line_number")
-        .select("source_file", "line_number", "user_id", "ts_utc", "user_key")
-        .to_arrow()
-    )
+    key = list(GOLD_PACKETS_FACT.key)
+    return user_versions(fact.select(key), users_dim).sort(key).select(*key, "user_key").to_arrow()
 
 
 def user_versions(fact: pa.Table, users_dim: pa.Table) -> pl.DataFrame:
-    """``fact``'s columns (at least ``user_id, ts_utc``) plus the ``user_key`` valid at ``ts_utc``, in time order."""
+    """``fact``'s columns (at least ``user_id, hour_utc``) plus the ``user_key`` valid at ``hour_utc``.
+
+    Versions start on whole UTC hours, so the one valid at the hour's start covers all of it.
+    """
     versions = pl.from_arrow(users_dim).select("user_id", "valid_from", "valid_to", "user_key")
     return (
         pl.from_arrow(fact)
-        .sort("ts_utc")
+        .sort("hour_utc")
         .join_asof(
             versions.sort("valid_from"),
-            left_on="ts_utc",
+            left_on="hour_utc",
             right_on="valid_from",
             by="user_id",
-            check_sortedness=False,  # sorted by ts_utc overall, hence within each user
+            check_sortedness=False,  # sorted by hour_utc overall, hence within each user
         )
         .with_columns(
-            user_key=pl.when(pl.col("valid_to").is_null() | (pl.col("ts_utc") < pl.col("valid_to")))
+            user_key=pl.when(pl.col("valid_to").is_null() | (pl.col("hour_utc") < pl.col("valid_to")))
             .then(pl.col("user_key"))
         )
     )
 
 
+def hourly_fact_from_row_grain(fact: pa.Table) -> pa.Table:
+    """A fact written at the former row grain (one row per silver row), summed to the hourly grain.
+
+    What upgrading an existing lakehouse needs without re-reading silver: the row-grain fact
+    already held exactly the counted rows, with their keys and minute.
+    """
+    frame = (
+        pl.from_arrow(fact)
+        .lazy()
+        .with_columns(hour_utc=pl.col("ts_utc").dt.truncate("1h"))
+        .group_by(GOLD_PACKETS_FACT.key)
+        .agg(
+            pl.col("date_key").first(),
+            kb=kb_sum(),
+            minutes=pl.col("ts_utc").n_unique().cast(pl.Int64),
+            rows=pl.len().cast(pl.Int64),
+        )
+    )
+    return _table(frame, GOLD_PACKETS_FACT)
+
+
 def build_daily_tables(silver: pa.Table) -> dict[TableDef, pa.Table]:
-    """Every per-day gold table (``GOLD_DAILY_TABLES``) from one read of a run's silver rows."""
+    """Every per-day gold table (``GOLD_DAILY_TABLES``) from one read of a run's silver rows.
+
+    Rows are grouped to the fact's hourly cells once; the fact, ``hourly_bandwidth``,
+    ``top_external_hosts`` and ``user_ip_hourly`` are built from those cells.
+    """
     frame = pl.from_arrow(silver.select(list(BUILDER_COLUMNS)))  # once, not once per builder
+    cells = hourly_cells(frame)
     built = {
-        GOLD_HOURLY_BANDWIDTH: hourly_bandwidth(frame),
+        GOLD_HOURLY_BANDWIDTH: hourly_bandwidth(cells),
         GOLD_DAILY_USER_BANDWIDTH: daily_user_bandwidth(frame),
-        GOLD_TOP_EXTERNAL_HOSTS: top_external_hosts(frame),
-        GOLD_USER_IP_HOURLY: user_ip_hourly(frame),
+        GOLD_TOP_EXTERNAL_HOSTS: top_external_hosts(cells),
+        GOLD_USER_IP_HOURLY: user_ip_hourly(cells),
         GOLD_DAILY_IPS: daily_ips(frame),
+        GOLD_PACKETS_FACT: packets_fact(cells),
     }
-    del frame
-    # The fact takes silver's own Arrow columns (no text round trip through Polars).
-    built[GOLD_PACKETS_FACT] = packets_fact(silver)
     return {table_def: built[table_def] for table_def in GOLD_DAILY_TABLES}

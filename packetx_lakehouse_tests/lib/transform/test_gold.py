@@ -251,26 +251,108 @@ def test_facts_resolve_to_the_user_version_valid_at_their_time() -> None:
     assert fact.schema == GOLD_PACKETS_FACT.schema
     key_of_ip = {r["local_ip"]: r["user_key"] for r in dim.to_pylist()}
     resolved = gold.resolve_user_versions(fact, dim).to_pylist()
-    assert [(r["source_file"], r["user_key"]) for r in resolved] == [
-        ("alice-2026-11-18.csv", key_of_ip["192.168.1.10"]),
-        ("alice-2026-11-20.csv", key_of_ip["192.168.1.20"]),
+    assert [(r["log_date"], r["hour_utc"], r["user_key"]) for r in resolved] == [
+        (dt.date(2026, 11, 18), utc(2026, 11, 18, 9), key_of_ip["192.168.1.10"]),
+        (dt.date(2026, 11, 20), utc(2026, 11, 20, 9), key_of_ip["192.168.1.20"]),
     ]
+
+
+def fact_cells(fact: pa.Table) -> list[tuple]:
+    """(hour, local IP, remote IP, direction, kb, minutes, rows) per fact row, keys read back to text."""
+    ips = {r["ip_key"]: r["ip"] for r in gold.ip_dim(["192.168.1.2", "192.168.1.3", "8.8.8.8", "1.1.1.1",
+                                                       "10.0.0.1"]).to_pylist()}
+    directions = {r["direction_key"]: r["direction"] for r in gold.direction_dim().to_pylist()}
+    return sorted((r["hour_utc"].hour, ips.get(r["local_ip_key"]), ips[r["remote_ip_key"]],
+                   directions[r["direction_key"]], r["kb"], r["minutes"], r["rows"]) for r in fact.to_pylist())
+
+
+def test_the_fact_sums_an_hours_minutes_into_one_row_per_cell() -> None:
+    rows = [
+        *minute("2026-11-21 10:00", [1.25, 2, None]),
+        *minute("2026-11-21 10:59", [3.5, None, 4]),
+        *minute("2026-11-21 11:00", [0.001, None, None]),
+        ("alice", "2026-11-21 10:30", "8.8.8.8", DEVICE, 1.25, 2.0),  # the pair again at 10:30
+        ("alice", "2026-11-21 10:30", "8.8.8.8", DEVICE, 0.75, 2.0),  # and twice in that minute
+    ]
+    fact = gold.packets_fact(silver_of(rows))
+    assert fact.schema == GOLD_PACKETS_FACT.schema
+    assert fact_cells(fact) == [
+        (10, DEVICE, "1.1.1.1", "outbound", 2.0, 1, 1),
+        (10, DEVICE, "10.0.0.1", "internal", 4.0, 1, 1),
+        (10, DEVICE, "8.8.8.8", "outbound", 1.25 + 3.5 + 1.25 + 0.75, 3, 4),  # 4 rows in 3 distinct minutes
+        (11, DEVICE, "8.8.8.8", "outbound", 0.001, 1, 1),
+    ]
+    assert sorted(fact["date_key"].to_pylist()) == [2026112110] * 3 + [2026112111]
+
+
+def test_an_ip_change_within_an_hour_keeps_two_fact_rows() -> None:
+    rows = [
+        ("alice", "2026-11-21 10:10", "8.8.8.8", DEVICE, 1, 1),
+        ("alice", "2026-11-21 10:40", "8.8.8.8", "192.168.1.3", 2, 2),  # DHCP gave a new address
+        ("alice", "2026-11-21 10:50", "8.8.8.8", "192.168.1.3", 3, 3),
+    ]
+    silver = silver_of(rows)
+    fact = gold.packets_fact(silver)
+    assert [cell[1:3] + cell[4:] for cell in fact_cells(fact)] == [
+        (DEVICE, "8.8.8.8", 1.0, 1, 1),
+        ("192.168.1.3", "8.8.8.8", 5.0, 2, 2),
+    ]
+    # Both rows resolve to the one version users_dim holds for the hour (its busiest address).
+    dim = gold.users_dim(gold.user_ip_hourly(silver))
+    assert dim["local_ip"].to_pylist() == ["192.168.1.3"]
+    assert gold.resolve_user_versions(fact, dim)["user_key"].to_pylist() == dim["user_key"].to_pylist() * 2
+
+
+def test_the_fact_leaves_restart_replays_out_and_conserves_kb_and_rows(day_silver: pa.Table) -> None:
+    fact = gold.packets_fact(day_silver)
+    silver = pl.from_arrow(day_silver).filter(~pl.col("is_restart_replay"))
+    assert fact.num_rows == 6 and silver.height == 8  # two minutes of 8.8.8.8 and of 1.1.1.1 share cells
+    assert sum(fact["kb"].to_pylist()) == silver["kb"].sum() == 52.0
+    assert sum(fact["rows"].to_pylist()) == silver.height == checks.live_rows(day_silver)
+    built = gold.build_daily_tables(day_silver)
+    assert checks.kb_conservation(checks.live_kb(day_silver), built)[1] == []
+    assert checks.rows_conservation(checks.live_rows(day_silver), built)[1] == []
+
+
+def test_conservation_checks_catch_an_altered_fact_row(day_silver: pa.Table) -> None:
+    built = gold.build_daily_tables(day_silver)
+    fact = built[GOLD_PACKETS_FACT]
+    kb, rows = fact["kb"].to_pylist(), fact["rows"].to_pylist()
+    altered_kb = {**built, GOLD_PACKETS_FACT: with_column(fact, "kb", [kb[0] + 0.5, *kb[1:]])}
+    assert checks.kb_conservation(checks.live_kb(day_silver), altered_kb)[1] == [
+        "packets_fact: 52.500 KB vs silver 52.000 KB"]
+    dropped = {**built, GOLD_PACKETS_FACT: fact.slice(1)}
+    assert checks.rows_conservation(checks.live_rows(day_silver), dropped)[1] == [
+        f"packets_fact: {8 - rows[0]} rows vs silver 8"]
 
 
 def test_packets_fact_keys_match_the_dimensions(day_silver: pa.Table) -> None:
     fact = gold.packets_fact(day_silver)
-    silver = pl.from_arrow(day_silver).filter(~pl.col("is_restart_replay"))
     dims = (
         gold.users_dim(gold.user_ip_hourly(day_silver)),
         gold.ip_dim(gold.daily_ips(day_silver)["ip"]),
         gold.date_dim(DAY, DAY),
         gold.direction_dim(),
     )
-    assert fact.num_rows == silver.height
-    assert fact["kb"].to_pylist() == silver["kb"].to_list()
-    assert fact["date_key"].to_pylist()[0] == 2026112110
+    assert set(fact["date_key"].to_pylist()) == {2026112110, 2026112111}
     assert checks.orphan_facts(fact, *dims) == []
     assert checks.duplicate_keys(fact, GOLD_PACKETS_FACT.key) == []
+
+
+def test_a_row_grain_fact_upgrades_to_what_silver_gives(day_silver: pa.Table) -> None:
+    live = pl.from_arrow(day_silver).filter(~pl.col("is_restart_replay"))
+    old = live.select(
+        "log_date",
+        date_key=pl.col("ts_utc").dt.strftime("%Y%m%d%H").cast(pl.Int64),
+        user_id=pl.Series(gold.stable_key(live["user"].to_list())),
+        local_ip_key=pl.Series([None if ip is None else gold.stable_key([ip])[0] for ip in live["local_ip"]],
+                               dtype=pl.Int64),
+        remote_ip_key=pl.Series(gold.stable_key(live["remote_ip"].to_list())),
+        direction_key=pl.col("direction").replace_strict(gold.direction_dim().to_pydict()["direction"],
+                                                         list(range(1, 5)), return_dtype=pl.Int64),
+        ts_utc="ts_utc", kb="kb", source_file="source_file", line_number="line_number",
+    ).to_arrow()
+    assert gold.hourly_fact_from_row_grain(old) == gold.packets_fact(day_silver)
 
 
 def test_daily_ips_lists_both_ends_of_every_counted_row(day_silver: pa.Table) -> None:
@@ -371,7 +453,7 @@ def test_duplicate_keys_sorted_and_unsorted(files: list[str | None], lines: list
 
 def test_orphan_facts_are_reported(day_silver: pa.Table) -> None:
     fact = gold.packets_fact(day_silver)
-    early = with_column(fact, "ts_utc", [utc(2026, 11, 20)] + fact["ts_utc"].to_pylist()[1:])
+    early = with_column(fact, "hour_utc", [utc(2026, 11, 20)] + fact["hour_utc"].to_pylist()[1:])
     problems = checks.orphan_facts(
         early,
         gold.users_dim(gold.user_ip_hourly(day_silver)),
@@ -380,7 +462,7 @@ def test_orphan_facts_are_reported(day_silver: pa.Table) -> None:
         gold.direction_dim(),
     )
     assert problems == [
-        "1 fact(s) with no matching user version (user_id, ts_utc)",
+        "1 fact(s) with no matching user version (user_id, hour_utc)",
         f"{fact.num_rows - 1} fact(s) with no matching local_ip_key",
-        f"{fact.num_rows - 2} fact(s) with no matching remote_ip_key",
+        f"{fact.num_rows - 1} fact(s) with no matching remote_ip_key",  # one cell with 8.8.8.8
     ]
