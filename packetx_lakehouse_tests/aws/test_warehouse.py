@@ -14,6 +14,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_USERS_DIM,
 )
 from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS as DIMENSIONS
+from packetx_lakehouse.lib.serving import sql_warehouse
 from packetx_lakehouse.lib.serving.sql_warehouse import (
     Warehouse,
     connection_info,
@@ -57,10 +58,11 @@ def _dims(users_versions: int = 2) -> dict:
 
 
 def _facts(day: dt.date, n: int) -> pa.Table:
+    """``n`` hourly cells of one day (the first with no local IP)."""
     return pa.Table.from_pylist([
-        dict(log_date=day, date_key=int(day.strftime("%Y%m%d")) * 100, user_id=1, local_ip_key=None if i == 0 else 1,
-             remote_ip_key=2, direction_key=2, ts_utc=_t(day) + dt.timedelta(minutes=i), kb=0.1 * i + 1e6,
-             source_file=f"alice-{day}.csv", line_number=i + 2) for i in range(n)
+        dict(log_date=day, date_key=int(day.strftime("%Y%m%d")) * 100, hour_utc=_t(day), user_id=1,
+             local_ip_key=None if i == 0 else 1, remote_ip_key=i + 2, direction_key=2, kb=0.1 * i + 1e6,
+             minutes=1 + i % 60, rows=2 + i % 60) for i in range(n)
     ], schema=GOLD_PACKETS_FACT.schema)
 
 
@@ -99,7 +101,7 @@ def test_per_day_load_is_idempotent_and_keeps_other_days(warehouse):
     first = _snapshot(warehouse)
     assert len(first["packets_fact"]) == 1203
     assert first["direction_dim"][0][2] == 'public host, "quoted", comma'
-    assert first["packets_fact"][0][3] is None and first["packets_fact"][0][6] == _t(D1)
+    assert [(r[2], r[4]) for r in first["packets_fact"][:3]] == [(_t(D1), 1), (_t(D1), 1), (_t(D1), None)]
 
     warehouse.load([D2], _facts(D2, 1200), _dims())
     warehouse.load([D1], _facts(D1, 3), _dims())
@@ -135,6 +137,39 @@ def test_a_failed_load_leaves_the_previous_load_intact(pg_database, warehouse_sc
     assert _snapshot(wh) == before
     with pytest.raises(ValueError, match="outside the days"):
         wh.load([D2], _facts(D1, 1), _dims())
+
+
+def test_a_row_grain_warehouse_migrates_to_hourly_facts_with_the_same_totals(pg_database, warehouse_schema,
+                                                                           monkeypatch):
+    wh = Warehouse(pg_database, warehouse_schema)
+    monkeypatch.setattr(sql_warehouse, "migrations", lambda: migrations()[:2])  # a warehouse made before 0003
+    wh.migrate()
+    hour = _t(D1, 10)
+    old = [  # (minute, local_ip_key, remote_ip_key, kb): a pair twice in one minute, an IP change at 10:30
+        (0, 1, 2, 1.25), (0, 1, 2, 0.75), (59, 1, 2, 3.5), (5, 1, 3, 2.0), (40, 4, 2, 7.0), (45, None, 3, 0.001),
+        (60, 1, 2, 10.0),
+    ]
+    with psycopg.connect(pg_database) as conn:
+        conn.execute("SET TIME ZONE 'Asia/Kolkata'")  # truncating to the hour must not use the session's zone
+        for line, (minute, local, remote, kb) in enumerate(old, start=2):
+            ts = hour + dt.timedelta(minutes=minute)
+            conn.execute(
+                f'INSERT INTO "{warehouse_schema}".packets_fact VALUES (%s, %s, 1, %s, %s, 2, %s, %s, %s, %s)',
+                (D1, int(ts.strftime("%Y%m%d%H")), local, remote, ts, kb, f"alice-{D1}.csv", line))
+    monkeypatch.undo()
+
+    assert wh.migrate() == ["0003_hourly_packets_fact"]
+    assert wh.read("packets_fact", ["date_key", "local_ip_key", "remote_ip_key"]) == [
+        # log_date, date_key, hour_utc, user_id, local, remote, direction, kb, minutes, rows
+        (D1, 2026111810, hour, 1, 1, 2, 2, 5.5, 2, 3),
+        (D1, 2026111810, hour, 1, 1, 3, 2, 2.0, 1, 1),
+        (D1, 2026111810, hour, 1, 4, 2, 2, 7.0, 1, 1),
+        (D1, 2026111810, hour, 1, None, 3, 2, 0.001, 1, 1),
+        (D1, 2026111811, _t(D1, 11), 1, 1, 2, 2, 10.0, 1, 1),
+    ]
+    # The migrated table is the one a fresh warehouse has: loads replace its days as usual.
+    wh.load([D1], _facts(D1, 3), _dims())
+    assert len(wh.read("packets_fact", ["remote_ip_key"])) == 3
 
 
 def test_urls_map_redshift_to_the_postgres_protocol_and_redact_credentials():

@@ -37,6 +37,7 @@ from packetx_lakehouse.lib.transform import checks as validators
 from packetx_lakehouse.lib.transform import gold
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse_tests.conftest import Lakehouse
+from packetx_lakehouse_tests.lib.transform.test_gold import row_grain_fact
 
 SAMPLES = SAMPLES_DIR
 START = dt.date(2026, 11, 14)
@@ -123,6 +124,27 @@ def test_rerunning_days_in_any_order_leaves_every_table_identical(lakehouse, tmp
     assert materialize_range(lakehouse.defs, WEEK[3], WEEK[3]).success  # and the same lakehouse again
     for table_def in COMPARED:
         assert _scan(lakehouse, table_def).equals(reference[table_def.identifier]), table_def.identifier
+
+
+def test_a_row_grain_fact_is_upgraded_in_place_and_serving_follows(lakehouse):
+    _seed_week(lakehouse, users=2)
+    assert materialize_range(lakehouse.defs, WEEK[0], WEEK[1]).success
+    hourly = _scan(lakehouse, GOLD_PACKETS_FACT)
+    # Put the fact back as an earlier version left it, in Iceberg and in serving: at the row grain.
+    catalog = lakehouse.catalog()
+    old = row_grain_fact(ensure_table(catalog, SILVER_PACKETS).scan().to_arrow())
+    catalog.drop_table(GOLD_PACKETS_FACT.identifier)
+    catalog.create_table(GOLD_PACKETS_FACT.identifier, schema=old.schema).append(old)
+    with duckdb.connect(str(lakehouse.settings.serving_path)) as con:
+        con.execute("CREATE OR REPLACE TABLE gold.packets_fact AS SELECT * FROM old")
+
+    assert materialize_range(lakehouse.defs, WEEK[1], WEEK[1]).success  # one day: the other is upgraded
+    assert _scan(lakehouse, GOLD_PACKETS_FACT).equals(hourly)
+    with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
+        served = pl.from_arrow(con.execute("SELECT * FROM gold.packets_fact").arrow())
+    assert served.columns == GOLD_PACKETS_FACT.schema.names
+    served = served.with_columns(pl.col("hour_utc").dt.convert_time_zone("UTC"))  # DuckDB says Etc/UTC
+    assert served.sort(list(GOLD_PACKETS_FACT.key)).equals(hourly)
 
 
 def test_local_ip_change_mid_week_gives_two_scd2_versions_and_facts_follow(lakehouse):

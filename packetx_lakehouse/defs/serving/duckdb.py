@@ -14,6 +14,7 @@ from packetx_lakehouse.defs.bronze.assets import (
 )
 from packetx_lakehouse.defs.checks import DayChecks, check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
+from packetx_lakehouse.defs.gold.daily import upgrade_row_grain_fact
 from packetx_lakehouse.defs.metadata import markdown_preview
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
@@ -63,9 +64,15 @@ def serving_duckdb_assets(
         loaded: dict[str, pa.Table] = {}
         Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
         with duckdb.get_connection() as con:
+            upgrade_row_grain_fact(catalog)
             for table_def in GOLD_SERVED_DAILY:
-                data = read_partitions(ensure_table(catalog, table_def), values=days)
-                duckdb_store.replace_days(con, f"gold.{table_def.name}", data, days)
+                table = ensure_table(catalog, table_def)
+                data = read_partitions(table, values=days)
+                if duckdb_store.columns_differ(con, f"gold.{table_def.name}", data.schema.names):
+                    # Served by an earlier version with other columns (the row-grain fact): every day anew.
+                    duckdb_store.replace_table(con, f"gold.{table_def.name}", table.scan().to_arrow())
+                else:
+                    duckdb_store.replace_days(con, f"gold.{table_def.name}", data, days)
                 loaded[table_def.name] = data
             for table_def in STAR_DIMENSIONS:
                 data = ensure_table(catalog, table_def).scan().to_arrow()

@@ -13,6 +13,7 @@ from packetx_lakehouse.defs.conventions import (
     daily_step,
     serving_spec,
 )
+from packetx_lakehouse.defs.gold.daily import upgrade_row_grain_fact
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, WarehouseResource
 from packetx_lakehouse.defs.tables import add_day_metadata, split_days
@@ -41,6 +42,7 @@ def warehouse_assets(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         applied = target.migrate()
         if applied:
             context.log.info(f"applied warehouse migrations {', '.join(applied)} to {target.location}")
+        upgrade_row_grain_fact(catalog)
         fact = read_partitions(ensure_table(catalog, STAR_FACT), values=days)
         dimensions = {t: ensure_table(catalog, t).scan().to_arrow() for t in STAR_DIMENSIONS}
         result = target.load(days, fact, dimensions)

@@ -22,6 +22,15 @@ def _ensure(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
         con.unregister("_incoming")
 
 
+def columns_differ(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str]) -> bool:
+    """Whether ``table`` exists with other columns than ``columns``: days cannot be swapped into it."""
+    schema, name = table.split(".")
+    found = [row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, name]).fetchall()]
+    return bool(found) and found != list(columns)
+
+
 def replace_days(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, days: Sequence[dt.date]) -> None:
     """Delete ``days`` from ``table`` and insert ``data`` in one transaction (idempotent per day)."""
     schema = table.split(".")[0]

@@ -339,20 +339,24 @@ def test_packets_fact_keys_match_the_dimensions(day_silver: pa.Table) -> None:
     assert checks.duplicate_keys(fact, GOLD_PACKETS_FACT.key) == []
 
 
-def test_a_row_grain_fact_upgrades_to_what_silver_gives(day_silver: pa.Table) -> None:
-    live = pl.from_arrow(day_silver).filter(~pl.col("is_restart_replay"))
-    old = live.select(
+def row_grain_fact(silver: pa.Table) -> pa.Table:
+    """The fact as versions before the hourly grain wrote it: one row per live silver row."""
+    live = pl.from_arrow(silver).filter(~pl.col("is_restart_replay"))
+    return live.select(
         "log_date",
         date_key=pl.col("ts_utc").dt.strftime("%Y%m%d%H").cast(pl.Int64),
-        user_id=pl.Series(gold.stable_key(live["user"].to_list())),
+        user_id=pl.Series(gold.stable_key(live["user"].to_list()), dtype=pl.Int64),
         local_ip_key=pl.Series([None if ip is None else gold.stable_key([ip])[0] for ip in live["local_ip"]],
                                dtype=pl.Int64),
-        remote_ip_key=pl.Series(gold.stable_key(live["remote_ip"].to_list())),
+        remote_ip_key=pl.Series(gold.stable_key(live["remote_ip"].to_list()), dtype=pl.Int64),
         direction_key=pl.col("direction").replace_strict(gold.direction_dim().to_pydict()["direction"],
                                                          list(range(1, 5)), return_dtype=pl.Int64),
         ts_utc="ts_utc", kb="kb", source_file="source_file", line_number="line_number",
     ).to_arrow()
-    assert gold.hourly_fact_from_row_grain(old) == gold.packets_fact(day_silver)
+
+
+def test_a_row_grain_fact_upgrades_to_what_silver_gives(day_silver: pa.Table) -> None:
+    assert gold.hourly_fact_from_row_grain(row_grain_fact(day_silver)) == gold.packets_fact(day_silver)
 
 
 def test_daily_ips_lists_both_ends_of_every_counted_row(day_silver: pa.Table) -> None:
