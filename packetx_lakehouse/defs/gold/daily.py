@@ -30,7 +30,6 @@ from packetx_lakehouse.lib.storage.iceberg import (
     replace_table,
     source_generations,
 )
-from packetx_lakehouse.lib.transform.gold import hourly_fact_from_row_grain
 from packetx_lakehouse.lib.transform.checks import (
     duplicate_keys,
     hours_under_two_days,
@@ -38,6 +37,7 @@ from packetx_lakehouse.lib.transform.checks import (
     negative_or_nan,
     rows_conservation,
 )
+from packetx_lakehouse.lib.transform.gold import hourly_fact_from_row_grain
 
 DAILY_KEY = asset_key(GOLD_DAILY_USER_BANDWIDTH)
 KB_CONSERVED = "kb_conserved"
