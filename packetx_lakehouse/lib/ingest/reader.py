@@ -282,6 +282,8 @@ def _read_clean(data: bytes, rules: _Rules, context: _Context) -> ReadResult | N
         return None
     pieces, line_bytes_total = [], 0
     for batch in table.to_batches():
+        if not batch.num_rows:  # a block inside a line longer than itself
+            continue
         fields = batch.columns
         # No CR: a line is its six fields and five commas, then LF.
         line_bytes = sum(pc.binary_length(field).to_numpy() for field in fields) + 5

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -142,6 +143,8 @@ EDITS = [
     (5, 2, b"fe80::1", True),
     (5, 3, b"2001:db8::1", True),
     (5, 2, b"fe80::1%eth0", True),
+    (5, 2, b"fe80::1%" + b"e" * 1500, True),  # longer than two blocks of the property test
+    (3, 4, b"9" * 1500, False),
     (5, 2, b'"8.8.8.8"', False),
     (5, None, b"", False),
     (5, None, b"   ", False),
@@ -210,6 +213,17 @@ def test_a_line_longer_than_arrows_blocks_is_read_the_same(monkeypatch) -> None:
         assert careful.quarantined == (bound == 4096)
 
 
+@pytest.mark.parametrize("lines", [0, 1])
+def test_a_file_that_is_one_line_longer_than_arrows_blocks_is_read_the_same(monkeypatch, lines: int) -> None:
+    monkeypatch.setattr(reader, "_MIN_CHUNK_BYTES", 1024)
+    giant = b"carol,2026-11-21 10:00,8.8.8.8,192.168.1.20," + b"9" * 5000 + b",1\n"
+
+    for bound in (4096, 10_000):
+        _, careful = read_both((CSV_HEADER + "\n").encode() + giant + (lines_of(CLEAN)[1] + b"\n") * lines,
+                               max_line_bytes=bound)
+        assert careful.quarantined == 1
+
+
 def test_the_file_reader_takes_the_fast_path_for_gzip_too(tmp_path) -> None:
     path = tmp_path / "alice-2026-11-21.csv.gz"
     path.write_bytes(gzip.compress((SAMPLES_DIR / "alice-2026-11-21.csv").read_bytes()))
@@ -262,14 +276,18 @@ BASES = [(CLEAN, SOURCE), (CLEAN, "x.csv")] + [
     st.sampled_from(BASES),
     st.lists(st.one_of(valid_edit, valid_edit, line_edit, structural, mutation), max_size=4),
     st.sampled_from([4096, 80, 50]),
+    st.booleans(),
 )
 def test_fast_path_equals_careful_path_on_clean_and_dirty_files(base: tuple[bytes, str], ops: list[tuple],
-                                                                max_line_bytes: int) -> None:
+                                                                max_line_bytes: int, small_blocks: bool) -> None:
     data, source_file = base
     for op in ops:
         data = apply(data, op)
 
-    read_both(data, source_file=source_file, max_line_bytes=max_line_bytes)
+    # Small blocks: many Arrow blocks and careful pieces, and lines longer than a block.
+    with mock.patch.object(reader, "_MIN_CHUNK_BYTES", 256 if small_blocks else reader._MIN_CHUNK_BYTES), \
+            mock.patch.object(reader, "_MAX_CHUNK_BYTES", 512 if small_blocks else reader._MAX_CHUNK_BYTES):
+        read_both(data, source_file=source_file, max_line_bytes=max_line_bytes)
 
 
 @pytest.mark.parametrize("seed", range(40))
