@@ -103,7 +103,8 @@ def bronze_assets(
         for day in batch.days_without_files:
             context.log.warning(f"No traffic-log files for {day} in {landing_store.describe('')} or the archive")
         for file in batch.files:
-            context.log.info(f"{file.source_file}: {file.rows:,} rows, {file.quarantined:,} quarantined")
+            context.log.info(f"{file.source_file}: {file.rows:,} rows, {file.quarantined:,} quarantined"
+                             + (" (clean: fast path)" if file.fast_path else ""))
         problems = batch.problems + undated
         _log_problems(context, problems)
 

@@ -44,6 +44,8 @@ class FileReport:
     off_date: int = 0
     headers: int = 0
     blank: int = 0
+    #: Whether the reader's fast path read it (a clean file), rather than the careful parser.
+    fast_path: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def ingest_days(
                           blank=result.blank)
             files.append(FileReport(day, archived.source_file, result.lines_read, result.good, result.quarantined,
                                     archived.sha256, archive_state(archived.source_file, sources), result.off_date,
-                                    headers=result.headers, blank=result.blank))
+                                    headers=result.headers, blank=result.blank, fast_path=result.fast_path))
             key = archived.landing.key if archived.landing else archived.source_file
             day_problems = _with_stakes(day_problems, archived.source_file, result, sources)
             day_problems += _read_problems(day, key, result)
