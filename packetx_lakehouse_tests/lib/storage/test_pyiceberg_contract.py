@@ -38,14 +38,22 @@ CONTRACT: dict[str, dict[str, set[str]]] = {
         "PartitionKey": {"field_values", "partition_spec", "schema"},
         "PartitionFieldValue": {"field", "value"},
     },
-    "pyiceberg.table.update.snapshot": {"ExpireSnapshots": {"transaction"}},
+    "pyiceberg.table.update.snapshot": {
+        "ExpireSnapshots": {"transaction"},
+        "_OverwriteFiles": {"operation", "transaction", "io", "snapshot_properties"},
+        "_MergeAppendFiles": set(),
+    },
     "pyiceberg.utils.config": {"Config": set()},
-    "pyiceberg.utils.properties": {"property_as_int": {"properties", "property_name", "default"}},
+    "pyiceberg.utils.properties": {"property_as_int": {"properties", "property_name", "default"},
+                                   "property_as_bool": {"properties", "property_name", "default"}},
 }
 #: Methods called with private or unusual keywords.
 METHODS = {
     ("pyiceberg.table", "Transaction", "delete"): {"delete_filter", "snapshot_properties", "_isolation_operation"},
     ("pyiceberg.table", "Transaction", "update_snapshot"): {"snapshot_properties"},
+    ("pyiceberg.table", "Transaction", "_scan"): {"row_filter"},
+    ("pyiceberg.table.update.snapshot", "_MergeAppendFiles", "_process_manifests"): {"manifests"},
+    ("pyiceberg.table.update.snapshot", "_OverwriteFiles", "delete_data_file"): {"data_file"},
     ("pyiceberg.io.pyarrow", "ArrowScan", "to_table"): {"tasks"},
     ("pyiceberg.table.update.snapshot", "ExpireSnapshots", "by_ids"): {"snapshot_ids"},
     ("pyiceberg.utils.config", "Config", "get_bool"): {"key"},
