@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, table_spec
@@ -22,7 +22,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_HOURLY_BANDWIDTH,
     TableDef,
 )
-from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_between
+from packetx_lakehouse.lib.storage.iceberg import read_between
 from packetx_lakehouse.lib.transform.checks import (
     duplicate_keys,
     hours_under_two_days,
@@ -72,7 +72,7 @@ def kb_conserved(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Table]
 
 
 def hours_on_one_day(
-    catalog: Catalog, run_hourly: Mapping[dt.date, pa.Table], device_timezones: dict[str, str], default_timezone: str
+    hourly: Table, run_hourly: Mapping[dt.date, pa.Table], device_timezones: dict[str, str], default_timezone: str
 ) -> dict[dt.date, dg.AssetCheckResult]:
     """Per run day: does any user-hour of that day appear under another log_date too?
 
@@ -84,7 +84,7 @@ def hours_on_one_day(
         shared: pa.Table = rows.select(list(columns))
         if rows.num_rows:
             hours = rows.column("hour_utc")
-            shared = read_between(ensure_table(catalog, GOLD_HOURLY_BANDWIDTH), "hour_utc", pc.min(hours).as_py(),
+            shared = read_between(hourly, "hour_utc", pc.min(hours).as_py(),
                                   pc.max(hours).as_py(), columns)
             # Only the user-hours this day holds: another pair of days sharing an hour is their own problem.
             mine = rows.select(["user", "hour_utc"]).group_by(["user", "hour_utc"]).aggregate([])
