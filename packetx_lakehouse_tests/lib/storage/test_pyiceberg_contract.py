@@ -52,6 +52,8 @@ METHODS = {
     ("pyiceberg.table", "Transaction", "delete"): {"delete_filter", "snapshot_properties", "_isolation_operation"},
     ("pyiceberg.table", "Transaction", "update_snapshot"): {"snapshot_properties"},
     ("pyiceberg.table", "Transaction", "_scan"): {"row_filter"},
+    # _MetadataReusingTransaction: built like Table.transaction() builds one; reads _table, _updates.
+    ("pyiceberg.table", "Transaction", "__init__"): {"table"},
     ("pyiceberg.table.update.snapshot", "_MergeAppendFiles", "_process_manifests"): {"manifests"},
     ("pyiceberg.table.update.snapshot", "_OverwriteFiles", "delete_data_file"): {"data_file"},
     ("pyiceberg.io.pyarrow", "ArrowScan", "to_table"): {"tasks"},
@@ -60,7 +62,7 @@ METHODS = {
 }
 #: Public modules whose imports need no contract (stable, documented API).
 PUBLIC = {"pyiceberg.catalog", "pyiceberg.exceptions", "pyiceberg.expressions", "pyiceberg.manifest",
-          "pyiceberg.table.snapshots", "pyiceberg.transforms"}
+          "pyiceberg.table.metadata", "pyiceberg.table.snapshots", "pyiceberg.transforms"}
 
 
 def _imports() -> set[tuple[str, str]]:
@@ -89,6 +91,14 @@ def test_each_method_still_takes_the_keywords_we_pass(module, cls, method):
     target = getattr(getattr(__import__(module, fromlist=[cls]), cls), method)
     missing = METHODS[module, cls, method] - set(inspect.signature(target).parameters)
     assert not missing, f"pyiceberg {pyiceberg.__version__}: {cls}.{method} no longer takes {sorted(missing)}"
+
+
+def test_a_transaction_still_keeps_its_table_and_staged_updates_where_we_read_them():
+    from pyiceberg.table import Transaction
+
+    assert isinstance(Transaction.table_metadata, property)
+    source = inspect.getsource(Transaction.__init__)
+    assert "self._table = table" in source and "self._updates = ()" in source
 
 
 def test_the_pinned_version_is_the_one_the_contract_was_checked_against():
