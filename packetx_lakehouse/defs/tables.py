@@ -23,6 +23,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.conventions import asset_key
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
@@ -132,6 +133,7 @@ class RunTables:
     def __init__(self, catalog: Catalog, days: Sequence[dt.date]) -> None:
         self.catalog = catalog
         self.days = list(days)
+        self._loaded: dict[TableDef, Table] = {}
         self._tables: dict[TableDef, pa.Table] = {}
         self._generations: dict[TableDef, dict[dt.date, int]] = {}
 
@@ -150,11 +152,18 @@ class RunTables:
                 where = f" in catalog {self.catalog.name}" + (f" (warehouse {warehouse})" if warehouse else "")
             raise StorageError(f"{action} {table_def.identifier}{where}: {type(exc).__name__}: {exc}") from exc
 
+    def table(self, table_def: TableDef) -> Table:
+        """``table_def``'s Iceberg table, loaded once per step (a catalog round trip and a metadata
+        read each time). Its commits keep it current, and a lost commit refreshes it before retrying."""
+        if table_def not in self._loaded:
+            self._loaded[table_def] = ensure_table(self.catalog, table_def)
+        return self._loaded[table_def]
+
     def get(self, table_def: TableDef, *, undated: bool = False) -> pa.Table:
         """The run's days of ``table_def`` (``undated``: and its rows whose day is null)."""
         if table_def not in self._tables:
             with self._naming("reading", table_def, "from"):
-                table = ensure_table(self.catalog, table_def)
+                table = self.table(table_def)
                 self._tables[table_def] = read_partitions(table, values=[*self.days, *([None] if undated else [])])
                 self._generations[table_def] = source_generations(table, self.days)
         return self._tables[table_def]
@@ -195,7 +204,7 @@ class RunTables:
             StaleSourceError: the table holds newer sources for a day than ``generations``.
         """
         with self._naming("writing", table_def, "to"):
-            written = replace_partitions(ensure_table(self.catalog, table_def), data,
+            written = replace_partitions(self.table(table_def), data,
                                          values=[*self.days, *([None] if undated else [])],
                                          generations=generations,
                                          snapshot_properties={"dagster.run_id": context.run.run_id},

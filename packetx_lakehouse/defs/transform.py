@@ -134,6 +134,7 @@ def _gold(
             yield from checks.evaluate(day, daily.rows_conserved(silver_live_rows[day],
                                                                  {t: by_day[t][day] for t in ROW_COLUMNS}))
     if daily.HOURS_ON_ONE_DAY in selected[GOLD_HOURLY_BANDWIDTH]:
-        results = daily.hours_on_one_day(tables.catalog, tables.by_day(GOLD_HOURLY_BANDWIDTH), zones.zones, zones.default)
+        results = daily.hours_on_one_day(tables.table(GOLD_HOURLY_BANDWIDTH), tables.by_day(GOLD_HOURLY_BANDWIDTH),
+                                         zones.zones, zones.default)
         for day, result in results.items():
             yield from checks.evaluate(day, result)

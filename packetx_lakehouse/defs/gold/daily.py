@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, table_spec
@@ -91,7 +92,7 @@ def rows_conserved(silver_live_rows: int, gold_tables: Mapping[TableDef, pa.Tabl
 
 
 def hours_on_one_day(
-    catalog: Catalog, run_hourly: Mapping[dt.date, pa.Table], device_timezones: dict[str, str], default_timezone: str
+    hourly: Table, run_hourly: Mapping[dt.date, pa.Table], device_timezones: dict[str, str], default_timezone: str
 ) -> dict[dt.date, dg.AssetCheckResult]:
     """Per run day: does any user-hour of that day appear under another log_date too?
 
@@ -103,7 +104,7 @@ def hours_on_one_day(
         shared: pa.Table = rows.select(list(columns))
         if rows.num_rows:
             hours = rows.column("hour_utc")
-            shared = read_between(ensure_table(catalog, GOLD_HOURLY_BANDWIDTH), "hour_utc", pc.min(hours).as_py(),
+            shared = read_between(hourly, "hour_utc", pc.min(hours).as_py(),
                                   pc.max(hours).as_py(), columns)
             # Only the user-hours this day holds: another pair of days sharing an hour is their own problem.
             mine = rows.select(["user", "hour_utc"]).group_by(["user", "hour_utc"]).aggregate([])

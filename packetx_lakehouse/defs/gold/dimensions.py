@@ -8,12 +8,13 @@ committed, for any day, is refused and redone (``redo_when_stale``).
 
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import (
@@ -63,6 +64,8 @@ _INPUTS = {
 
 #: A dimension's rows and the source generation of every day they were built from (None: not data).
 Built = tuple[pa.Table, Generations | None]
+#: The step's Iceberg tables, each loaded once.
+Load = Callable[[TableDef], Table]
 
 
 def dimension_assets(
@@ -72,25 +75,25 @@ def dimension_assets(
     specs = [table_spec(t, group="gold", automation_condition=DIMENSION_AUTOMATION,
                         deps=[asset_key(_INPUTS[t])] if t in _INPUTS else []) for t in STAR_DIMENSIONS]
 
-    def calendar(catalog: Catalog) -> Built:
+    def calendar(load: Load) -> Built:
         first = partitions.start.date() - dt.timedelta(days=1)
         last = dt.date.fromisoformat(partitions.get_last_partition_key()) + dt.timedelta(days=1)
         return gold.date_dim(first, last), None
 
-    def ip_dim(catalog: Catalog) -> Built:
-        daily_ips = ensure_table(catalog, GOLD_DAILY_IPS)
+    def ip_dim(load: Load) -> Built:
+        daily_ips = load(GOLD_DAILY_IPS)
         ips = daily_ips.scan(selected_fields=("ip",)).to_arrow().column("ip")
         return gold.ip_dim(pc.unique(ips)), source_generations(daily_ips)
 
-    def users_dim(catalog: Catalog) -> Built:
-        user_ip_hourly = ensure_table(catalog, GOLD_USER_IP_HOURLY)
+    def users_dim(load: Load) -> Built:
+        user_ip_hourly = load(GOLD_USER_IP_HOURLY)
         return gold.users_dim(user_ip_hourly.scan().to_arrow()), source_generations(user_ip_hourly)
 
-    builders: dict[TableDef, Callable[[Catalog], Built]] = {
+    builders: dict[TableDef, Callable[[Load], Built]] = {
         GOLD_DATE_DIM: calendar,
         GOLD_IP_DIM: ip_dim,
         GOLD_USERS_DIM: users_dim,
-        GOLD_DIRECTION_DIM: lambda catalog: (gold.direction_dim(), None),
+        GOLD_DIRECTION_DIM: lambda load: (gold.direction_dim(), None),
     }
 
     @dg.multi_asset(
@@ -109,16 +112,25 @@ def dimension_assets(
     @redo_when_stale
     def star_dimensions(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource) -> Iterator:
         catalog = iceberg.load()
+        load: Load = functools.cache(lambda table_def: ensure_table(catalog, table_def))
+        # What each dimension holds now: rebuilt (or found unchanged) here, else read for its check.
+        held: dict[TableDef, pa.Table] = {}
         for table_def in STAR_DIMENSIONS:
             if asset_key(table_def) in context.selected_asset_keys:
-                yield _replace_dimension(context, catalog, table_def, *builders[table_def](catalog))
+                result, held[table_def] = _replace_dimension(context, load(table_def), table_def,
+                                                             *builders[table_def](load))
+                yield result
+
+        def holds(table_def: TableDef) -> pa.Table:
+            return held[table_def] if table_def in held else load(table_def).scan().to_arrow()
+
         # Checks validate what the table holds now, whether or not this step rebuilt it.
         selected = {check.name for check in context.selected_asset_check_keys}
         if SCD2_VALID in selected:
-            dim = ensure_table(catalog, GOLD_USERS_DIM).scan().to_arrow()
+            dim = holds(GOLD_USERS_DIM)
             yield problems_check(SCD2_VALID, checks.scd2_problems(dim), asset_key(GOLD_USERS_DIM))
         if IP_DIM_UNIQUE in selected:
-            dim = ensure_table(catalog, GOLD_IP_DIM).scan().to_arrow()
+            dim = holds(GOLD_IP_DIM)
             yield problems_check(IP_DIM_UNIQUE, checks.duplicate_keys(dim, ["ip_key"]) + checks.duplicate_keys(dim, ["ip"]),
                                  asset_key(GOLD_IP_DIM))
 
@@ -126,10 +138,10 @@ def dimension_assets(
 
 
 def _replace_dimension(
-    context: dg.AssetExecutionContext, catalog: Catalog, table_def: TableDef, data: pa.Table,
+    context: dg.AssetExecutionContext, table: Table, table_def: TableDef, data: pa.Table,
     generations: Generations | None,
-) -> dg.MaterializeResult:
-    table = ensure_table(catalog, table_def)
+) -> tuple[dg.MaterializeResult, pa.Table]:
+    """Commit ``data`` unless the table already holds it; returns the result and what the table holds."""
     current = table.scan().to_arrow()
     order = [(column, "ascending") for column in table_def.key]
     key = asset_key(table_def)
@@ -142,7 +154,7 @@ def _replace_dimension(
         snapshot = table.current_snapshot()
         unchanged = WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
         return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, unchanged),
-                                                             **table_metadata(data), "unchanged": True})
+                                                             **table_metadata(data), "unchanged": True}), current
     written = replace_table(table, data, generations=generations, on_retry=log_lost_commits(context, table_def))
     return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written),
-                                                         **table_metadata(data)})
+                                                         **table_metadata(data)}), data

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
+from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.bronze.assets import (
     BRONZE_QUARANTINE_KEY,
@@ -75,14 +76,12 @@ def serving_duckdb_assets(
                     duckdb_store.replace_days(con, f"gold.{table_def.name}", data, days)
                 loaded[table_def.name] = data
             for table_def in STAR_DIMENSIONS:
-                data = ensure_table(catalog, table_def).scan().to_arrow()
-                duckdb_store.replace_table(con, f"gold.{table_def.name}", data)
-                loaded[table_def.name] = data
+                loaded[table_def.name] = _serve_whole(con, ensure_table(catalog, table_def), f"gold.{table_def.name}")
             quarantine = read_partitions(ensure_table(catalog, BRONZE_QUARANTINE), values=days)
             duckdb_store.replace_days(con, "ops.quarantine", quarantine.drop_columns(["ingested_at"]), days)
             # Small, and undated problems (bad names) belong to no day: copied whole every time.
             duckdb_store.replace_table(con, "ops.landing_problems", ensure_table(catalog, LANDING_PROBLEMS).scan().to_arrow())
-            duckdb_store.replace_table(con, "ops.partitions", _partition_summary(catalog))
+            duckdb_store.replace_days(con, "ops.partitions", _partition_summary(catalog, days), days)
             rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
         daily = {t.name: split_days(loaded[t.name], days) for t in GOLD_SERVED_DAILY}
         quarantined = split_days(quarantine, days)
@@ -109,9 +108,23 @@ def serving_duckdb_assets(
     return serving_duckdb
 
 
-def _partition_summary(catalog) -> pa.Table:
-    """Rows per layer and day, from Iceberg partition metadata (no data files are read)."""
+def _serve_whole(con, table: Table, name: str) -> pa.Table:
+    """Copy a whole (small) Iceberg table unless the database already holds its current snapshot;
+    returns its rows either way. Dimensions change far less often than the days that run."""
+    snapshot = table.current_snapshot()
+    version = snapshot.snapshot_id if snapshot else None
+    if version is not None and duckdb_store.served_version(con, name) == version:
+        # As Iceberg types them (DuckDB names the UTC zone "Etc/UTC").
+        return con.execute(f"SELECT * FROM {name}").to_arrow_table().cast(table.schema().as_arrow())
+    data = table.scan().to_arrow()
+    duckdb_store.replace_table(con, name, data, version=version)
+    return data
+
+
+def _partition_summary(catalog, days: list[dt.date]) -> pa.Table:
+    """Rows per layer of ``days``, from Iceberg partition metadata (no data files are read)."""
     layers, tables, dates, counts = [], [], [], []
+    wanted = set(days)
     for layer, table_def in FRESHNESS_TABLES.items():
         partitions = ensure_table(catalog, table_def).inspect.partitions()
         if partitions.num_rows == 0:  # a table with no data files has no partition column either
@@ -119,7 +132,8 @@ def _partition_summary(catalog) -> pa.Table:
         by_day: dict[dt.date, int] = {}
         for partition, count in zip(partitions.column("partition").to_pylist(),
                                     partitions.column("record_count").to_pylist()):
-            by_day[partition["log_date"]] = by_day.get(partition["log_date"], 0) + count
+            if partition["log_date"] in wanted:
+                by_day[partition["log_date"]] = by_day.get(partition["log_date"], 0) + count
         for day, count in sorted(by_day.items()):
             layers.append(layer)
             tables.append(table_def.identifier)

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
+#: Which version of each whole table the database holds: an unchanged source is not copied again.
+SERVED_VERSIONS = "ops.served_versions"
+
 
 def _ensure(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
     con.register("_incoming", data)
@@ -49,11 +52,31 @@ def replace_days(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, day
         con.unregister("_incoming")
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
-    """Swap a whole (small) table in one statement."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, *, version: int | None = None) -> None:
+    """Swap a whole (small) table in one statement; ``version`` (e.g. the Iceberg snapshot id it
+    was read from) is recorded with it, in the same transaction, for :func:`served_version`."""
+    for schema in {table.split(".")[0], SERVED_VERSIONS.split(".")[0]}:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {SERVED_VERSIONS} (table_name VARCHAR PRIMARY KEY, version BIGINT)")
     con.register("_incoming", data)
     try:
+        con.execute("BEGIN TRANSACTION")
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _incoming")
+        con.execute(f"DELETE FROM {SERVED_VERSIONS} WHERE table_name = ?", [table])
+        if version is not None:
+            con.execute(f"INSERT INTO {SERVED_VERSIONS} VALUES (?, ?)", [table, version])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     finally:
         con.unregister("_incoming")
+
+
+def served_version(con: duckdb.DuckDBPyConnection, table: str) -> int | None:
+    """The ``version`` ``table`` was last copied with by :func:`replace_table` (None: unknown)."""
+    try:
+        found = con.execute(f"SELECT version FROM {SERVED_VERSIONS} WHERE table_name = ?", [table]).fetchone()
+    except duckdb.CatalogException:  # a database from before versions were recorded
+        return None
+    return found[0] if found else None

@@ -61,11 +61,12 @@ from pyiceberg.table import (
     Transaction,
     WriteTask,
 )
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, Snapshot
-from pyiceberg.table.update.snapshot import ExpireSnapshots
+from pyiceberg.table.update.snapshot import ExpireSnapshots, _MergeAppendFiles, _OverwriteFiles
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.utils.config import Config
-from pyiceberg.utils.properties import property_as_int
+from pyiceberg.utils.properties import property_as_bool, property_as_int
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from packetx_lakehouse.lib.schemas import TableDef
@@ -85,11 +86,11 @@ TABLE_PROPERTIES = {
 }
 #: Snapshots the write path keeps per table, expired in its own commit: every commit copies the
 #: metadata, snapshots included, so a day re-run every minute must not grow it. Of the budget,
-#: the newest RECENT_SNAPSHOTS are the last two writes (each a delete and an append); the rest
+#: the newest RECENT_SNAPSHOTS are the last two writes (one overwrite snapshot each); the rest
 #: are the newest snapshot of each earlier clock hour, so time travel reaches back hours, not
 #: minutes, at the same metadata size. Files are deleted by maintenance (``maintenance.py``),
 #: which also ages these snapshots out; the raw archive is the audit trail to replay from.
-RECENT_SNAPSHOTS = 4
+RECENT_SNAPSHOTS = 2
 HOURLY_SNAPSHOTS = 6
 SNAPSHOTS_KEPT = RECENT_SNAPSHOTS + HOURLY_SNAPSHOTS
 _HOUR_MS = 3_600_000
@@ -392,7 +393,7 @@ def _commit_overwrite(
     generations: Generations | None,
     whole_table: bool,
 ) -> None:
-    """``Table.overwrite``: a delete and an append snapshot in one commit, same files written.
+    """Replace what ``expression`` matches by ``data``: one overwrite snapshot in one commit.
 
     The generations go into the same commit as table properties. The commit is accepted only if
     the table's snapshot is still the one this transaction started from, and every change of a
@@ -400,19 +401,90 @@ def _commit_overwrite(
     """
     _check_pyarrow_schema_compatible(table.schema(), provided_schema=data.schema,
                                      format_version=table.metadata.format_version)
-    with table.transaction() as txn:
+    with _MetadataReusingTransaction(table) as txn:
         raised = _check_generations(".".join(table.name()), txn.table_metadata.properties, generations, whole_table)
         _expire_old_snapshots(txn)
-        with warnings.catch_warnings():
-            # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            txn.delete(expression, snapshot_properties=properties, _isolation_operation=Operation.OVERWRITE)
-        with txn.update_snapshot(snapshot_properties=properties).merge_append() as append:
-            if data.num_rows:
-                for data_file in _write_data_files(txn, table, data, append.commit_uuid):
-                    append.append_data_file(data_file)
+        replaced = _whole_files_matching(txn, expression)
+        if replaced is None:
+            _delete_then_append(txn, table, data, expression, properties)
+        else:
+            with _MergingOverwrite(txn, properties) as overwrite:
+                for data_file in replaced:
+                    overwrite.delete_data_file(data_file)
+                if data.num_rows:
+                    for data_file in _write_data_files(txn, table, data, overwrite.commit_uuid):
+                        overwrite.append_data_file(data_file)
         if raised:
             txn.set_properties(raised)
+
+
+class _MetadataReusingTransaction(Transaction):
+    """``Table.transaction()``, minus a deep copy of the whole table metadata on every read of it.
+
+    PyIceberg's ``Transaction.table_metadata`` applies the staged updates to a deep copy of the
+    metadata (every snapshot, every property) each time it is read, and one commit reads it
+    dozens of times: measured, a third of a commit's CPU time. The metadata is immutable (frozen
+    models), so the copy is reused until an update is staged or the table's metadata changes.
+    """
+
+    _reused: tuple[object, tuple, object] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, updates = self._table.metadata, self._updates
+        if self._reused is None or self._reused[0] is not base or self._reused[1] is not updates:
+            self._reused = (base, updates, super().table_metadata)
+        return self._reused[2]
+
+
+def _whole_files_matching(txn: Transaction, expression: BooleanExpression) -> list[DataFile] | None:
+    """The data files ``expression`` matches, if it matches each of them whole; else None.
+
+    Always so for whole partitions (``partition_filter`` on identity partition columns) and
+    whole tables: then they are dropped as files, nothing is rewritten.
+    """
+    if txn.table_metadata.current_snapshot() is None:
+        return []
+    tasks = list(txn._scan(row_filter=expression).plan_files())
+    if any(task.residual != AlwaysTrue() or task.delete_files for task in tasks):
+        return None
+    return [task.file for task in tasks]
+
+
+class _MergingOverwrite(_OverwriteFiles):
+    """PyIceberg's overwrite (drop files, add files: one snapshot) merging manifests as a merge-append does.
+
+    ``Table.overwrite`` would make two snapshots (a delete, then an append) and its plain
+    overwrite never merges manifests, so a table written day after day would plan from one
+    manifest per day (``commit.manifest-merge.enabled`` in ``TABLE_PROPERTIES``).
+    """
+
+    _process_manifests = _MergeAppendFiles._process_manifests
+
+    def __init__(self, txn: Transaction, snapshot_properties: dict[str, str]) -> None:
+        super().__init__(operation=Operation.OVERWRITE if txn.table_metadata.current_snapshot() else Operation.APPEND,
+                         transaction=txn, io=txn._table.io, snapshot_properties=snapshot_properties)
+        props = txn.table_metadata.properties
+        self._target_size_bytes = property_as_int(props, TableProperties.MANIFEST_TARGET_SIZE_BYTES,
+                                                  TableProperties.MANIFEST_TARGET_SIZE_BYTES_DEFAULT)
+        self._min_count_to_merge = property_as_int(props, TableProperties.MANIFEST_MIN_MERGE_COUNT,
+                                                   TableProperties.MANIFEST_MIN_MERGE_COUNT_DEFAULT)
+        self._merge_enabled = property_as_bool(props, TableProperties.MANIFEST_MERGE_ENABLED,
+                                               TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT)
+
+
+def _delete_then_append(
+    txn: Transaction, table: Table, data: pa.Table, expression: BooleanExpression, properties: dict[str, str]
+) -> None:
+    """``Table.overwrite``'s way (a delete and an append snapshot), for rows that only part of a file holds."""
+    with warnings.catch_warnings():
+        # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        txn.delete(expression, snapshot_properties=properties, _isolation_operation=Operation.OVERWRITE)
+    with txn.update_snapshot(snapshot_properties=properties).merge_append() as append:
+        if data.num_rows:
+            for data_file in _write_data_files(txn, table, data, append.commit_uuid):
+                append.append_data_file(data_file)
 
 
 def _check_generations(
@@ -443,8 +515,8 @@ def _expire_old_snapshots(txn: Transaction) -> None:
     writer already removed X. Our retry rebuilds the whole transaction, expiry included, from
     fresh metadata. Data files are not deleted here (expiry only edits metadata).
     """
-    # This commit adds up to two snapshots (delete + append) to the recent ones.
-    expired = snapshots_beyond_budget(txn.table_metadata.snapshots, recent=RECENT_SNAPSHOTS - 2,
+    # This commit adds one snapshot to the recent ones (two if it must rewrite part of a file).
+    expired = snapshots_beyond_budget(txn.table_metadata.snapshots, recent=RECENT_SNAPSHOTS - 1,
                                       hourly=HOURLY_SNAPSHOTS)
     if expired:
         ExpireSnapshots(txn).by_ids(expired).commit()
@@ -470,7 +542,7 @@ def snapshots_beyond_budget(snapshots: Iterable[Snapshot], *, recent: int, hourl
 
 
 def snapshots_oldest_first(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
-    """By commit time; the sequence number orders the two snapshots one overwrite commits."""
+    """By commit time; the sequence number orders snapshots of one commit (delete + append)."""
     return sorted(snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
 
 

@@ -81,6 +81,21 @@ def test_replacing_partitions_writes_one_file_per_partition_and_leaves_others(tm
     assert sorted_rows(read_partitions(table.refresh(), values=[D1, D3])) == sorted_rows(events([(D3, "a", 4)]))
 
 
+def test_replacing_whole_partitions_is_one_overwrite_snapshot_that_rewrites_no_file(tmp_path):
+    table = ensure_table(local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse"), EVENTS)
+    replace_partitions(table, events([(D1, "a", 1), (D2, "a", 2)]), values=[D1, D2])
+    before = {f.file.file_path for f in table.refresh().scan().plan_files()}
+    replace_partitions(table, events([(D1, "a", 10), (D1, "b", 11)]), values=[D1])
+    table = table.refresh()
+    assert len(table.snapshots()) == 2
+    summary = table.current_snapshot().summary
+    assert summary.operation.value == "overwrite"
+    assert (summary["deleted-data-files"], summary["added-data-files"], summary["total-records"]) == ("1", "2", "3")
+    after = {f.file.file_path for f in table.scan().plan_files()}
+    assert len(before & after) == 1  # D2's file is untouched, D1's dropped whole
+    assert sorted_rows(table.scan().to_arrow()) == sorted_rows(events([(D1, "a", 10), (D1, "b", 11), (D2, "a", 2)]))
+
+
 def test_a_partition_read_matches_a_scan_and_sees_another_writers_commit(tmp_path):
     catalog_path, warehouse = tmp_path / "catalog.db", tmp_path / "warehouse"
     table = ensure_table(local_catalog(catalog_path, warehouse), EVENTS)

@@ -15,6 +15,7 @@ from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
     HOURLY_SNAPSHOTS,
     RECENT_SNAPSHOTS,
+    SNAPSHOTS_KEPT,
     TABLE_PROPERTIES,
     ensure_table,
     local_catalog,
@@ -88,7 +89,7 @@ def test_the_write_path_keeps_the_newest_snapshots_and_one_per_earlier_hour():
 def test_a_table_written_once_a_day_keeps_its_last_writes():
     days = snapshots(*(d * 24 * HOUR_MS for d in range(20)))
     expired = set(snapshots_beyond_budget(days, recent=RECENT_SNAPSHOTS, hourly=HOURLY_SNAPSHOTS))
-    assert sorted(s.snapshot_id for s in days if s.snapshot_id not in expired) == list(range(11, 21))
+    assert sorted(s.snapshot_id for s in days if s.snapshot_id not in expired) == list(range(21 - SNAPSHOTS_KEPT, 21))
     assert snapshots_beyond_budget(days[:5], recent=4, hourly=6) == []
 
 
@@ -148,11 +149,12 @@ def test_maintenance_within_the_windows_deletes_nothing_and_time_travel_still_re
     kept = {s.snapshot_id: rows(table.scan(snapshot_id=s.snapshot_id).to_arrow()) for s in table.snapshots()}
     done = maintain_table(table, now=now(), policy=MaintenancePolicy())
     assert done.snapshots_expired == 0 and done.total_files_deleted == 0
-    # A day later only the newest three remain; each still reads exactly what it held.
-    done = maintain_table(table, now=now() + DAY, policy=MaintenancePolicy(min_snapshots=3))
+    # A day later all but the oldest remain (min_snapshots); each still reads exactly what it held.
+    assert len(kept) >= 2
+    done = maintain_table(table, now=now() + DAY, policy=MaintenancePolicy(min_snapshots=len(kept) - 1))
     table = table.refresh()
-    assert done.snapshots_expired == len(kept) - 3 and done.total_files_deleted > 0
-    assert len(table.snapshots()) == 3
+    assert done.snapshots_expired == 1 and done.total_files_deleted > 0
+    assert len(table.snapshots()) == len(kept) - 1
     for snapshot in table.snapshots():
         assert rows(table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()) == kept[snapshot.snapshot_id]
     assert set(list_table_files(table)) == referenced_files(table)
@@ -190,10 +192,10 @@ def test_a_write_survives_maintenance_expiring_what_its_own_expiry_drops(catalog
     """Maintenance's expiry moves no branch, so a write staged before it still passes its
     requirements, and its in-commit expiry names snapshots that are gone: a lost race to retry."""
     table = rerun(ensure_table(catalog, EVENTS), D1, 3)
-    assert len(table.snapshots()) == RECENT_SNAPSHOTS  # the next write's expiry drops two of them
+    assert len(table.snapshots()) == RECENT_SNAPSHOTS  # the next write's expiry drops the oldest
     stale = catalog.load_table(EVENTS.identifier)
     other = local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse").load_table(EVENTS.identifier)
-    assert maintain_table(other, now=now() + DAY, policy=MaintenancePolicy()).snapshots_expired == 3
+    assert maintain_table(other, now=now() + DAY, policy=MaintenancePolicy()).snapshots_expired == RECENT_SNAPSHOTS - 1
     replace_partitions(stale, events(D1, range(7)), values=[D1])
     assert rows(table.refresh().scan().to_arrow()) == rows(events(D1, range(7)))
 

@@ -38,21 +38,31 @@ CONTRACT: dict[str, dict[str, set[str]]] = {
         "PartitionKey": {"field_values", "partition_spec", "schema"},
         "PartitionFieldValue": {"field", "value"},
     },
-    "pyiceberg.table.update.snapshot": {"ExpireSnapshots": {"transaction"}},
+    "pyiceberg.table.update.snapshot": {
+        "ExpireSnapshots": {"transaction"},
+        "_OverwriteFiles": {"operation", "transaction", "io", "snapshot_properties"},
+        "_MergeAppendFiles": set(),
+    },
     "pyiceberg.utils.config": {"Config": set()},
-    "pyiceberg.utils.properties": {"property_as_int": {"properties", "property_name", "default"}},
+    "pyiceberg.utils.properties": {"property_as_int": {"properties", "property_name", "default"},
+                                   "property_as_bool": {"properties", "property_name", "default"}},
 }
 #: Methods called with private or unusual keywords.
 METHODS = {
     ("pyiceberg.table", "Transaction", "delete"): {"delete_filter", "snapshot_properties", "_isolation_operation"},
     ("pyiceberg.table", "Transaction", "update_snapshot"): {"snapshot_properties"},
+    ("pyiceberg.table", "Transaction", "_scan"): {"row_filter"},
+    # _MetadataReusingTransaction: built like Table.transaction() builds one; reads _table, _updates.
+    ("pyiceberg.table", "Transaction", "__init__"): {"table"},
+    ("pyiceberg.table.update.snapshot", "_MergeAppendFiles", "_process_manifests"): {"manifests"},
+    ("pyiceberg.table.update.snapshot", "_OverwriteFiles", "delete_data_file"): {"data_file"},
     ("pyiceberg.io.pyarrow", "ArrowScan", "to_table"): {"tasks"},
     ("pyiceberg.table.update.snapshot", "ExpireSnapshots", "by_ids"): {"snapshot_ids"},
     ("pyiceberg.utils.config", "Config", "get_bool"): {"key"},
 }
 #: Public modules whose imports need no contract (stable, documented API).
 PUBLIC = {"pyiceberg.catalog", "pyiceberg.exceptions", "pyiceberg.expressions", "pyiceberg.manifest",
-          "pyiceberg.table.snapshots", "pyiceberg.transforms"}
+          "pyiceberg.table.metadata", "pyiceberg.table.snapshots", "pyiceberg.transforms"}
 
 
 def _imports() -> set[tuple[str, str]]:
@@ -81,6 +91,14 @@ def test_each_method_still_takes_the_keywords_we_pass(module, cls, method):
     target = getattr(getattr(__import__(module, fromlist=[cls]), cls), method)
     missing = METHODS[module, cls, method] - set(inspect.signature(target).parameters)
     assert not missing, f"pyiceberg {pyiceberg.__version__}: {cls}.{method} no longer takes {sorted(missing)}"
+
+
+def test_a_transaction_still_keeps_its_table_and_staged_updates_where_we_read_them():
+    from pyiceberg.table import Transaction
+
+    assert isinstance(Transaction.table_metadata, property)
+    source = inspect.getsource(Transaction.__init__)
+    assert "self._table = table" in source and "self._updates = ()" in source
 
 
 def test_the_pinned_version_is_the_one_the_contract_was_checked_against():
