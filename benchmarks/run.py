@@ -197,70 +197,37 @@ STEPS = (*TO_GOLD_STEPS, "serving_duckdb")
 
 
 def worker_profile(data_dir: Path, first: dt.date, last: dt.date) -> dict[str, Any]:
-    """One in-process run of first..last under pyinstrument: where its seconds go, step by step."""
+    """One in-process run of first..last under ``CpuSampler``: every CPU second, step by step."""
     import dagster as dg
-    from pyinstrument import Profiler
 
+    from benchmarks.cpu_profile import CpuSampler, by_step
     from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.runner import materialize_range
 
     defs = build_definitions(_worker_settings(data_dir))
     instance = dg.DagsterInstance.ephemeral()
-    profiler = Profiler(interval=0.002)
     started, cpu = time.perf_counter(), time.process_time()
-    profiler.start()
-    materialize_range(defs, first, last, instance=instance, log_level="WARNING")
-    session = profiler.stop()
-    out = {"wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
-           "steps": {}}
-    _profile_steps(session.root_frame(), out["steps"])
-    out["outside_steps_seconds"] = session.duration - sum(step["seconds"] for step in out["steps"].values())
-    return out
-
-
-def _profile_steps(frame, steps: dict[str, Any]) -> None:
-    """Each step's time, split by the outermost ``packetx_lakehouse.lib`` call under it (the part of
-    the lakehouse it ran: a commit, a read, a transform); the rest is the step's own code."""
-    name = frame.function.rsplit(".", 1)[-1]
-    if name in STEPS and "packetx_lakehouse/defs" in (frame.file_path or ""):
-        step = steps.setdefault(name, {"seconds": 0.0, "parts": {}})
-        step["seconds"] += frame.time
-        parts: dict[str, float] = step["parts"]
-        own = frame.time - _lib_calls(frame, parts)
-        parts["(step's own code)"] = parts.get("(step's own code)", 0.0) + own
-        return
-    for child in frame.children:
-        _profile_steps(child, steps)
-
-
-def _lib_calls(frame, parts: dict[str, float]) -> float:
-    total = 0.0
-    for child in frame.children:
-        path = child.file_path or ""
-        if "packetx_lakehouse/lib/" in path:
-            module = path.split("packetx_lakehouse/lib/", 1)[1].removesuffix(".py").replace("/", ".")
-            key = f"{module}.{child.function.rsplit('.', 1)[-1]}"
-            parts[key] = parts.get(key, 0.0) + child.time
-            total += child.time
-        else:
-            total += _lib_calls(child, parts)
-    return total
+    with CpuSampler() as sampler:
+        materialize_range(defs, first, last, instance=instance, log_level="WARNING")
+    return {"wall_seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "steps": by_step(sampler.stacks, STEPS)}
 
 
 def format_profile(result: dict[str, Any], top: int = 8) -> str:
-    """The profile as a table: each step and the lakehouse calls it spent its time in."""
+    """The profile as a table: each step's CPU seconds and the lakehouse calls they went to."""
+    steps = result["steps"]
     lines = [f"in-process run: {result['wall_seconds']:.2f} s wall, {result['cpu_seconds']:.2f} CPU s "
-             "(every thread; pyinstrument samples the run's thread, so a thread pool's work counts "
-             "under the call that waits for it)", ""]
-    for name in STEPS:
-        step = result["steps"].get(name)
-        if step is None:
+             f"(all threads), of which {sum(sum(p.values()) for p in steps.values()):.2f} s charged below", ""]
+    for name in (*STEPS, "outside the steps"):
+        parts = steps.get(name)
+        if parts is None:
             continue
-        lines.append(f"{name:<58} {step['seconds']:>7.2f} s")
-        for part, seconds in sorted(step["parts"].items(), key=lambda kv: -kv[1])[:top]:
-            lines.append(f"    {part:<54} {seconds:>7.2f} s")
-    lines.append(f"{'Dagster outside the steps (run start, events, checks)':<58} "
-                 f"{result['outside_steps_seconds']:>7.2f} s")
+        lines.append(f"{name:<58} {sum(parts.values()):>7.2f} CPU s")
+        ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+        for part, seconds in ranked[:top]:
+            lines.append(f"    {part:<54} {seconds:>7.2f}")
+        if rest := ranked[top:]:
+            lines.append(f"    {f'{len(rest)} more':<54} {sum(s for _, s in rest):>7.2f}")
     return "\n".join(lines)
 
 
@@ -586,8 +553,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="only the hostile-input scenario (benchmarks/hostile_input.py): peak RSS and event-log "
                         "growth of decompression bombs and a giant line")
     parser.add_argument("--profile", action="store_true",
-                        help="instead: the range's in-process run under pyinstrument (test extra), printed by "
-                        "step and by the lakehouse call the time went to")
+                        help="instead: the range's in-process run under a sampler that charges every CPU second to "
+                        "the call it went to (benchmarks/cpu_profile.py), printed by step")
     parser.add_argument("--celery", action="store_true",
                         help="instead: a 14-day backfill through the distributed profile on 1 and 2 Celery workers "
                         "(benchmarks/distributed.py; needs PostgreSQL, starts RabbitMQ/Redis if they are not running)")
