@@ -524,7 +524,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"{'one device-day ({0:,} rows), run to serving:'.format(result['one_day_rows']):<44}",
         *(f"{'  ' + title:<44} {_fmt_run(result[f'{name}_seconds'], result[f'{name}_cpu_seconds']):>22}"
           for name, title in (("one_day_fresh", "on an empty lakehouse (once in its life)"),
-                              ("one_day", "a new day, 23 hours written"), ("one_day_rerun", "its file grown to 24 hours")))
+                              ("one_day", "a new day, 23 hours written"), ("one_day_rerun", "its file grown to 24 hours"))),
         *maintenance.format_lines(result),
         "",
         "targets: " + ", ".join(_verdict(result, *t) for t in TARGETS),
@@ -552,10 +552,11 @@ def _verdict(result: dict[str, Any], key: str, op: str, limit: float) -> str:
 
 def main(small: bool = False, json_path: Path | None = None, dagster: bool = True, keep: Path | None = None) -> int:
     result = run_bench(SMALL if small else FULL, dagster=dagster, keep=keep)
-    print(format_table(result))
-    if json_path:
+    if json_path:  # first: minutes of measurements must outlive any problem printing them
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(format_table(result))
+    if json_path:
         print(f"\nresults written to {json_path}")
     return 0
 

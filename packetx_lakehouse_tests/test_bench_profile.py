@@ -1,4 +1,4 @@
-"""The benchmark's CPU profiler charges every CPU second, and splits it by step and lakehouse call."""
+"""The benchmark tooling: its CPU profiler charges every CPU second by step and lakehouse call; its table prints."""
 
 import collections
 import time
@@ -37,3 +37,17 @@ def test_by_step_splits_by_the_outermost_lib_call_and_keeps_the_rest() -> None:
         "bronze": {"storage.iceberg.replace_partitions": 2.0, OWN_CODE: 0.5},
         "outside the steps": {"(Dagster run machinery, imports)": 0.25},
     }
+
+
+def test_the_bench_table_prints_every_figure_and_target_of_a_real_result() -> None:
+    import json
+    from pathlib import Path
+
+    from benchmarks.run import TARGETS, format_table
+
+    result = json.loads((Path(__file__).parents[1] / "benchmarks" / "results-2026-12-01.json").read_text())
+    table = format_table(result)
+    assert "its file grown to 24 hours" in table
+    assert f"{result['one_day_rerun_seconds']:.2f} s" in table
+    verdicts = table.rsplit("targets: ", 1)[1]
+    assert [v.rsplit(" ", 1)[0] for v in verdicts.split(", ")] == [key for key, _, _ in TARGETS]
