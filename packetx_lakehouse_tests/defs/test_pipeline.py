@@ -272,3 +272,14 @@ def test_a_backfill_of_last_years_days_leaves_no_failed_freshness_check(lakehous
         instance=instance).get_asset_check_evaluations()
     assert (evaluation.check_name, evaluation.passed) == ("yesterday_is_fresh", False)
     assert {s.name: s.cron_schedule for s in defs.schedules}["freshness_check_schedule"] == "0 6 * * *"
+
+
+def test_the_freshness_summary_shows_a_layer_ahead_on_a_day_serving_did_not_run(lakehouse):
+    """A day whose bronze landed but whose silver never ran (failed, or not yet) still shows in
+    ``ops.partitions`` when serving runs for another day: that gap is what the panel is for."""
+    _seed_week(lakehouse, users=1)
+    assert materialize_range(lakehouse.defs, WEEK[1], WEEK[1], selection="group:bronze").success
+    assert materialize_range(lakehouse.defs, WEEK[0], WEEK[0]).success
+    with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
+        fresh = con.execute("SELECT layer, max(log_date) FROM ops.partitions GROUP BY layer ORDER BY layer").fetchall()
+    assert fresh == [("bronze", WEEK[1]), ("gold", WEEK[0]), ("silver", WEEK[0])]

@@ -81,7 +81,8 @@ def serving_duckdb_assets(
             duckdb_store.replace_days(con, "ops.quarantine", quarantine.drop_columns(["ingested_at"]), days)
             # Small, and undated problems (bad names) belong to no day: copied whole every time.
             duckdb_store.replace_table(con, "ops.landing_problems", ensure_table(catalog, LANDING_PROBLEMS).scan().to_arrow())
-            duckdb_store.replace_days(con, "ops.partitions", _partition_summary(catalog, days), days)
+            # Whole: a layer that lags on a day that did not reach serving must still show (the freshness panel).
+            duckdb_store.replace_table(con, "ops.partitions", _partition_summary(catalog))
             rows = {name: con.execute(f"SELECT count(*) FROM gold.{name}").fetchone()[0] for name in loaded}
         daily = {t.name: split_days(loaded[t.name], days) for t in GOLD_SERVED_DAILY}
         quarantined = split_days(quarantine, days)
@@ -121,10 +122,9 @@ def _serve_whole(con, table: Table, name: str) -> pa.Table:
     return data
 
 
-def _partition_summary(catalog, days: list[dt.date]) -> pa.Table:
-    """Rows per layer of ``days``, from Iceberg partition metadata (no data files are read)."""
+def _partition_summary(catalog) -> pa.Table:
+    """Rows per layer and day, from Iceberg partition metadata (no data files are read)."""
     layers, tables, dates, counts = [], [], [], []
-    wanted = set(days)
     for layer, table_def in FRESHNESS_TABLES.items():
         partitions = ensure_table(catalog, table_def).inspect.partitions()
         if partitions.num_rows == 0:  # a table with no data files has no partition column either
@@ -132,8 +132,7 @@ def _partition_summary(catalog, days: list[dt.date]) -> pa.Table:
         by_day: dict[dt.date, int] = {}
         for partition, count in zip(partitions.column("partition").to_pylist(),
                                     partitions.column("record_count").to_pylist()):
-            if partition["log_date"] in wanted:
-                by_day[partition["log_date"]] = by_day.get(partition["log_date"], 0) + count
+            by_day[partition["log_date"]] = by_day.get(partition["log_date"], 0) + count
         for day, count in sorted(by_day.items()):
             layers.append(layer)
             tables.append(table_def.identifier)
