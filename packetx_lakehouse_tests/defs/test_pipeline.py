@@ -32,6 +32,7 @@ from packetx_lakehouse.lib.storage.iceberg import (
     ensure_table,
     replace_partitions,
     replace_table,
+    source_generations,
 )
 from packetx_lakehouse.lib.transform import checks as validators
 from packetx_lakehouse.lib.transform import gold
@@ -132,13 +133,23 @@ def test_a_row_grain_fact_is_upgraded_in_place_and_serving_follows(lakehouse):
     hourly = _scan(lakehouse, GOLD_PACKETS_FACT)
     # Put the fact back as an earlier version left it, in Iceberg and in serving: at the row grain.
     catalog = lakehouse.catalog()
+    generations = source_generations(ensure_table(catalog, GOLD_PACKETS_FACT))
     old = row_grain_fact(ensure_table(catalog, SILVER_PACKETS).scan().to_arrow())
     catalog.drop_table(GOLD_PACKETS_FACT.identifier)
-    catalog.create_table(GOLD_PACKETS_FACT.identifier, schema=old.schema).append(old)
+    txn = catalog.create_table_transaction(GOLD_PACKETS_FACT.identifier, schema=old.schema)
+    with txn.update_spec() as spec:
+        spec.add_identity("log_date")  # as the earlier version made it
+    txn.commit_transaction()
+    old_table = catalog.load_table(GOLD_PACKETS_FACT.identifier)
+    replace_partitions(old_table, old, values=WEEK[:2], generations=generations)
     with duckdb.connect(str(lakehouse.settings.serving_path)) as con:
         con.execute("CREATE OR REPLACE TABLE gold.packets_fact AS SELECT * FROM old")
 
     assert materialize_range(lakehouse.defs, WEEK[1], WEEK[1]).success  # one day: the other is upgraded
+    upgraded = ensure_table(catalog, GOLD_PACKETS_FACT)
+    assert upgraded.schema().column_names == GOLD_PACKETS_FACT.schema.names
+    assert source_generations(upgraded) == generations  # in place: the per-day guard keeps its record
+    assert upgraded.metadata.table_uuid == old_table.metadata.table_uuid  # the same table, never dropped
     assert _scan(lakehouse, GOLD_PACKETS_FACT).equals(hourly)
     with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
         served = pl.from_arrow(con.execute("SELECT * FROM gold.packets_fact").arrow())

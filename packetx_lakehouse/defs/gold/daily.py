@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.checks import check_spec, problems_check
@@ -26,10 +26,9 @@ from packetx_lakehouse.lib.schemas import (
     TableDef,
 )
 from packetx_lakehouse.lib.storage.iceberg import (
-    ensure_table,
+    COMMIT_ATTEMPTS,
+    migrate_table,
     read_between,
-    replace_table,
-    source_generations,
 )
 from packetx_lakehouse.lib.transform.checks import (
     duplicate_keys,
@@ -118,24 +117,26 @@ def upgrade_row_grain_fact(catalog: Catalog) -> int | None:
     """Sum a ``packets_fact`` written at the former row grain to the hourly grain, once.
 
     Every step that reads or writes the fact calls this first, so a lakehouse made by an earlier
-    version keeps all its days without a backfill. The table is dropped and created again with
-    the new schema (its per-day source generations carried over): a run that fails in between
-    leaves no fact table, which the next run creates and a backfill refills from silver.
+    version keeps all its days without a backfill. The table is migrated in place, in one commit
+    (``migrate_table``): its per-day source generations stay, and a run killed half-way leaves
+    the old fact whole. Runs upgrading at the same time race on that commit; the losers find the
+    fact hourly when they look again.
 
     Returns:
         The rows written at the hourly grain, or None when there was nothing to upgrade.
     """
-    try:
-        table = catalog.load_table(GOLD_PACKETS_FACT.identifier)
-    except NoSuchTableError:
-        return None
-    if "rows" in table.schema().column_names:
-        return None
-    hourly = hourly_fact_from_row_grain(table.scan().to_arrow())
-    generations = source_generations(table)
-    try:
-        catalog.drop_table(GOLD_PACKETS_FACT.identifier)
-    except NoSuchTableError:
-        return None  # another run is upgrading it
-    replace_table(ensure_table(catalog, GOLD_PACKETS_FACT), hourly, generations=generations)
-    return hourly.num_rows
+    for _ in range(COMMIT_ATTEMPTS):
+        try:
+            table = catalog.load_table(GOLD_PACKETS_FACT.identifier)
+        except NoSuchTableError:
+            return None
+        if "rows" in table.schema().column_names:
+            return None
+        hourly = hourly_fact_from_row_grain(table.scan().to_arrow())
+        try:
+            migrate_table(table, GOLD_PACKETS_FACT, hourly)
+        except CommitFailedException:
+            continue  # written or migrated meanwhile: look again
+        return hourly.num_rows
+    raise CommitFailedException(f"{GOLD_PACKETS_FACT.identifier}: the upgrade to the hourly grain lost "
+                                f"{COMMIT_ATTEMPTS} commits in a row to concurrent writers")

@@ -317,6 +317,31 @@ def replace_partitions(
                       whole_table=False)
 
 
+def migrate_table(table: Table, table_def: TableDef, data: pa.Table) -> None:
+    """Give ``table`` the schema of ``table_def`` and ``data`` as its rows, in one commit.
+
+    For a table whose grain changed (the row-grain ``packets_fact`` became hourly). The table
+    stays, with its partition spec, its properties (the per-day source generations among them)
+    and its history: nothing is dropped, so no crash can leave it missing. The commit asserts the
+    schema and snapshot it started from: if another process wrote or migrated the table since
+    ``table`` was loaded, it raises ``CommitFailedException`` and changes nothing.
+    """
+    old = table.schema().column_names
+    with table.transaction() as txn:
+        with txn.update_schema(allow_incompatible_changes=True) as update:
+            update.union_by_name(table_def.schema)
+            for name in old:
+                if name not in table_def.schema.names:
+                    update.delete_column(name)
+            # New columns come last; put every column where ``table_def`` has it, as a new table would.
+            previous = None
+            for name in table_def.schema.names:
+                if previous is not None:
+                    update.move_after(name, previous)
+                previous = name
+        txn.overwrite(data.select(table_def.schema.names).cast(table_def.schema))
+
+
 def replace_table(
     table: Table,
     data: pa.Table,
