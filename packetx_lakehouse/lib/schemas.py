@@ -269,6 +269,65 @@ SILVER_PACKETS = TableDef(
     },
 )
 
+#: One row per user-day and IP pair (a tshark conversation), summed from that user-day's silver
+#: rows. The day's totals, top hosts and IP lists are summed from it, and it is the state a
+#: refresh extends silver from (each pair's last row, the device IP's votes) without re-reading
+#: the day: ``lib/transform/silver.py``.
+SILVER_CONVERSATIONS = TableDef(
+    SILVER_NAMESPACE,
+    "conversations",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", STRING, False),
+        _f("source_ip", STRING, False),
+        _f("destination_ip", STRING, False),
+        _f("device_ip", STRING),
+        _f("local_ip", STRING),
+        _f("remote_ip", STRING, False),
+        _f("local_is_private", pa.bool_(), False),
+        _f("remote_is_private", pa.bool_(), False),
+        _f("direction", STRING, False),
+        _f("rows", pa.int64(), False),
+        _f("live_rows", pa.int64(), False),
+        _f("live_kb", pa.float64(), False),
+        _f("duplicates", pa.int64(), False),
+        _f("first_ts_local", TS, False),
+        _f("max_ts_local", TS, False),
+        _f("last_ts_local", TS, False),
+        _f("last_second_pass", pa.bool_(), False),
+        _f("last_kb", pa.float64(), False),
+    ),
+    key=("log_date", "user", "source_ip", "destination_ip"),
+    description=(
+        "One row per user, day and IP pair (a tshark conversation): its orientation around the device "
+        "IP, its silver rows, counted rows and KB (restart replays left out), exact duplicates removed, "
+        "and its first, latest and last minute. The day's totals, top hosts and IP lists are summed "
+        "from it, and a refresh extends silver from it without re-reading the day."
+    ),
+    column_notes={
+        "rows": "Silver rows of the pair (restart replays included, exact duplicates not).",
+        "live_rows": "Silver rows of the pair that count (restart replays excluded).",
+        "live_kb": "KB of the pair's counted rows (exact micro-KB sum).",
+        "duplicates": "Exact duplicate lines of the pair removed on the way to silver.",
+        "first_ts_local": "The pair's earliest minute, in the device's local time.",
+        "max_ts_local": "The pair's latest minute, in the device's local time.",
+        "last_ts_local": "The minute of the pair's last row in file order (what a restart replay repeats).",
+        "last_second_pass": "Whether that last row was in the second pass of a repeated (DST fall-back) hour.",
+        "last_kb": "KB of the pair's last row in file order (what a restart replay repeats).",
+    },
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "source_ip": ("source_ip",),
+        "destination_ip": ("destination_ip",),
+        **{name: (name,) for name in ("device_ip", "local_ip", "remote_ip", "local_is_private", "remote_is_private",
+                                      "direction")},
+        "rows": ("line_number",), "live_rows": ("is_restart_replay",), "live_kb": ("kb", "is_restart_replay"),
+        "duplicates": ("line_number",), "first_ts_local": ("ts_local",), "max_ts_local": ("ts_local",),
+        "last_ts_local": ("ts_local", "line_number"), "last_second_pass": ("ts_local", "ts_utc", "line_number"),
+        "last_kb": ("kb", "line_number"),
+    },
+)
+
 DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
 
 # --- gold ---------------------------------------------------------------------------------
@@ -559,7 +618,7 @@ GOLD_SERVED_DAILY: tuple[TableDef, ...] = (
 #: Every Iceberg table, by layer, in the order data flows.
 TABLES_BY_LAYER: dict[str, tuple[TableDef, ...]] = {
     "bronze": BRONZE_TABLES,
-    "silver": (SILVER_PACKETS,),
+    "silver": (SILVER_PACKETS, SILVER_CONVERSATIONS),
     "gold": (*GOLD_DAILY_TABLES, GOLD_TRAFFIC_ANOMALIES, *STAR_DIMENSIONS),
 }
 #: The table whose newest partition says how fresh each layer is (dashboard, ops.partitions).

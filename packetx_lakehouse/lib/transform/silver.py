@@ -2,19 +2,28 @@
 
 Everything runs as Polars expressions over the whole table. Python-level work (``ipaddress``,
 time-zone names) only ever touches *unique* values, so the cost does not grow with row count.
+
+One implementation serves both ways silver is built. A whole day is read from its first line; a
+refresh *extends* user-days already in silver with their new lines, from their conversations
+(``SILVER_CONVERSATIONS``: each pair's last row, counts and orientation), without re-reading
+them. Everything silver decides about a row depends only on the rows before it in file order
+(duplicates, restart replays) or on per-pair counts (the device IP), so extending from that
+state gives the rows a whole-day read gives, as long as the new lines start a new minute and
+leave the device IP as it was; a user-day where they do not is reported back
+(``SilverResult.needs_history``), to be read again whole with its earlier rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from packetx_lakehouse.lib.schemas import SILVER_PACKETS
+from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, SILVER_CONVERSATIONS, SILVER_PACKETS
 from packetx_lakehouse.lib.transform.frames import as_text, sorted_by
 from packetx_lakehouse.lib.transform.ipscope import dominant_private_ip, scope_lookup
 
@@ -23,14 +32,24 @@ from packetx_lakehouse.lib.transform.ipscope import dominant_private_ip, scope_l
 REPLAY_MIN_SHARE = 0.9
 #: ...and it holds at least this many repeats: one or two steady pairs are not a restart.
 REPLAY_MIN_ROWS = 2
+#: KB are summed as whole micro-KB (PacketX prints 6 significant digits), so sums are exact and
+#: the same whatever order rows arrive in (one day at once or minute by minute).
+MICRO_KB = 1_000_000
 
 _USER_DAY = ("user", "log_date")
 _PAIR = (*_USER_DAY, "source_ip", "destination_ip")
 _ENDS = (("source_ip", "source_is_private"), ("destination_ip", "destination_is_private"))
+#: A user-day that could not be extended: ``(log_date, user)``.
+UserDay = tuple[dt.date, str]
+
 
 @dataclass(frozen=True)
 class SilverResult:
-    """Silver rows plus the counts that let a check prove no bronze row was lost."""
+    """Silver rows plus the counts that let a check prove no bronze row was lost.
+
+    When built from ``prior`` conversations, ``table`` holds only the new rows, ``conversations``
+    the whole updated state of every user-day read, and the counts are of the new rows.
+    """
 
     table: pa.Table
     exact_duplicates: int
@@ -39,10 +58,18 @@ class SilverResult:
     #: The same accounting per ``log_date``, so each day of a range can prove its own rows.
     input_rows_by_day: Mapping[dt.date, int] = field(default_factory=dict)
     exact_duplicates_by_day: Mapping[dt.date, int] = field(default_factory=dict)
+    #: ``SILVER_CONVERSATIONS`` rows of every user-day read (all its pairs, old and new).
+    conversations: pa.Table = field(default_factory=SILVER_CONVERSATIONS.schema.empty_table)
+    #: User-days whose new rows could not extend their prior state: nothing of them is in this
+    #: result; read them again with their earlier rows (see the module docstring).
+    needs_history: frozenset[UserDay] = frozenset()
 
 
 def to_silver(
-    bronze: pa.Table, device_timezones: Mapping[str, str], default_timezone: str = "UTC"
+    bronze: pa.Table,
+    device_timezones: Mapping[str, str],
+    default_timezone: str = "UTC",
+    prior: pa.Table | None = None,
 ) -> SilverResult:
     """Turn bronze rows (``BRONZE_PACKETS``) into silver rows (``SILVER_PACKETS``).
 
@@ -57,36 +84,293 @@ def to_silver(
     - Direction is derived around the user-day's device IP (see ``_orient_pairs``).
 
     Args:
-        bronze: Rows of one or more user-days.
+        bronze: Rows of one or more user-days: each user-day's lines from its first, or (with
+            ``prior``) the lines after those already in silver.
         device_timezones: IANA zone per user.
         default_timezone: Zone of users missing from ``device_timezones``.
+        prior: ``SILVER_CONVERSATIONS`` rows of user-days already in silver: ``bronze``'s rows of
+            those user-days extend them. A user-day the new rows cannot extend (they reach back
+            into a minute it has, into a repeated or skipped DST hour, or they move its device IP)
+            is left out and named in ``needs_history``.
 
     Returns:
-        The silver table and the counts behind ``input_rows == rows + exact_duplicates``.
+        The silver rows, the conversations, and the counts behind ``input_rows == rows + exact_duplicates``.
     """
     rows = _in_file_order(_polars_rows(bronze))
+    state = _prior_state(prior)
+    needs: set[UserDay] = set()
+    if state is not None:
+        needs |= _not_extendable(rows, state, device_timezones, default_timezone)
+        rows = _without(rows, needs)
     input_rows = rows.height
     input_rows_by_day = _rows_by_day(rows)
     # Everything per conversation is computed once per distinct pair and gathered back by id.
     rows, pairs = _with_pair_ids(rows)
+    pairs = _with_prior(pairs, state)
     rows = _with_utc_time(rows, device_timezones, default_timezone)
     first_copy = _first_copies(rows)
-    # Counted where they are removed, so the conservation check sees any later loss of rows.
-    exact_duplicates = int((~first_copy).sum())
-    exact_duplicates_by_day = {}
-    if exact_duplicates:
-        exact_duplicates_by_day = _rows_by_day(rows.filter(~first_copy))
-        rows = rows.filter(first_copy)
-    rows = _flag_restart_replays(rows)
-    counted = rows.filter(~pl.col("is_restart_replay"))["pair_id"].value_counts(name="rows")
-    table = _silver_table(bronze, rows, _orient_pairs(pairs, counted))
+    duplicates = rows.filter(~first_copy)
+    rows = rows.filter(first_copy)
+    rows = _flag_restart_replays(rows, pairs)
+    pairs = _summed(pairs, rows, duplicates)
+    oriented = _orient_pairs(pairs)
+    moved = _device_ip_moved(oriented, pairs)
+    if moved:
+        needs |= moved
+        rows, duplicates = _without(rows, moved), _without(duplicates, moved)
+        input_rows = rows.height + duplicates.height
+        input_rows_by_day = _rows_by_day(pl.concat([rows.select("log_date"), duplicates.select("log_date")]))
+    table = _silver_table(bronze, rows, oriented)
+    conversations = _conversations(pairs, oriented, moved)
     return SilverResult(
         table=table,
-        exact_duplicates=exact_duplicates,
+        exact_duplicates=duplicates.height,
         restart_replays=int(rows["is_restart_replay"].sum()),
         input_rows=input_rows,
         input_rows_by_day=input_rows_by_day,
-        exact_duplicates_by_day=exact_duplicates_by_day,
+        exact_duplicates_by_day=_rows_by_day(duplicates) if duplicates.height else {},
+        conversations=conversations,
+        needs_history=frozenset(needs),
+    )
+
+
+@dataclass(frozen=True)
+class SilverChange:
+    """What new bronze rows change in silver (``extend_silver``)."""
+
+    #: Silver rows to add: the new rows of extended user-days, and every row of re-read ones.
+    added: pa.Table
+    #: User-days read again whole: their silver rows so far are replaced by ``added``'s.
+    replaced: frozenset[UserDay]
+    #: ``SILVER_CONVERSATIONS`` of every user-day the new rows touch, complete.
+    conversations: pa.Table
+    #: The new bronze rows, the exact duplicates and restart replays found among them, per day.
+    input_rows_by_day: Mapping[dt.date, int]
+    exact_duplicates_by_day: Mapping[dt.date, int]
+
+
+def extend_silver(
+    bronze: pa.Table,
+    prior: pa.Table,
+    earlier_rows: Callable[[frozenset[UserDay]], pa.Table],
+    device_timezones: Mapping[str, str],
+    default_timezone: str = "UTC",
+) -> SilverChange:
+    """Silver's change for new bronze rows of user-days that may already be in silver.
+
+    Args:
+        bronze: New lines only: for each user-day, the lines after those silver holds.
+        prior: ``SILVER_CONVERSATIONS`` of those user-days as silver holds them (none: new user-days).
+        earlier_rows: The silver rows stored for some user-days: called only for user-days the new
+            rows cannot extend (see ``to_silver``), which are then read again whole.
+    """
+    extended = to_silver(bronze, device_timezones, default_timezone, prior)
+    replaced = extended.needs_history
+    if not replaced:
+        return SilverChange(extended.table, frozenset(), extended.conversations, extended.input_rows_by_day,
+                            extended.exact_duplicates_by_day)
+    new_rows = _of_user_days(bronze, replaced)
+    again = to_silver(pa.concat_tables([silver_as_bronze(earlier_rows(replaced)), new_rows.cast(BRONZE_PACKETS.schema)]),
+                      device_timezones, default_timezone)
+    # Duplicates removed by earlier reads are not in the stored rows: their count carries over.
+    removed_before = pl.from_arrow(prior).select(*_PAIR, earlier=pl.col("duplicates"))
+    conversations = (
+        pl.from_arrow(again.conversations)
+        .join(removed_before, on=list(_PAIR), how="left", maintain_order="left")
+        .with_columns(duplicates=pl.col("duplicates") + pl.col("earlier").fill_null(0))
+        .drop("earlier").to_arrow().cast(SILVER_CONVERSATIONS.schema)
+    )
+    # Of the re-read user-days' rows, only the new ones are new to bronze's accounting.
+    new_input = _rows_by_day(pl.from_arrow(new_rows.select(["log_date"])))
+    return SilverChange(
+        added=pa.concat_tables([extended.table, again.table]),
+        replaced=replaced,
+        conversations=pa.concat_tables([extended.conversations, conversations]),
+        input_rows_by_day=_add(extended.input_rows_by_day, new_input),
+        exact_duplicates_by_day=_add(extended.exact_duplicates_by_day, again.exact_duplicates_by_day),
+    )
+
+
+def _add(a: Mapping[dt.date, int], b: Mapping[dt.date, int]) -> dict[dt.date, int]:
+    return {day: a.get(day, 0) + b.get(day, 0) for day in {*a, *b}}
+
+
+def _of_user_days(bronze: pa.Table, user_days: frozenset[UserDay]) -> pa.Table:
+    """``bronze``'s rows of ``user_days``, in their order."""
+    keys = pl.DataFrame({"log_date": [d for d, _ in user_days], "user": [u for _, u in user_days]},
+                        schema={"log_date": pl.Date, "user": pl.String})
+    picked = (pl.from_arrow(bronze.select(["log_date", "user"])).with_row_index("row")
+              .join(keys, on=["log_date", "user"], how="semi", maintain_order="left"))
+    return bronze.take(picked["row"].to_arrow())
+
+
+def silver_as_bronze(silver: pa.Table) -> pa.Table:
+    """Silver rows back in bronze's shape, to read a user-day again with new lines after them.
+
+    Silver keeps every bronze column the transform reads; exact duplicates are gone, which a
+    second read would drop again anyway (their counts stay in the conversations).
+    """
+    columns = {"time_stamp": "ts_local", "kb_bandwidth": "kb", "total_kb_bandwidth": "total_kb"}
+    arrays = {name: silver.column(columns.get(name, name)) for name in BRONZE_PACKETS.schema.names if name != "ingested_at"}
+    # Not read by the transform; silver does not keep it.
+    arrays["ingested_at"] = pa.array([0] * silver.num_rows, pa.timestamp("us", tz="UTC"))
+    return pa.Table.from_arrays([arrays[n] for n in BRONZE_PACKETS.schema.names],
+                                schema=BRONZE_PACKETS.schema)
+
+
+# --- extending user-days from their conversations -------------------------------------------
+
+#: What a conversation carries forward, as the pair's columns before this read (``prior_*``).
+_CARRIED = {"rows": pl.Int64, "live_rows": pl.Int64, "live_micro_kb": pl.Int64, "duplicates": pl.Int64}
+
+
+def _prior_state(prior: pa.Table | None) -> pl.DataFrame | None:
+    if prior is None or prior.num_rows == 0:
+        return None
+    return pl.from_arrow(prior).with_columns(
+        live_micro_kb=(pl.col("live_kb") * MICRO_KB).round().cast(pl.Int64),
+        prior_block=_minute_key(pl.col("last_ts_local"), pl.col("last_second_pass")),
+    )
+
+
+def _not_extendable(
+    rows: pl.DataFrame, state: pl.DataFrame, device_timezones: Mapping[str, str], default_timezone: str
+) -> set[UserDay]:
+    """User-days with prior state whose new rows cannot simply follow it.
+
+    They do not when a new row's minute is not later than every minute the user-day has (a
+    block split between two reads, a clock set back: the minute's earlier rows would have to be
+    judged again), when the new rows come from more than one file (file order would interleave
+    them with the earlier rows), or when a new row's local minute is ambiguous or skipped in the
+    device's zone (DST: which pass it is depends on the rows around it).
+    """
+    latest = state.group_by("log_date", "user").agg(pl.col("max_ts_local").max())
+    new = (
+        rows.with_columns(pl.col("user").cast(pl.String))
+        .group_by("log_date", "user")
+        .agg(first=pl.col("time_stamp").min(), files=pl.col("source_file").n_unique())
+        .join(latest, on=["log_date", "user"], how="inner")
+    )
+    needs = new.filter((pl.col("first") <= pl.col("max_ts_local")) | (pl.col("files") > 1))
+    found = {(day, user) for day, user in needs.select("log_date", "user").iter_rows()}
+    extended = new.select("log_date", "user")
+    minutes = (
+        rows.with_columns(pl.col("user").cast(pl.String))
+        .join(extended, on=["log_date", "user"], how="semi")
+        .select("log_date", "user", "time_stamp").unique()
+        .with_columns(zone=pl.col("user").replace_strict(dict(device_timezones), default=default_timezone,
+                                                         return_dtype=pl.String))
+    )
+    for (zone,), part in minutes.partition_by("zone", as_dict=True).items():
+        unclear = part.filter(pl.col("time_stamp").dt.replace_time_zone(zone, ambiguous="null",
+                                                                        non_existent="null").is_null())
+        found |= {(day, user) for day, user in unclear.select("log_date", "user").iter_rows()}
+    return found
+
+
+def _without(rows: pl.DataFrame, user_days: set[UserDay]) -> pl.DataFrame:
+    """``rows`` minus those of ``user_days`` (order kept)."""
+    if not user_days:
+        return rows
+    drop = pl.DataFrame({"log_date": [d for d, _ in user_days], "_user": [u for _, u in user_days]},
+                        schema={"log_date": pl.Date, "_user": pl.String})
+    return (rows.with_columns(_user=pl.col("user").cast(pl.String))
+            .join(drop, on=["log_date", "_user"], how="anti", maintain_order="left").drop("_user"))
+
+
+def _with_prior(pairs: pl.DataFrame, state: pl.DataFrame | None) -> pl.DataFrame:
+    """The read's pairs with their prior state, plus the prior pairs of its user-days it does not
+    mention (they still vote for the device IP and count as pairs seen before), numbered after them.
+    """
+    carried = [pl.lit(0, dtype).alias(f"prior_{name}") for name, dtype in _CARRIED.items()]
+    empty = [
+        pl.lit(None, pl.Int64).alias("prior_block"), pl.lit(None, pl.Float64).alias("prior_kb"),
+        pl.lit(None, pl.Datetime("us")).alias("prior_first"), pl.lit(None, pl.Datetime("us")).alias("prior_max"),
+        pl.lit(None, pl.Datetime("us")).alias("prior_last"), pl.lit(None, pl.Boolean).alias("prior_last_pass"),
+        pl.lit(None, pl.String).alias("prior_device_ip"), pl.lit(False).alias("has_prior"), *carried,
+    ]
+    if state is None:
+        return pairs.with_columns(empty)
+    user_days = pairs.select("user_day", "user", "log_date").unique("user_day")
+    relevant = state.join(user_days, on=["user", "log_date"], how="inner").select(
+        "user_day", *_PAIR, "prior_block", prior_kb="last_kb", prior_first="first_ts_local",
+        prior_max="max_ts_local", prior_last="last_ts_local", prior_last_pass="last_second_pass",
+        prior_device_ip="device_ip", has_prior=pl.lit(True),
+        **{f"prior_{name}": pl.col(name) for name in _CARRIED},
+    )
+    matched = pairs.join(relevant.drop("user_day"), on=list(_PAIR), how="left", maintain_order="left")
+    prior_only = relevant.join(pairs.select(*_PAIR), on=list(_PAIR), how="anti", maintain_order="left")
+    prior_only = prior_only.sort(list(_PAIR)).with_columns(
+        pair_id=pl.int_range(pairs.height, pairs.height + pl.len()).cast(pairs["pair_id"].dtype))
+    merged = pl.concat([matched, prior_only.select(matched.columns)], how="vertical_relaxed")
+    # Every pair of a user-day with prior state knows it has one, and the device IP it had.
+    day_prior = relevant.group_by("user_day").agg(day_device_ip=pl.col("prior_device_ip").first(), day_prior=True)
+    return (
+        merged.join(day_prior, on="user_day", how="left", maintain_order="left")
+        .with_columns(
+            has_prior=pl.col("day_prior").fill_null(False),
+            prior_device_ip=pl.col("day_device_ip"),
+            **{f"prior_{name}": pl.col(f"prior_{name}").fill_null(0) for name in _CARRIED},
+        )
+        .drop("day_device_ip", "day_prior")
+        .sort("pair_id")
+    )
+
+
+def _summed(pairs: pl.DataFrame, rows: pl.DataFrame, duplicates: pl.DataFrame) -> pl.DataFrame:
+    """Each pair's totals and last row after this read: its prior state plus the read's rows.
+
+    Rows arrive in file order, so a pair's last row is its last occurrence here (or, without
+    one, its prior last row); KB are summed as micro-KB, exactly and in any order.
+    """
+    live = ~pl.col("is_restart_replay")
+    read = rows.group_by("pair_id").agg(
+        rows=pl.len().cast(pl.Int64),
+        live_rows=live.sum().cast(pl.Int64),
+        live_micro_kb=(pl.col("kb_bandwidth") * MICRO_KB).round().cast(pl.Int64).filter(live).sum(),
+        first=pl.col("time_stamp").min(),
+        max=pl.col("time_stamp").max(),
+        last=pl.col("time_stamp").last(),
+        last_pass=pl.col("second_pass").last(),
+        last_kb=pl.col("kb_bandwidth").last(),
+    )
+    removed = duplicates.group_by("pair_id").agg(duplicates=pl.len().cast(pl.Int64))
+    joined = (
+        pairs.join(read, on="pair_id", how="left", maintain_order="left")
+        .join(removed, on="pair_id", how="left", maintain_order="left")
+    )
+    return joined.with_columns(
+        *((pl.col(f"prior_{name}") + pl.col(name).fill_null(0)).alias(name) for name in _CARRIED),
+        first_ts_local=pl.min_horizontal("prior_first", "first"),
+        max_ts_local=pl.max_horizontal("prior_max", "max"),
+        last_ts_local=pl.coalesce("last", "prior_last"),
+        last_second_pass=pl.coalesce("last_pass", "prior_last_pass"),
+        last_kb=pl.coalesce("last_kb", "prior_kb"),
+    )
+
+
+def _device_ip_moved(oriented: pl.DataFrame, pairs: pl.DataFrame) -> set[UserDay]:
+    """User-days with prior state whose device IP this read changes: all their rows turn around."""
+    moved = (
+        pl.concat([pairs.select("log_date", "user", "has_prior", "prior_device_ip"), oriented.select("device_ip")],
+                  how="horizontal")
+        .filter(pl.col("has_prior") & pl.col("device_ip").ne_missing(pl.col("prior_device_ip")))
+        .select("log_date", "user").unique()
+    )
+    return {(day, user) for day, user in moved.iter_rows()}
+
+
+def _conversations(pairs: pl.DataFrame, oriented: pl.DataFrame, left_out: set[UserDay]) -> pa.Table:
+    """``SILVER_CONVERSATIONS`` rows of every pair read, sorted by their key."""
+    frame = pl.concat([pairs, oriented.drop("device_ip")], how="horizontal").with_columns(
+        device_ip=oriented["device_ip"], live_kb=pl.col("live_micro_kb") / MICRO_KB)
+    if left_out:
+        frame = frame.with_columns(pl.col("user").cast(pl.String))
+        frame = _without(frame, left_out)
+    schema = SILVER_CONVERSATIONS.schema
+    return (
+        frame.with_columns(pl.col("user").cast(pl.String)).sort(list(SILVER_CONVERSATIONS.key))
+        .select(schema.names).to_arrow().cast(schema)
     )
 
 
@@ -175,7 +459,7 @@ def _with_pair_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     minute = _dense_ids(codes["minute"])
     block_id = _dense_ids(user_day.cast(pl.UInt64) * rows.height + minute.cast(pl.UInt64))
     rows = rows.with_columns(user_day=user_day, pair_id=pair_id, block_id=block_id)
-    pairs = as_text(rows.filter(pl.col("pair_id").is_first_distinct()).select("pair_id", *_PAIR))
+    pairs = as_text(rows.filter(pl.col("pair_id").is_first_distinct()).select("pair_id", "user_day", *_PAIR))
     return rows, pairs
 
 
@@ -208,7 +492,7 @@ def _in_file_order(rows: pl.DataFrame) -> pl.DataFrame:
     return rows if sorted_by(rows, FILE_ORDER) else rows.sort(FILE_ORDER)
 
 
-def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
+def _flag_restart_replays(rows: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
     """Add ``is_restart_replay``: rows a restarted PacketX re-emitted from its reloaded file.
 
     "Earlier" means earlier in the file (rows arrive in file order), which stays right when a DST
@@ -219,16 +503,28 @@ def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
     is what separates a restart (it re-emits everything) from a quiet minute in which some pairs
     merely keep their value. Only the repeating rows of a replay block are flagged; the few
     others are genuine traffic of that minute.
+
+    A pair's first row here takes its previous row from ``pairs``' prior state (``prior_block``,
+    ``prior_kb``), and a user-day's pairs seen before count its prior pairs: rows extending a
+    user-day are judged exactly as in a read of the whole day.
     """
     rows = rows.with_columns(
-        previous_minute=pl.col("block_id").shift(1).over("pair_id"),
+        previous_block=pl.col("block_key").shift(1).over("pair_id"),
         previous_kb=pl.col("kb_bandwidth").shift(1).over("pair_id"),
-    ).with_columns(
+    )
+    prior = pairs.filter(pl.col("prior_block").is_not_null()).select("pair_id", "prior_block", "prior_kb")
+    if prior.height:
+        rows = rows.join(prior, on="pair_id", how="left", maintain_order="left").with_columns(
+            previous_block=pl.coalesce("previous_block", "prior_block"),
+            previous_kb=pl.coalesce("previous_kb", "prior_kb"),
+        ).drop("prior_block", "prior_kb")
+    rows = rows.with_columns(
         repeats=(
-            (pl.col("previous_minute") != pl.col("block_id"))
+            (pl.col("previous_block") != pl.col("block_key"))
             & (pl.col("previous_kb") == pl.col("kb_bandwidth"))
         ).fill_null(False),
     )
+    known_before = pairs.group_by("user_day").agg(known=pl.col("prior_block").is_not_null().sum().cast(pl.Int64))
     # Block ids follow first appearance, so sorting by them is file order, and each block's
     # verdict is gathered back by id (every block keeps its first row through deduplication).
     replay_block = (
@@ -237,11 +533,13 @@ def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
             pl.col("user_day").first(),
             block_rows=pl.len(),
             repeat_rows=pl.col("repeats").sum(),
-            new_pairs=pl.col("previous_minute").is_null().sum(),
+            new_pairs=pl.col("previous_block").is_null().sum(),
         )
         .sort("block_id")
+        .join(known_before, on="user_day", how="left", maintain_order="left")
         .with_columns(
             pairs_before=pl.col("new_pairs").cum_sum().over("user_day") - pl.col("new_pairs")
+            + pl.col("known").fill_null(0)
         )
         .select(
             (pl.col("repeat_rows") >= REPLAY_MIN_ROWS)
@@ -252,7 +550,7 @@ def _flag_restart_replays(rows: pl.DataFrame) -> pl.DataFrame:
     )
     return rows.with_columns(
         is_restart_replay=pl.col("repeats") & replay_block.gather(rows["block_id"])
-    ).drop("previous_minute", "previous_kb", "repeats")
+    ).drop("previous_block", "previous_kb", "repeats")
 
 
 def _with_utc_time(
@@ -279,17 +577,27 @@ def _with_utc_time(
         for (zone,), part in minutes.partition_by("zone", as_dict=True).items()
     ]
     if not converted:
-        return rows.with_columns(ts_utc=pl.lit(None, pl.Datetime("us", "UTC")))
+        return rows.with_columns(ts_utc=pl.lit(None, pl.Datetime("us", "UTC")), second_pass=pl.lit(False),
+                                 block_key=pl.lit(None, pl.Int64))
     blocks = pl.concat(converted).sort("block_id")
     ts_utc = blocks["earliest"].gather(rows["block_id"])
     repeated = blocks.filter(pl.col("earliest") != pl.col("latest"))["block_id"]
     if repeated.is_empty():  # the usual day: no fall-back hour
-        return rows.with_columns(ts_utc=ts_utc)
+        return rows.with_columns(ts_utc=ts_utc, second_pass=pl.lit(False), block_key=_block_key(pl.lit(False)))
     second = _second_pass(rows, repeated)
     ts_utc = pl.select(pl.when(second).then(blocks["latest"].gather(rows["block_id"])).otherwise(ts_utc)).to_series()
     # Block ids stay dense and in order of first appearance (file order), which replays rely on.
     block_id = _dense_ids(rows["block_id"].cast(pl.UInt64) * 2 + second.cast(pl.UInt64))
-    return rows.with_columns(ts_utc=ts_utc, block_id=block_id)
+    return rows.with_columns(ts_utc=ts_utc, block_id=block_id, second_pass=second, block_key=_block_key(second))
+
+
+def _block_key(second_pass: pl.Expr | pl.Series) -> pl.Expr:
+    """A block (local minute and pass) as one integer, comparable across reads: minutes x 2 + pass."""
+    return _minute_key(pl.col("time_stamp"), pl.lit(second_pass) if isinstance(second_pass, pl.Series) else second_pass)
+
+
+def _minute_key(time_stamp: pl.Expr, second_pass: pl.Expr) -> pl.Expr:
+    return time_stamp.dt.epoch("s") // 60 * 2 + second_pass.cast(pl.Int64)
 
 
 def _second_pass(rows: pl.DataFrame, repeated_blocks: pl.Series) -> pl.Series:
@@ -328,11 +636,11 @@ _ORIENTATION = (
 )  # fmt: skip
 
 
-def _orient_pairs(pairs: pl.DataFrame, rows_per_pair: pl.DataFrame) -> pl.DataFrame:
+def _orient_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     """Orientation columns for each pair, in ``pair_id`` order (so rows can gather them).
 
-    The device IP of a user-day is its private address present in the most rows (restart
-    replays left out: they would vote twice). Then:
+    The device IP of a user-day is its private address present in the most rows (``live_rows``:
+    restart replays left out, they would vote twice). Then:
 
     - exactly one private end: local = that end; ``outbound`` if it is the device IP, else
       ``inbound`` (a public host reaching another private address the capture saw);
@@ -344,8 +652,7 @@ def _orient_pairs(pairs: pl.DataFrame, rows_per_pair: pl.DataFrame) -> pl.DataFr
         pl.concat([pairs["source_ip"], pairs["destination_ip"]]).to_list()
     ).select("ip", "is_private")
     pairs = (
-        pairs.join(rows_per_pair, on="pair_id", how="left", maintain_order="left")
-        .with_columns(pl.col("rows").fill_null(0))
+        pairs.select("pair_id", *_PAIR, rows="live_rows")
         .join(private.rename({"ip": "source_ip", "is_private": "source_is_private"}),
               on="source_ip", how="left", maintain_order="left")
         .join(private.rename({"ip": "destination_ip", "is_private": "destination_is_private"}),
