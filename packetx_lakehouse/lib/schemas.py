@@ -334,6 +334,44 @@ DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
 # Aggregates exclude restart replays. Dimensions are unpartitioned and rebuilt in full from their
 # inputs, so their content does not depend on the order in which days were loaded.
 
+#: The fact's cells with their text keys and a minute mask: every hourly gold table of a UTC hour is
+#: derived from its cells alone, so a refresh recomputes only the hours its new rows touch.
+GOLD_HOURLY_CELLS = TableDef(
+    GOLD_NAMESPACE,
+    "hourly_cells",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", STRING, False),
+        _f("hour_utc", TS_UTC, False),
+        _f("local_ip", STRING),
+        _f("remote_ip", STRING, False),
+        _f("direction", STRING, False),
+        _f("local_is_private", pa.bool_(), False),
+        _f("remote_is_private", pa.bool_(), False),
+        _f("kb", pa.float64(), False),
+        _f("rows", pa.int64(), False),
+        _f("minute_mask", pa.int64(), False),
+    ),
+    key=("log_date", "user", "hour_utc", "local_ip", "remote_ip", "direction"),
+    description=(
+        "Counted silver rows summed per user, UTC hour, local and remote IP and direction, with the "
+        "minutes of the hour they fall in: what hourly_bandwidth, packets_fact and user_ip_hourly are "
+        "derived from, hour by hour, so that a refresh recomputes only the hours it touches."
+    ),
+    column_notes={
+        "kb": "KB of the counted rows in this cell (exact micro-KB sum).",
+        "rows": "Counted silver rows in this cell (restart replays excluded).",
+        "minute_mask": "Bit m is set when minute m of the hour has a counted row in this cell.",
+    },
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "hour_utc": ("ts_utc",),
+        **{name: (name,) for name in ("local_ip", "remote_ip", "direction", "local_is_private", "remote_is_private")},
+        "kb": ("kb", "is_restart_replay"), "rows": ("is_restart_replay",),
+        "minute_mask": ("ts_utc", "is_restart_replay"),
+    },
+)
+
 GOLD_HOURLY_BANDWIDTH = TableDef(
     GOLD_NAMESPACE,
     "hourly_bandwidth",
@@ -605,8 +643,13 @@ BRONZE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE, LANDIN
 BRONZE_LINE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE)
 #: The per-day gold tables built from one read of the day's silver rows.
 GOLD_DAILY_TABLES: tuple[TableDef, ...] = (
-    GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS, GOLD_USER_IP_HOURLY,
-    GOLD_DAILY_IPS, GOLD_PACKETS_FACT,
+    GOLD_HOURLY_CELLS, GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS,
+    GOLD_USER_IP_HOURLY, GOLD_DAILY_IPS, GOLD_PACKETS_FACT,
+)  # fmt: skip
+#: The per-day gold tables keyed by UTC hour, derived from the hour's cells alone: a refresh
+#: replaces the hours it touches.
+GOLD_HOURLY_TABLES: tuple[TableDef, ...] = (
+    GOLD_HOURLY_CELLS, GOLD_HOURLY_BANDWIDTH, GOLD_USER_IP_HOURLY, GOLD_PACKETS_FACT,
 )  # fmt: skip
 #: The star schema's dimensions, rebuilt in full; every consumer (DuckDB, warehouse) copies these.
 STAR_DIMENSIONS: tuple[TableDef, ...] = (GOLD_DATE_DIM, GOLD_IP_DIM, GOLD_USERS_DIM, GOLD_DIRECTION_DIM)

@@ -10,6 +10,17 @@ from collections.abc import Sequence
 
 import polars as pl
 
+#: KB are summed as whole micro-KB: PacketX prints 6 significant digits, so such sums are exact
+#: (below 2**53 micro-KB, ~9 TB per group) and the same whatever order rows are summed in (one
+#: day at once, minute by minute, or a stored sum plus new rows). Stored as float KB, so a NaN
+#: still shows.
+MICRO_KB = 1_000_000
+
+
+def micro_kb(kb: pl.Expr) -> pl.Expr:
+    """KB (as PacketX prints them, or a stored exact sum) as integer micro-KB."""
+    return (kb * MICRO_KB).round().cast(pl.Int64)
+
 
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """Categorical columns as strings, for the few rows that get compared or looked up as text."""

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from packetx_lakehouse.lib.schemas import (
     DIRECTIONS,
+    GOLD_HOURLY_CELLS,
     GOLD_DAILY_IPS,
     GOLD_DAILY_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
@@ -32,6 +33,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_USERS_DIM,
     TableDef,
 )
+from packetx_lakehouse.lib.transform.frames import MICRO_KB, micro_kb
 from packetx_lakehouse.lib.transform.ipscope import dominant_private_ip, scope_lookup
 
 _DAY_USER = ("log_date", "user")
@@ -91,15 +93,9 @@ def _date_keys(ts: pl.Series) -> pl.Series:
     return pl.Series(ts.name, lookup).gather((hours.dt.epoch("us") - first) // hour_us)
 
 
-#: PacketX prints 6 significant digits, so KB summed as whole micro-KB is exact (below 2**53
-#: micro-KB, ~9 TB per group): the same total whatever order rows arrive in (one day or a whole
-#: range), which plain float addition does not give. Kept as float so a NaN still shows.
-MICRO_KB = 1_000_000
-
-
 def kb_sum(where: pl.Expr | None = None) -> pl.Expr:
     """Order-independent sum of ``kb`` (optionally of the rows matching ``where``)."""
-    micro = (pl.col("kb") * MICRO_KB).round()
+    micro = micro_kb(pl.col("kb"))
     return (micro if where is None else micro.filter(where)).sum() / MICRO_KB
 
 
@@ -155,11 +151,10 @@ class HourlyCells:
 
 def hourly_cells(silver: Silver) -> HourlyCells:
     """``kb`` (exact micro-KB sum), ``minute_mask`` and ``rows`` per fact cell of the live rows."""
-    minute_bit = pl.lit(2, pl.Int64).pow(pl.col("ts_utc").dt.minute().cast(pl.UInt32))
     return HourlyCells(
         _live(silver)
         .group_by(_CELL)
-        .agg(kb=kb_sum(), minute_mask=minute_bit.bitwise_or(), rows=pl.len().cast(pl.Int64))
+        .agg(kb=kb_sum(), minute_mask=_minute_bit().bitwise_or(), rows=pl.len().cast(pl.Int64))
         .collect()
     )
 
@@ -180,47 +175,67 @@ def hourly_bandwidth(source: Silver | HourlyCells) -> pa.Table:
     return _table(frame, GOLD_HOURLY_BANDWIDTH)
 
 
-def daily_user_bandwidth(silver: Silver) -> pa.Table:
+def daily_user_bandwidth(conversations: pa.Table, peaks: pl.DataFrame) -> pa.Table:
     """One row per user-day: KB by direction, distinct remotes and the busiest UTC minute.
 
-    The peak minute is the minute with the largest summed pair KB (earliest on ties); PacketX's
-    own ``total_kb`` is not used because it can include traffic outside the listed pairs.
+    Totals are summed from the day's conversations (``SILVER_CONVERSATIONS``: each pair's counted
+    rows and KB), the peak minute comes from ``peaks`` (``peak_minutes``). The peak minute is the
+    minute with the largest summed pair KB (earliest on ties); PacketX's own ``total_kb`` is not
+    used because it can include traffic outside the listed pairs.
     """
-    live = _live(silver)
+    live = _live_pairs(conversations)
+    micro = pl.col("live_micro_kb")
     totals = live.group_by(_DAY_USER).agg(
-        total_kb=kb_sum(),
-        **{f"{d}_kb": kb_sum(pl.col("direction") == d) for d in DIRECTIONS},
+        total_kb=micro.sum() / MICRO_KB,
+        **{f"{d}_kb": micro.filter(pl.col("direction") == d).sum() / MICRO_KB for d in DIRECTIONS},
         distinct_remote_hosts=pl.col("remote_ip").n_unique().cast(pl.Int64),
-        rows=pl.len().cast(pl.Int64),
+        rows=pl.col("live_rows").sum().cast(pl.Int64),
     )
-    peaks = (
-        live.group_by(*_DAY_USER, "ts_utc")
+    return _table(totals.join(peaks.lazy(), on=list(_DAY_USER)), GOLD_DAILY_USER_BANDWIDTH)
+
+
+def _live_pairs(conversations: pa.Table) -> pl.LazyFrame:
+    """The conversations with counted rows, their KB as exact micro-KB."""
+    return (
+        pl.from_arrow(conversations).lazy().filter(pl.col("live_rows") > 0)
+        .with_columns(live_micro_kb=micro_kb(pl.col("live_kb")))
+    )
+
+
+def peak_minutes(silver: Silver) -> pl.DataFrame:
+    """Each user-day's busiest UTC minute by summed pair KB of its counted rows (earliest on ties)."""
+    return (
+        _live(silver).group_by(*_DAY_USER, "ts_utc")
         .agg(peak_minute_kb=kb_sum())
         .sort("peak_minute_kb", "ts_utc", descending=[True, False])
         .group_by(_DAY_USER, maintain_order=True)
         .first()
         .rename({"ts_utc": "peak_minute_utc"})
+        .select(*_DAY_USER, "peak_minute_utc", "peak_minute_kb")
+        .collect()
     )
-    return _table(totals.join(peaks, on=_DAY_USER), GOLD_DAILY_USER_BANDWIDTH)
 
 
-def top_external_hosts(source: Silver | HourlyCells, n: int = 10) -> pa.Table:
+def top_external_hosts(conversations: pa.Table, n: int = 10) -> pa.Table:
     """The ``n`` public remotes with the most KB per user-day, ranked 1..n (ties: smaller IP).
 
     "Public" is scope ``public``: multicast, broadcast and reserved addresses are not hosts
-    anyone would look up. ``share`` is of the user-day's KB with all public remotes.
+    anyone would look up. ``share`` is of the user-day's KB with all public remotes. Summed from
+    the day's conversations.
     """
-    live = _cells(source).filter(~pl.col("remote_is_private"))
+    live = _live_pairs(conversations).filter(~pl.col("remote_is_private"))
     remotes = live.select(pl.col("remote_ip").unique()).collect().to_series().to_list()
     public = scope_lookup(remotes).filter(pl.col("scope") == "public")
+    micro = pl.col("micro")
     frame = (
         live.filter(pl.col("remote_ip").is_in(public["ip"].implode()))
         .group_by(*_DAY_USER, "remote_ip")
-        .agg(kb=kb_sum())
-        .sort("kb", "remote_ip", descending=[True, False])
+        .agg(micro=pl.col("live_micro_kb").sum())
+        .sort("micro", "remote_ip", descending=[True, False])
         .with_columns(
             rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_DAY_USER),
-            public_kb=kb_sum().over(_DAY_USER),
+            public_kb=micro.sum().over(_DAY_USER) / MICRO_KB,
+            kb=micro / MICRO_KB,
         )
         .filter(pl.col("rank") <= n)
         .with_columns(
@@ -314,9 +329,9 @@ def user_ip_hourly(source: Silver | HourlyCells) -> pa.Table:
     return _table(frame, GOLD_USER_IP_HOURLY)
 
 
-def daily_ips(silver: Silver) -> pa.Table:
+def daily_ips(conversations: pa.Table) -> pa.Table:
     """Every address at either end of a day's counted rows: a superset of the fact's IP keys."""
-    pairs = _live(silver).select("log_date", "source_ip", "destination_ip").unique()
+    pairs = _live_pairs(conversations).select("log_date", "source_ip", "destination_ip").unique()
     ends = pairs.select("log_date", ip=pl.concat_list("source_ip", "destination_ip")).explode("ip")
     return _table(ends.unique(), GOLD_DAILY_IPS)
 
@@ -479,20 +494,146 @@ def hourly_fact_from_row_grain(fact: pa.Table) -> pa.Table:
     return _table(frame, GOLD_PACKETS_FACT)
 
 
-def build_daily_tables(silver: pa.Table) -> dict[TableDef, pa.Table]:
-    """Every per-day gold table (``GOLD_DAILY_TABLES``) from one read of a run's silver rows.
+def build_daily_tables(silver: pa.Table, conversations: pa.Table) -> dict[TableDef, pa.Table]:
+    """Every per-day gold table (``GOLD_DAILY_TABLES``) of whole days, from their silver rows and conversations.
 
-    Rows are grouped to the fact's hourly cells once; the fact, ``hourly_bandwidth``,
-    ``top_external_hosts`` and ``user_ip_hourly`` are built from those cells.
+    Rows are grouped to the fact's hourly cells once; every hourly table is derived from those
+    cells (``hourly_tables``), every daily one from the conversations (``daily_tables``).
     """
     frame = pl.from_arrow(silver.select(list(BUILDER_COLUMNS)))  # once, not once per builder
     cells = hourly_cells(frame)
-    built = {
+    return {**hourly_tables(cells), **daily_tables(conversations, peak_minutes(frame))}
+
+
+def hourly_tables(cells: HourlyCells) -> dict[TableDef, pa.Table]:
+    """``GOLD_HOURLY_TABLES`` of the hours ``cells`` hold (each hour's cells complete)."""
+    return {
+        GOLD_HOURLY_CELLS: cells_table(cells),
         GOLD_HOURLY_BANDWIDTH: hourly_bandwidth(cells),
-        GOLD_DAILY_USER_BANDWIDTH: daily_user_bandwidth(frame),
-        GOLD_TOP_EXTERNAL_HOSTS: top_external_hosts(cells),
         GOLD_USER_IP_HOURLY: user_ip_hourly(cells),
-        GOLD_DAILY_IPS: daily_ips(frame),
         GOLD_PACKETS_FACT: packets_fact(cells),
     }
-    return {table_def: built[table_def] for table_def in GOLD_DAILY_TABLES}
+
+
+def daily_tables(conversations: pa.Table, peaks: pl.DataFrame) -> dict[TableDef, pa.Table]:
+    """The per-day gold tables that are one row set per user-day, for the days ``conversations`` hold whole."""
+    return {
+        GOLD_DAILY_USER_BANDWIDTH: daily_user_bandwidth(conversations, peaks),
+        GOLD_TOP_EXTERNAL_HOSTS: top_external_hosts(conversations),
+        GOLD_DAILY_IPS: daily_ips(conversations),
+    }
+
+
+# --- a refresh: the hours and days new silver rows touch --------------------------------------
+
+
+@dataclass(frozen=True)
+class GoldRefresh:
+    """What a change of silver makes of gold: new rows for the hours and days it touches."""
+
+    #: ``(log_date, hour_utc)`` of every hour whose rows ``tables`` replace in ``GOLD_HOURLY_TABLES``.
+    hours: pl.DataFrame
+    #: Hourly tables: every row of those hours; daily tables: every row of the touched days.
+    tables: dict[TableDef, pa.Table]
+
+
+def touched_hours(*silver: Silver) -> pl.DataFrame:
+    """``(log_date, hour_utc)`` of the given silver rows, distinct and sorted."""
+    frames = [(s if isinstance(s, pl.DataFrame) else pl.from_arrow(s.select(["log_date", "ts_utc"])))
+              .select("log_date", hour_utc=pl.col("ts_utc").dt.truncate("1h")) for s in silver]
+    return pl.concat(frames).unique().sort("log_date", "hour_utc")
+
+
+def refresh_daily_tables(
+    removed: pa.Table,
+    added: pa.Table,
+    stored_cells: pa.Table,
+    conversations: pa.Table,
+    stored_daily: pa.Table,
+    replaced: frozenset[tuple[dt.date, str]],
+) -> GoldRefresh:
+    """The per-day gold tables after a change of silver, for the hours and days it touches.
+
+    Exact, and equal to rebuilding those days whole, because silver changes whole minutes only:
+    ``removed`` holds every stored row of each minute it names, ``added`` every new row of it.
+
+    Args:
+        removed: Silver rows the change takes out (the stored rows of user-days read again whole).
+        added: Silver rows the change adds.
+        stored_cells: ``GOLD_HOURLY_CELLS`` rows of every touched hour (``touched_hours(removed, added)``) as stored.
+        conversations: ``SILVER_CONVERSATIONS`` of every touched day, whole and up to date.
+        stored_daily: ``GOLD_DAILY_USER_BANDWIDTH`` rows of the touched days as stored (their peaks).
+        replaced: User-days ``added`` holds whole (their peaks are taken from ``added`` alone).
+    """
+    hours = touched_hours(removed, added)
+    cells = merge_cells(stored_cells, removed, added)
+    peaks = merge_peaks(stored_daily, peak_minutes(added), replaced)
+    return GoldRefresh(hours, {**hourly_tables(cells), **daily_tables(conversations, peaks)})
+
+
+def cells_table(cells: HourlyCells) -> pa.Table:
+    return _table(cells.frame, GOLD_HOURLY_CELLS)
+
+
+def merge_cells(stored: pa.Table, removed: Silver, added: Silver) -> HourlyCells:
+    """Stored cells of some hours, minus the counted rows ``removed``, plus those ``added``.
+
+    KB and rows are exact integer sums (micro-KB). A removed minute clears its bit in every cell
+    of its user-hour before the added rows set theirs: ``removed`` holds whole minutes, so a
+    minute whose rows all became restart replays (or left) is no longer counted anywhere.
+    """
+    key = list(_CELL)
+    old = pl.from_arrow(stored).select(*key, micro=micro_kb(pl.col("kb")), rows="rows", mask="minute_mask")
+    take, give = _micro_cells(removed), _micro_cells(added)
+    cleared = _with_hour(removed).group_by(*_HOUR_USER).agg(cleared=_minute_bit().bitwise_or()).collect()
+    merged = (
+        old.join(take, on=key, how="full", coalesce=True, nulls_equal=True, suffix="_taken")
+        .join(give, on=key, how="full", coalesce=True, nulls_equal=True, suffix="_given")
+        .join(cleared, on=list(_HOUR_USER), how="left")
+        .with_columns(
+            micro=pl.col("micro").fill_null(0) - pl.col("micro_taken").fill_null(0) + pl.col("micro_given").fill_null(0),
+            rows=pl.col("rows").fill_null(0) - pl.col("rows_taken").fill_null(0) + pl.col("rows_given").fill_null(0),
+            mask=(pl.col("mask").fill_null(0) & ~pl.col("cleared").fill_null(0)) | pl.col("mask_given").fill_null(0),
+        )
+        .filter(pl.col("rows") > 0)
+        .select(*key, kb=pl.col("micro") / MICRO_KB, minute_mask="mask", rows="rows")
+    )
+    return HourlyCells(merged)
+
+
+def _micro_cells(silver: Silver) -> pl.DataFrame:
+    return (
+        _live(silver).group_by(_CELL)
+        .agg(micro=micro_kb(pl.col("kb")).sum(), rows=pl.len().cast(pl.Int64),
+             mask=_minute_bit().bitwise_or())
+        .collect()
+    )
+
+
+def _with_hour(silver: Silver) -> pl.LazyFrame:
+    frame = silver if isinstance(silver, pl.DataFrame) else pl.from_arrow(silver.select(["log_date", "user", "ts_utc"]))
+    return frame.lazy().with_columns(hour_utc=pl.col("ts_utc").dt.truncate("1h"))
+
+
+def _minute_bit() -> pl.Expr:
+    return pl.lit(2, pl.Int64).pow(pl.col("ts_utc").dt.minute().cast(pl.UInt32))
+
+
+def merge_peaks(stored_daily: pa.Table, added_peaks: pl.DataFrame, replaced: frozenset[tuple[dt.date, str]]) -> pl.DataFrame:
+    """Each touched user-day's peak minute: the stored one or an added minute, whichever is busier.
+
+    Added minutes of a user-day that was extended are minutes it did not have, so the busiest of
+    the stored peak and the new minutes is the day's (earliest on ties). A user-day read again
+    whole takes its peak from its added rows alone.
+    """
+    stored = pl.from_arrow(stored_daily.select(["log_date", "user", "peak_minute_utc", "peak_minute_kb"]))
+    if replaced:
+        again = pl.DataFrame({"log_date": [d for d, _ in replaced], "user": [u for _, u in replaced]},
+                             schema={"log_date": pl.Date, "user": pl.String})
+        stored = stored.join(again, on=["log_date", "user"], how="anti")
+    return (
+        pl.concat([stored, added_peaks.with_columns(pl.col("user").cast(pl.String))], how="vertical_relaxed")
+        .sort("peak_minute_kb", "peak_minute_utc", descending=[True, False])
+        .group_by(_DAY_USER, maintain_order=True)
+        .first()
+    )

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, SILVER_CONVERSATIONS, SILVER_PACKETS
-from packetx_lakehouse.lib.transform.frames import as_text, sorted_by
+from packetx_lakehouse.lib.transform.frames import MICRO_KB, as_text, micro_kb, sorted_by
 from packetx_lakehouse.lib.transform.ipscope import dominant_private_ip, scope_lookup
 
 #: A block is a restart replay when at least this share of its rows repeat their pair's last value
@@ -32,9 +32,6 @@ from packetx_lakehouse.lib.transform.ipscope import dominant_private_ip, scope_l
 REPLAY_MIN_SHARE = 0.9
 #: ...and it holds at least this many repeats: one or two steady pairs are not a restart.
 REPLAY_MIN_ROWS = 2
-#: KB are summed as whole micro-KB (PacketX prints 6 significant digits), so sums are exact and
-#: the same whatever order rows arrive in (one day at once or minute by minute).
-MICRO_KB = 1_000_000
 
 _USER_DAY = ("user", "log_date")
 _PAIR = (*_USER_DAY, "source_ip", "destination_ip")
@@ -228,7 +225,7 @@ def _prior_state(prior: pa.Table | None) -> pl.DataFrame | None:
     if prior is None or prior.num_rows == 0:
         return None
     return pl.from_arrow(prior).with_columns(
-        live_micro_kb=(pl.col("live_kb") * MICRO_KB).round().cast(pl.Int64),
+        live_micro_kb=micro_kb(pl.col("live_kb")),
         prior_block=_minute_key(pl.col("last_ts_local"), pl.col("last_second_pass")),
     )
 
@@ -327,7 +324,7 @@ def _summed(pairs: pl.DataFrame, rows: pl.DataFrame, duplicates: pl.DataFrame) -
     read = rows.group_by("pair_id").agg(
         rows=pl.len().cast(pl.Int64),
         live_rows=live.sum().cast(pl.Int64),
-        live_micro_kb=(pl.col("kb_bandwidth") * MICRO_KB).round().cast(pl.Int64).filter(live).sum(),
+        live_micro_kb=micro_kb(pl.col("kb_bandwidth")).filter(live).sum(),
         first=pl.col("time_stamp").min(),
         max=pl.col("time_stamp").max(),
         last=pl.col("time_stamp").last(),

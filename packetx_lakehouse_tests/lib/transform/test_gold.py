@@ -13,6 +13,8 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_PACKETS_FACT,
     GOLD_TOP_EXTERNAL_HOSTS,
     GOLD_USER_IP_HOURLY,
+    GOLD_HOURLY_CELLS,
+    SILVER_CONVERSATIONS,
     SILVER_PACKETS,
     TableDef,
 )
@@ -53,10 +55,19 @@ def day_silver() -> pa.Table:
     return silver_of(DAY_ROWS)
 
 
-def test_daily_totals_equal_silver_non_replay_totals(day_silver: pa.Table) -> None:
+@pytest.fixture(scope="module")
+def day_conversations() -> pa.Table:
+    return to_silver(bronze_table(DAY_ROWS), {}).conversations
+
+
+def daily_of(silver: pa.Table, conversations: pa.Table) -> pa.Table:
+    return gold.daily_user_bandwidth(conversations, gold.peak_minutes(silver))
+
+
+def test_daily_totals_equal_silver_non_replay_totals(day_silver: pa.Table, day_conversations: pa.Table) -> None:
     silver = pl.from_arrow(day_silver)
     live_kb = silver.filter(~pl.col("is_restart_replay"))["kb"].sum()
-    daily = gold.daily_user_bandwidth(day_silver)
+    daily = daily_of(day_silver, day_conversations)
     assert daily.schema == GOLD_DAILY_USER_BANDWIDTH.schema
     assert daily.to_pylist() == [
         {
@@ -81,11 +92,12 @@ def test_daily_totals_equal_silver_non_replay_totals(day_silver: pa.Table) -> No
     ("build", "table_def"),
     [
         (gold.hourly_bandwidth, GOLD_HOURLY_BANDWIDTH),
-        (gold.daily_user_bandwidth, GOLD_DAILY_USER_BANDWIDTH),
-        (gold.top_external_hosts, GOLD_TOP_EXTERNAL_HOSTS),
+        (lambda silver: daily_of(silver, SILVER_CONVERSATIONS.schema.empty_table()), GOLD_DAILY_USER_BANDWIDTH),
+        (lambda _: gold.top_external_hosts(SILVER_CONVERSATIONS.schema.empty_table()), GOLD_TOP_EXTERNAL_HOSTS),
         (gold.user_ip_hourly, GOLD_USER_IP_HOURLY),
-        (gold.daily_ips, GOLD_DAILY_IPS),
+        (lambda _: gold.daily_ips(SILVER_CONVERSATIONS.schema.empty_table()), GOLD_DAILY_IPS),
         (gold.packets_fact, GOLD_PACKETS_FACT),
+        (lambda silver: gold.cells_table(gold.hourly_cells(silver)), GOLD_HOURLY_CELLS),
     ],
 )
 def test_an_empty_day_gives_empty_tables_of_the_exact_schema(build, table_def: TableDef) -> None:
@@ -109,8 +121,8 @@ def test_hourly_bandwidth_rows(day_silver: pa.Table) -> None:
     ]
 
 
-def test_top_external_hosts_ranks_public_remotes_only(day_silver: pa.Table) -> None:
-    top = gold.top_external_hosts(day_silver, n=3)
+def test_top_external_hosts_ranks_public_remotes_only(day_conversations: pa.Table) -> None:
+    top = gold.top_external_hosts(day_conversations, n=3)
     assert top.schema == GOLD_TOP_EXTERNAL_HOSTS.schema
     public_kb = 7 + 5 + 10 + 7  # multicast and private remotes are not external hosts
     got = [(r["rank"], r["remote_ip"], r["kb"], r["share"]) for r in top.to_pylist()]
@@ -303,19 +315,20 @@ def test_an_ip_change_within_an_hour_keeps_two_fact_rows() -> None:
     assert gold.resolve_user_versions(fact, dim)["user_key"].to_pylist() == dim["user_key"].to_pylist() * 2
 
 
-def test_the_fact_leaves_restart_replays_out_and_conserves_kb_and_rows(day_silver: pa.Table) -> None:
+def test_the_fact_leaves_restart_replays_out_and_conserves_kb_and_rows(day_silver: pa.Table,
+                                                                      day_conversations: pa.Table) -> None:
     fact = gold.packets_fact(day_silver)
     silver = pl.from_arrow(day_silver).filter(~pl.col("is_restart_replay"))
     assert fact.num_rows == 6 and silver.height == 8  # two minutes of 8.8.8.8 and of 1.1.1.1 share cells
     assert sum(fact["kb"].to_pylist()) == silver["kb"].sum() == 52.0
     assert sum(fact["rows"].to_pylist()) == silver.height == checks.live_rows(day_silver)
-    built = gold.build_daily_tables(day_silver)
+    built = gold.build_daily_tables(day_silver, day_conversations)
     assert checks.kb_conservation(checks.live_kb(day_silver), built)[1] == []
     assert checks.rows_conservation(checks.live_rows(day_silver), built)[1] == []
 
 
-def test_conservation_checks_catch_an_altered_fact_row(day_silver: pa.Table) -> None:
-    built = gold.build_daily_tables(day_silver)
+def test_conservation_checks_catch_an_altered_fact_row(day_silver: pa.Table, day_conversations: pa.Table) -> None:
+    built = gold.build_daily_tables(day_silver, day_conversations)
     fact = built[GOLD_PACKETS_FACT]
     kb, rows = fact["kb"].to_pylist(), fact["rows"].to_pylist()
     altered_kb = {**built, GOLD_PACKETS_FACT: with_column(fact, "kb", [kb[0] + 0.5, *kb[1:]])}
@@ -326,11 +339,11 @@ def test_conservation_checks_catch_an_altered_fact_row(day_silver: pa.Table) -> 
         f"packets_fact: {8 - rows[0]} rows vs silver 8"]
 
 
-def test_packets_fact_keys_match_the_dimensions(day_silver: pa.Table) -> None:
+def test_packets_fact_keys_match_the_dimensions(day_silver: pa.Table, day_conversations: pa.Table) -> None:
     fact = gold.packets_fact(day_silver)
     dims = (
         gold.users_dim(gold.user_ip_hourly(day_silver)),
-        gold.ip_dim(gold.daily_ips(day_silver)["ip"]),
+        gold.ip_dim(gold.daily_ips(day_conversations)["ip"]),
         gold.date_dim(DAY, DAY),
         gold.direction_dim(),
     )
@@ -359,8 +372,8 @@ def test_a_row_grain_fact_upgrades_to_what_silver_gives(day_silver: pa.Table) ->
     assert gold.hourly_fact_from_row_grain(row_grain_fact(day_silver)) == gold.packets_fact(day_silver)
 
 
-def test_daily_ips_lists_both_ends_of_every_counted_row(day_silver: pa.Table) -> None:
-    ips = gold.daily_ips(day_silver)
+def test_daily_ips_lists_both_ends_of_every_counted_row(day_conversations: pa.Table) -> None:
+    ips = gold.daily_ips(day_conversations)
     assert ips.schema == GOLD_DAILY_IPS.schema
     assert set(ips["log_date"].to_pylist()) == {DAY}
     assert ips["ip"].to_pylist() == [

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.lib.ingest.reader import read_traffic_log_bytes
 from packetx_lakehouse.lib.schemas import SILVER_CONVERSATIONS, SILVER_PACKETS
-from packetx_lakehouse.lib.transform.silver import extend_silver, to_silver
+from packetx_lakehouse.lib.transform.silver import SilverChange, extend_silver, to_silver
 
 DAY = dt.date(2026, 3, 10)
 FALL_BACK = dt.date(2026, 10, 25)  # Europe/Berlin repeats 02:00-02:59
@@ -101,18 +101,21 @@ class Refreshes:
                             schema={"log_date": pl.Date, "user": pl.String})
         return pl.from_arrow(table).join(keys, on=["log_date", "user"], how="anti").to_arrow().cast(table.schema)
 
-    def refresh(self, new: pa.Table) -> None:
+    def refresh(self, new: pa.Table) -> tuple[SilverChange, pa.Table] | None:
+        """Apply ``new`` rows; returns the change and the stored rows it replaced."""
         if not new.num_rows:
-            return
+            return None
         user_days = set(pl.from_arrow(new.select(["log_date", "user"])).unique().iter_rows())
         change = extend_silver(new, self.of(self.conversations, user_days), lambda days: self.of(self.silver, days),
                                ZONES)
         self.replaced += len(change.replaced)
+        removed = self.of(self.silver, change.replaced)
         self.silver = pa.concat_tables([self.without(self.silver, change.replaced), change.added])
         touched = set(pl.from_arrow(change.conversations.select(["log_date", "user"])).unique().iter_rows())
         self.conversations = pa.concat_tables([self.without(self.conversations, touched), change.conversations])
         self.input_rows += sum(change.input_rows_by_day.values())
         self.duplicates += sum(change.exact_duplicates_by_day.values())
+        return change, removed
 
 
 def in_order(table: pa.Table, key: tuple[str, ...]) -> list[dict]:
