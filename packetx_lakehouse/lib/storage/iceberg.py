@@ -13,10 +13,11 @@ as the data. A commit built from an older generation than the table already hold
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,8 +43,8 @@ from pyiceberg.expressions import (
     LessThanOrEqual,
     Or,
 )
-from pyiceberg.manifest import DataFile
-from pyiceberg.table import Table, Transaction
+from pyiceberg.manifest import DataFile, ManifestContent, ManifestEntryStatus
+from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import IdentityTransform
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -75,12 +76,13 @@ TABLE_PROPERTIES = {
     "write.metadata.previous-versions-max": "4",
 }
 #: Snapshots the write path keeps per table, expired in its own commit: every commit copies the
-#: metadata, snapshots included, so a day re-run every minute must not grow it. Of the budget,
-#: the newest RECENT_SNAPSHOTS are the last two writes (one overwrite snapshot each); the rest
-#: are the newest snapshot of each earlier clock hour, so time travel reaches back hours, not
-#: minutes, at the same metadata size. Files are deleted by maintenance (``maintenance.py``),
-#: which also ages these snapshots out; the raw archive is the audit trail to replay from.
-RECENT_SNAPSHOTS = 2
+#: metadata, snapshots included, so a day refreshed every minute must not grow it. Of the budget,
+#: the newest RECENT_SNAPSHOTS are the last writes: enough for a layer that fell a few refreshes
+#: behind to catch up from the changes in between (``changes_since``); the rest are the newest
+#: snapshot of each earlier clock hour, so time travel reaches back hours, not minutes, at the
+#: same metadata size. Files are deleted by maintenance (``maintenance.py``), which also ages
+#: these snapshots out; the raw archive is the audit trail to replay from.
+RECENT_SNAPSHOTS = 4
 HOURLY_SNAPSHOTS = 6
 SNAPSHOTS_KEPT = RECENT_SNAPSHOTS + HOURLY_SNAPSHOTS
 _HOUR_MS = 3_600_000
@@ -254,6 +256,22 @@ class StaleSourceError(RuntimeError):
         super().__init__(f"{identifier} already holds newer source data ({days})")
 
 
+class MovedSourceError(StaleSourceError):
+    """An incremental commit found the table no longer at the generation it continues from.
+
+    Another run extended or replaced the day meanwhile (or an earlier commit of this one was
+    lost): the change was computed against a state the table has left, so it is refused, like
+    stale data, and recomputed from what the table holds now.
+    """
+
+    def __init__(self, identifier: str, moved: Mapping[dt.date, tuple[int, int]]) -> None:
+        RuntimeError.__init__(self, f"{identifier} moved on under this write (" + "; ".join(
+            f"{day}: it continues from generation {ours}, the table holds {theirs}"
+            for day, (ours, theirs) in sorted(moved.items())) + ")")
+        self.identifier = identifier
+        self.stale = dict(moved)
+
+
 def source_generations(table: Table, days: Iterable[dt.date] | None = None) -> dict[dt.date, int]:
     """The generation each day of ``table`` was built from (0: never recorded).
 
@@ -276,6 +294,7 @@ def replace_partitions(
     column: str = "log_date",
     values: Iterable[object],
     generations: Generations | None = None,
+    sums: Sequence[str] = (),
     snapshot_properties: dict[str, str] | None = None,
     retries: int = COMMIT_ATTEMPTS,
     on_retry: OnRetry | None = None,
@@ -297,14 +316,72 @@ def replace_partitions(
     """
     values = list(values)
     expression = partition_filter(column, values)
+    wanted = {v if v is None or isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in values}
     if data.num_rows:
-        wanted = {v if v is None or isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in values}
         present = set(data.column(column).unique().to_pylist())
         stray = present - wanted
         if stray:
             raise ValueError(f"rows for {sorted(stray)} outside the partitions being replaced")
-    return _overwrite(table, data, expression, snapshot_properties, retries, generations, on_retry,
-                      whole_table=False)
+    days = sorted(v for v in wanted if isinstance(v, dt.date))
+    totals = _Totals(sums, days, column, set_to=data) if days else None
+    write = _Write(expression, generations, totals=totals, summary=_changes_summary(days, None, generations))
+    return _overwrite(table, data, write, snapshot_properties, retries, on_retry)
+
+
+def append_rows(
+    table: Table,
+    data: pa.Table,
+    *,
+    continues: Generations,
+    generations: Generations,
+    sums: Sequence[str] = (),
+    snapshot_properties: dict[str, str] | None = None,
+    retries: int = COMMIT_ATTEMPTS,
+    on_retry: OnRetry | None = None,
+) -> WriteResult:
+    """Add ``data`` to the days it holds without touching their rows: a refresh's new lines.
+
+    A fast append (one new manifest, none rewritten): the cost of the commit does not grow with
+    the day. The commit continues each day of ``continues`` from that generation to the one in
+    ``generations``, and records both in the snapshot's summary (see ``changes_since``).
+
+    Raises:
+        MovedSourceError: if the table does not hold exactly the ``continues`` generation of a day.
+    """
+    days = sorted(continues)
+    write = _Write(None, generations, continues=continues, totals=_Totals(sums, days, "log_date", add=data),
+                   summary=_changes_summary(days, continues, generations))
+    return _overwrite(table, data, write, snapshot_properties, retries, on_retry)
+
+
+def replace_rows(
+    table: Table,
+    data: pa.Table,
+    *,
+    where: BooleanExpression,
+    replaced: pa.Table,
+    continues: Generations,
+    generations: Generations,
+    sums: Sequence[str] = (),
+    snapshot_properties: dict[str, str] | None = None,
+    retries: int = COMMIT_ATTEMPTS,
+    on_retry: OnRetry | None = None,
+) -> WriteResult:
+    """Replace the rows ``where`` matches (``replaced``, as the caller read them) by ``data``.
+
+    For a refresh that recomputes some hours of some days: files holding only those rows are
+    dropped whole, files holding others too are rewritten without them (copy-on-write). The
+    commit continues each day of ``continues`` as ``append_rows`` does; the day's totals move by
+    ``data`` minus ``replaced``, which the caller read at the generation the commit continues from.
+
+    Raises:
+        MovedSourceError: if the table does not hold exactly the ``continues`` generation of a day.
+    """
+    days = sorted(continues)
+    write = _Write(where, generations, continues=continues,
+                   totals=_Totals(sums, days, "log_date", add=data, remove=replaced),
+                   summary=_changes_summary(days, continues, generations))
+    return _overwrite(table, data, write, snapshot_properties, retries, on_retry)
 
 
 def migrate_table(table: Table, table_def: TableDef, data: pa.Table) -> None:
@@ -346,35 +423,109 @@ def replace_table(
     ``generations`` is then every day the data was built from: a day the table has recorded
     but ``generations`` lacks counts as generation 0, i.e. older.
     """
-    return _overwrite(table, data, AlwaysTrue(), snapshot_properties, retries, generations, on_retry,
-                      whole_table=True)
+    return _overwrite(table, data, _Write(AlwaysTrue(), generations, whole_table=True), snapshot_properties, retries,
+                      on_retry)
+
+
+#: Table property ``packetx.totals.<YYYY-MM-DD>``: JSON of the day's row count (``records``) and
+#: the sums of the table's total columns, kept by every commit so that checks and freshness read a
+#: day's totals from metadata instead of scanning it. KB (float) columns are summed as micro-KB.
+TOTALS_PROPERTY = "packetx.totals."
+#: Snapshot summary property: JSON ``{day: [generation continued from (null: replaced), generation left]}``.
+CHANGES_SUMMARY = "packetx.changes"
+
+
+@dataclass(frozen=True)
+class _Totals:
+    """How a commit moves the recorded totals of ``days``: set to ``set_to``'s, or by ``add`` minus ``remove``."""
+
+    columns: Sequence[str]
+    days: Sequence[dt.date]
+    column: str
+    set_to: pa.Table | None = None
+    add: pa.Table | None = None
+    remove: pa.Table | None = None
+
+    def properties(self, recorded: Mapping[str, str]) -> dict[str, str]:
+        """The new ``TOTALS_PROPERTY`` values (none for a day whose earlier totals are unknown)."""
+        out = {}
+        for day in self.days:
+            key = f"{TOTALS_PROPERTY}{day.isoformat()}"
+            if self.set_to is not None:
+                totals = day_sums(self.set_to, day, self.columns, self.column)
+            elif key in recorded:
+                totals = json.loads(recorded[key])
+                for sign, rows in ((1, self.add), (-1, self.remove)):
+                    if rows is not None:
+                        for name, value in day_sums(rows, day, self.columns, self.column).items():
+                            totals[name] = totals.get(name, 0) + sign * value
+            else:
+                continue
+            out[key] = json.dumps(totals, sort_keys=True)
+        return out
+
+
+def day_sums(data: pa.Table, day: dt.date, columns: Sequence[str], column: str = "log_date") -> dict[str, int]:
+    """``records`` and each of ``columns`` summed over ``data``'s rows of ``day`` (floats as micro-units)."""
+    rows = data.filter(pc.equal(data.column(column), pa.scalar(day, data.schema.field(column).type)))
+    sums = {"records": rows.num_rows}
+    for name in columns:
+        values = rows.column(name)
+        if pa.types.is_floating(values.type):
+            values = pc.cast(pc.round(pc.multiply(values, 1_000_000)), pa.int64())
+        sums[name] = int(pc.sum(values).as_py() or 0)
+    return sums
+
+
+def recorded_totals(table: Table, day: dt.date) -> dict[str, int] | None:
+    """The totals of ``day`` the table's commits kept (None: not recorded, e.g. written by an earlier version)."""
+    raw = table.metadata.properties.get(f"{TOTALS_PROPERTY}{day.isoformat()}")
+    return None if raw is None else json.loads(raw)
+
+
+def _changes_summary(days: Sequence[dt.date], continues: Generations | None,
+                     generations: Generations | None) -> dict[str, str]:
+    if generations is None:
+        return {}
+    return {CHANGES_SUMMARY: json.dumps({day.isoformat(): [None if continues is None else continues.get(day, 0),
+                                                          generations.get(day, 0)] for day in days})}
+
+
+@dataclass(frozen=True)
+class _Write:
+    """What one commit does: replace what ``replace`` matches (None: only add rows), guarded by generations."""
+
+    replace: BooleanExpression | None
+    generations: Generations | None
+    continues: Generations | None = None
+    whole_table: bool = False
+    totals: _Totals | None = None
+    summary: Mapping[str, str] = field(default_factory=dict)
 
 
 def _overwrite(
     table: Table,
     data: pa.Table,
-    expression: BooleanExpression,
+    write: _Write,
     snapshot_properties: dict[str, str] | None,
     retries: int,
-    generations: Generations | None,
     on_retry: OnRetry | None = None,
-    *,
-    whole_table: bool,
 ) -> WriteResult:
-    """Delete what ``expression`` matches and append ``data`` in one commit, retrying lost races.
+    """Commit ``write`` with ``data``, retrying lost races.
 
     A concurrent commit to the same table (another run) makes the optimistic commit fail; we
-    reload and retry, which is safe because the delete and the generation check are recomputed
-    against fresh metadata. ``on_retry(attempt, error)`` hears of each lost commit before its
-    retry (attempt 1 = the first).
+    reload and retry, which is safe because the delete, the generation check and the totals are
+    recomputed against fresh metadata. ``on_retry(attempt, error)`` hears of each lost commit
+    before its retry (attempt 1 = the first).
     """
     target = table.schema().as_arrow()
     data = data if data.schema == target else data.cast(target)
+    properties = {**(snapshot_properties or {}), **write.summary}
     for attempt in range(retries):
         try:
             if attempt:
                 table = table.refresh()
-            _commit_overwrite(table, data, expression, snapshot_properties or {}, generations, whole_table)
+            _commit_overwrite(table, data, write, properties)
             break
         except (*RETRYABLE_COMMIT_ERRORS, ValueError) as error:
             # Lost to a concurrent writer, a busy SQLite catalog, or maintenance's expiry of our
@@ -390,36 +541,140 @@ def _overwrite(
     return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
 
 
-def _commit_overwrite(
-    table: Table,
-    data: pa.Table,
-    expression: BooleanExpression,
-    properties: dict[str, str],
-    generations: Generations | None,
-    whole_table: bool,
-) -> None:
-    """Replace what ``expression`` matches by ``data``: one overwrite snapshot in one commit.
+def _commit_overwrite(table: Table, data: pa.Table, write: _Write, properties: dict[str, str]) -> None:
+    """``write`` in one commit: one overwrite snapshot, or a fast append when nothing is replaced.
 
-    The generations go into the same commit as table properties. The commit is accepted only if
-    the table's snapshot is still the one this transaction started from, and every change of a
-    generation comes with a new snapshot, so the check below cannot be overtaken by another writer.
+    The generations and totals go into the same commit as table properties. The commit is
+    accepted only if the table's snapshot is still the one this transaction started from, and
+    every change of a generation comes with a new snapshot, so the checks below cannot be
+    overtaken by another writer.
     """
     check_schema_compatible(table.metadata, data.schema)
+    identifier = ".".join(table.name())
     with MetadataReusingTransaction(table) as txn:
-        raised = _check_generations(".".join(table.name()), txn.table_metadata.properties, generations, whole_table)
+        recorded = txn.table_metadata.properties
+        if write.continues is not None:
+            _check_continues(identifier, recorded, write.continues)
+        raised = _check_generations(identifier, recorded, write.generations, write.whole_table)
+        totals = write.totals.properties(recorded) if write.totals is not None else {}
         _expire_old_snapshots(txn)
-        replaced = _whole_files_matching(txn, expression)
-        if replaced is None:
-            _delete_then_append(txn, table, data, expression, properties)
+        if write.replace is None:
+            with txn.update_snapshot(snapshot_properties=properties).fast_append() as append:
+                for data_file in _write_data_files(txn, table, data, append.commit_uuid):
+                    append.append_data_file(data_file)
         else:
-            with MergingOverwrite(txn, properties) as overwrite:
-                for data_file in replaced:
-                    overwrite.delete_data_file(data_file)
-                if data.num_rows:
-                    for data_file in _write_data_files(txn, table, data, overwrite.commit_uuid):
-                        overwrite.append_data_file(data_file)
-        if raised:
-            txn.set_properties(raised)
+            replaced = _whole_files_matching(txn, write.replace)
+            if replaced is None:
+                _delete_then_append(txn, table, data, write.replace, properties)
+            else:
+                with MergingOverwrite(txn, properties) as overwrite:
+                    for data_file in replaced:
+                        overwrite.delete_data_file(data_file)
+                    if data.num_rows:
+                        for data_file in _write_data_files(txn, table, data, overwrite.commit_uuid):
+                            overwrite.append_data_file(data_file)
+        if raised or totals:
+            txn.set_properties({**raised, **totals})
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a table's commits did to one day since it held some generation: rows added and removed."""
+
+    added: pa.Table
+    removed: pa.Table
+    #: The generation the day is at after those commits.
+    generation: int
+
+
+def changes_since(table: Table, day: dt.date, generation: int) -> Changes | None:
+    """The rows the commits since ``table`` held ``generation`` for ``day`` added to it and took from it.
+
+    Each commit of the write path says in its snapshot summary which generation of which day it
+    continued from and left (``CHANGES_SUMMARY``); walking back from the current snapshot to the
+    commit that left ``generation`` gives the files those commits added and deleted in the day's
+    partition. A file added and deleted again on the way counts for neither. Snapshots that say
+    nothing of the day (other days, compaction) change nothing of it and are passed over.
+
+    Returns:
+        None when the changes cannot be told: a commit on the way replaced the day whole, its
+        snapshot has expired, or one of its files is gone. The caller then rebuilds the day.
+    """
+    current = source_generations(table, [day])[day]
+    schema = table.schema().as_arrow()
+    if current == generation:
+        return Changes(schema.empty_table(), schema.empty_table(), current)
+    by_id = {s.snapshot_id: s for s in table.metadata.snapshots}
+    snapshot = table.current_snapshot()
+    included: list[Snapshot] = []
+    while snapshot is not None:
+        raw = snapshot.summary.get(CHANGES_SUMMARY) if snapshot.summary else None
+        step = json.loads(raw).get(day.isoformat()) if raw else None
+        if step is not None:
+            start, end = step
+            if end <= generation:
+                break
+            if start is None:
+                return None
+            included.append(snapshot)
+        if snapshot.parent_snapshot_id is None:
+            if generation != 0:
+                return None
+            break
+        snapshot = by_id.get(snapshot.parent_snapshot_id)
+        if snapshot is None:
+            return None  # expired: the chain back to ``generation`` is lost
+    added, deleted = _files_of(table, included, day)
+    both = set(added) & set(deleted)
+    try:
+        return Changes(_read_files(table, [f for p, f in added.items() if p not in both]),
+                       _read_files(table, [f for p, f in deleted.items() if p not in both]), current)
+    except FileNotFoundError:
+        return None
+
+
+def _files_of(table: Table, snapshots: list[Snapshot], day: dt.date) -> tuple[dict[str, DataFile], dict[str, DataFile]]:
+    """Data files of ``day``'s partition the ``snapshots`` added and deleted, by path."""
+    position = _partition_position(table, "log_date")
+    value = (day - dt.date(1970, 1, 1)).days
+    added: dict[str, DataFile] = {}
+    deleted: dict[str, DataFile] = {}
+    ids = {s.snapshot_id for s in snapshots}
+    for snapshot in snapshots:
+        for manifest in snapshot.manifests(table.io):
+            if manifest.added_snapshot_id not in ids or manifest.content != ManifestContent.DATA:
+                continue
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                if entry.snapshot_id not in ids or (position is not None and entry.data_file.partition[position] != value):
+                    continue
+                if entry.status == ManifestEntryStatus.ADDED:
+                    added[entry.data_file.file_path] = entry.data_file
+                elif entry.status == ManifestEntryStatus.DELETED:
+                    deleted[entry.data_file.file_path] = entry.data_file
+    return added, deleted
+
+
+def _partition_position(table: Table, column: str) -> int | None:
+    source_id = table.schema().find_field(column).field_id
+    for position, partition_field in enumerate(table.spec().fields):
+        if partition_field.source_id == source_id:
+            return position
+    return None
+
+
+def _read_files(table: Table, files: list[DataFile]) -> pa.Table:
+    if not files:
+        return table.schema().as_arrow().empty_table()
+    return read_tasks(table, [FileScanTask(data_file) for data_file in files])
+
+
+def _check_continues(identifier: str, properties: Mapping[str, str], continues: Generations) -> None:
+    """Raise ``MovedSourceError`` unless the table holds exactly the generations ``continues`` names."""
+    recorded = _recorded_generations(properties)
+    moved = {day: (generation, recorded.get(day, 0)) for day, generation in continues.items()
+             if recorded.get(day, 0) != generation}
+    if moved:
+        raise MovedSourceError(identifier, moved)
 
 
 def _whole_files_matching(txn: Transaction, expression: BooleanExpression) -> list[DataFile] | None:

@@ -122,7 +122,9 @@ def test_policy_rejects_keeping_no_snapshot():
 
 def test_forty_one_reruns_of_a_day_shrink_to_the_live_data_after_maintenance(catalog):
     table = ensure_table(catalog, EVENTS)
-    replace_partitions(table, events(D2, range(1000)), values=[D2])
+    # Enough rows that the metadata kept whatever the data (the last 5 metadata JSON files, each
+    # with the table's snapshot budget) is not what the bound below measures.
+    replace_partitions(table, events(D2, range(20_000)), values=[D2])
     table = rerun(table, D1, 41)
     before = table_storage(table)
     assert before.files_by_kind["data"] == 42  # every re-run left its data file behind
@@ -140,7 +142,7 @@ def test_forty_one_reruns_of_a_day_shrink_to_the_live_data_after_maintenance(cat
     # The expiry's own commit wrote one metadata JSON and dropped the oldest one.
     assert after.files == before.files - done.total_files_deleted
     assert after.bytes <= 2 * after.live_bytes
-    expected = pa.concat_tables([events(D1, range(41 * 50)), events(D2, range(1000))])
+    expected = pa.concat_tables([events(D1, range(41 * 50)), events(D2, range(20_000))])
     assert rows(table.scan().to_arrow()) == rows(expected)
 
 
@@ -191,7 +193,7 @@ def test_file_kinds_follow_pyiceberg_names():
 def test_a_write_survives_maintenance_expiring_what_its_own_expiry_drops(catalog, tmp_path):
     """Maintenance's expiry moves no branch, so a write staged before it still passes its
     requirements, and its in-commit expiry names snapshots that are gone: a lost race to retry."""
-    table = rerun(ensure_table(catalog, EVENTS), D1, 3)
+    table = rerun(ensure_table(catalog, EVENTS), D1, RECENT_SNAPSHOTS + 1)
     assert len(table.snapshots()) == RECENT_SNAPSHOTS  # the next write's expiry drops the oldest
     stale = catalog.load_table(EVENTS.identifier)
     other = local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse").load_table(EVENTS.identifier)
@@ -208,7 +210,7 @@ def test_a_write_keeps_the_files_of_the_version_it_planned_on_through_maintenanc
     replace_partitions(table, events(D2, range(5)), values=[D2])
     slow = catalog.load_table(EVENTS.identifier)  # plans on this version, commits later
     fast = local_catalog(tmp_path / "catalog.db", tmp_path / "warehouse").load_table(EVENTS.identifier)
-    for n in range(3):
+    for n in range(RECENT_SNAPSHOTS + 1):
         replace_partitions(fast, events(D2, range(10 + n)), values=[D2])
     assert slow.current_snapshot().snapshot_id not in {s.snapshot_id for s in fast.refresh().snapshots()}
     two_hours_ago = (now() - dt.timedelta(hours=2)).timestamp()
@@ -218,7 +220,7 @@ def test_a_write_keeps_the_files_of_the_version_it_planned_on_through_maintenanc
     maintain_table(fast, now=now(), policy=MaintenancePolicy(orphan_grace=dt.timedelta(hours=1)))
     replace_partitions(slow, events(D1, range(7)), values=[D1])
     assert rows(table.refresh().scan().to_arrow()) == rows(pa.concat_tables([events(D1, range(7)),
-                                                                            events(D2, range(12))]))
+                                                                            events(D2, range(10 + RECENT_SNAPSHOTS))]))
     # A day later that version is long replaced: its files go.
     done = maintain_table(fast, now=now() + DAY, policy=MaintenancePolicy())
     assert done.total_files_deleted > 0
