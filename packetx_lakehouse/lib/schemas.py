@@ -638,9 +638,6 @@ GOLD_PACKETS_FACT = TableDef(
 
 #: What one read of a day's bronze produces (the reader writes them in one step).
 BRONZE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE, LANDING_PROBLEMS)
-#: Bronze tables with one row per line of a file version (``source_file``, ``ingested_at``): what
-#: archive retention asks to learn which versions the current bronze was built from.
-BRONZE_LINE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE)
 #: The per-day gold tables built from one read of the day's silver rows.
 GOLD_DAILY_TABLES: tuple[TableDef, ...] = (
     GOLD_HOURLY_CELLS, GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS,

@@ -30,9 +30,9 @@ from packetx_lakehouse.lib.ingest.retention import (
     ArchiveRetention,
     RetentionReport,
     apply_archive_retention,
-    bronze_sources_from,
+    bronze_generation_from,
 )
-from packetx_lakehouse.lib.schemas import BRONZE_LINE_TABLES, TABLES_BY_LAYER, TableDef
+from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, TABLES_BY_LAYER, TableDef
 from packetx_lakehouse.lib.storage.maintenance import (
     MaintenancePolicy,
     TableMaintenance,
@@ -95,15 +95,13 @@ def maintain(catalog: Catalog, archive: ObjectStore, *, now: dt.datetime, policy
             outcomes.append(TableOutcome(table_def, maintain_table(table, now=now, policy=policy)))
         except Exception as error:  # noqa: BLE001 - reported per table, the job fails at the end
             errors[table_def.identifier] = f"{type(error).__name__}: {error}"
-    bronze = []
-    for table_def in BRONZE_LINE_TABLES:
-        try:
-            bronze.append(catalog.load_table(table_def.identifier))
-        except (NoSuchTableError, NoSuchNamespaceError):
-            pass
+    try:
+        bronze = catalog.load_table(BRONZE_PACKETS.identifier)
+    except (NoSuchTableError, NoSuchNamespaceError):
+        bronze = None
     try:
         report = apply_archive_retention(archive, now=now, retention=retention,
-                                         bronze_sources=bronze_sources_from(bronze))
+                                         bronze_generation=bronze_generation_from(bronze))
     except Exception as error:  # noqa: BLE001
         errors["raw_archive"] = f"{type(error).__name__}: {error}"
         report = RetentionReport()

@@ -1,18 +1,35 @@
-"""The raw archive: an immutable, content-addressed gzip copy of every file version ingested.
+"""The raw archive: an immutable, content-addressed gzip copy of every line ever ingested.
 
-Layout per day: ``date=<YYYY-MM-DD>/<file name>.<sha256[:16]>.gz`` (never overwritten) plus a
-``manifest.json`` naming the current version of each source file, and a copy of every manifest
-generation under ``manifests/`` (the day's history, retractions included). Bronze is always rebuilt
-from the manifest, so a day can be replayed even after the device deleted its landing file.
+Layout per day: ``date=<YYYY-MM-DD>/<file name>.<sha256[:16]>.gz`` objects (never overwritten)
+plus a ``manifest.json`` naming the current version of each source file, and a copy of the
+manifest under ``manifests/`` for every generation that changed the day's source set other than
+by appending (a new version of a file, a retraction or its undoing): the day's audit history.
+Bronze is always rebuilt from the manifest, so a day can be replayed even after the device
+deleted its landing file.
 
-The manifest's ``generation`` grows by one with every change to the day's source set (a new
-version, a retraction or its undoing): it is the day's source version, which every table built
-from the day carries, so that a write built from older sources can be recognised and refused.
+A version is a chain of **parts**. A file read whole is one part; a file that grew (PacketX
+appends a block every minute) gains a part holding its new bytes, so the archive stores each
+byte once instead of a whole copy per growth. Parts are merged as they accumulate (16 of one
+size into one of the next, as a log-structured merge does), which keeps a day's manifest small
+and every byte rewritten only a few times. A version's digest is the SHA-256 of its content for
+one part, else of its parts' digests in order; each part carries its own SHA-256.
+
+The manifest's ``generation`` grows by one with every change to the day's source set (new
+bytes, a new version, a retraction or its undoing): it is the day's source version, which every
+table built from the day carries, so that a write built from older sources can be recognised and
+refused. Each part records the generation that archived it.
 
 Which version of a file wins: the **longest** (most complete lines). PacketX only ever appends, so
 a landing copy with fewer lines than the ingested version is a mistake (a restored backup, a
 truncation); it is recorded as a problem and the longer version stays. A file landed by mistake
 is withdrawn with :func:`retract`, which is the only way rows leave the archive's source set.
+
+Two ways to take a day's landing files in: :func:`collect_day` reads every file whole and proves
+every byte (backfills, replays, the daily run); :func:`collect_tails` reads only what each file
+gained since the archive took it in (the live refresh), after checking that the bytes just before
+that point are still the ones archived, and gives up, for :func:`collect_day` to do it the careful
+way, on anything else (a file that shrank or was rewritten, a second copy, a retraction, an
+archived file gone from the landing area).
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
@@ -50,6 +68,16 @@ from packetx_lakehouse.lib.storage.objectstore import (
 
 #: A landing object as a listing saw it: ``(key, size, version)``.
 LandingState = tuple[str, int, str]
+#: Bytes before a refresh's offset that must still be the archived ones: PacketX only appends, so
+#: a file rewritten or replaced since (a restored backup, another device's copy) differs there.
+#: About five minutes of a busy device's lines; the careful read proves every byte.
+BOUNDARY_BYTES = 64 * 1024
+#: Parts of one level merged into one part of the next (see the module docstring).
+PARTS_PER_MERGE = 16
+#: The level of a part holding a file read whole (or a first read of over ``MERGE_BELOW`` bytes):
+#: it is never rewritten by a merge.
+WHOLE_LEVEL = 1_000
+MERGE_BELOW = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -66,26 +94,108 @@ class LandingRef:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A run of a version's bytes in one archive object."""
+
+    key: str
+    size: int
+    #: LF-ended lines in the part (a last line without LF is not counted).
+    lines: int
+    sha256: str
+    archived_at: str
+    #: The manifest generation that archived it, and for a merged part the oldest it holds
+    #: (None: before parts were recorded).
+    generation: int | None = None
+    from_generation: int | None = None
+    #: 0 for a refresh's new bytes; n + 1 for a merge of ``PARTS_PER_MERGE`` parts of level n;
+    #: ``WHOLE_LEVEL`` for a file read whole, never merged again.
+    level: int = 0
+
+    def to_json(self) -> list:
+        return [self.key, self.size, self.lines, self.sha256, self.archived_at, self.generation, self.from_generation,
+                self.level]
+
+    @classmethod
+    def from_json(cls, raw: list) -> Part:
+        return cls(*raw)
+
+
+@dataclass(frozen=True)
 class ArchivedFile:
-    """One source file version in the archive."""
+    """One source file version in the archive: a chain of parts."""
 
     source_file: str
+    #: The version's digest: its content's SHA-256 for one part, else that of its parts' digests.
     sha256: str
     size: int
-    archive_key: str
-    archived_at: str
     #: Complete lines (None in manifests written before it was recorded).
-    lines: int | None = None
+    lines: int | None
+    parts: tuple[Part, ...]
     #: The landing object this version was read from (None before it was recorded).
     landing: LandingRef | None = None
+    #: SHA-256 of the last ``BOUNDARY_BYTES`` of the content (None: not recorded).
+    boundary_sha256: str | None = None
+
+    @property
+    def archive_key(self) -> str:
+        """The first part's object (the whole version when it has one part)."""
+        return self.parts[0].key
+
+    @property
+    def archived_at(self) -> str:
+        """When the newest part was archived."""
+        return self.parts[-1].archived_at
+
+    #: Whether the content ends with a newline (False: its last line is cut short).
+    ends_with_lf: bool = True
+
+    @property
+    def extendable(self) -> bool:
+        """Whether new bytes can follow it as a part: its lines are whole and its boundary known."""
+        return self.lines is not None and self.boundary_sha256 is not None and self.ends_with_lf
 
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        raw = {"source_file": self.source_file, "sha256": self.sha256, "size": self.size, "lines": self.lines,
+               "parts": [p.to_json() for p in self.parts], "ends_with_lf": self.ends_with_lf}
+        if self.landing:
+            raw["landing"] = asdict(self.landing)
+        if self.boundary_sha256:
+            raw["boundary_sha256"] = self.boundary_sha256
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict) -> ArchivedFile:
-        landing = raw.get("landing")
-        return cls(**{**raw, "landing": LandingRef(**landing) if landing else None})
+        landing = LandingRef(**raw["landing"]) if raw.get("landing") else None
+        if "parts" not in raw:  # manifests before format 4: one object per version
+            part = Part(raw["archive_key"], raw["size"], raw.get("lines") or 0, raw["sha256"], raw["archived_at"])
+            return cls(raw["source_file"], raw["sha256"], raw["size"], raw.get("lines"), (part,), landing)
+        return cls(raw["source_file"], raw["sha256"], raw["size"], raw["lines"],
+                   tuple(Part.from_json(p) for p in raw["parts"]), landing, raw.get("boundary_sha256"),
+                   raw.get("ends_with_lf", True))
+
+
+def version_digest(parts: Sequence[Part]) -> str:
+    """A version's digest from its parts (see ``ArchivedFile.sha256``)."""
+    if len(parts) == 1:
+        return parts[0].sha256
+    return hashlib.sha256("".join(p.sha256 for p in parts).encode()).hexdigest()
+
+
+def digest_as_parts(text: bytes, sizes: Sequence[int]) -> str | None:
+    """The digest ``text`` would have cut into parts of ``sizes`` (None if it is too short)."""
+    if sum(sizes) > len(text):
+        return None
+    if len(sizes) == 1:
+        return hashlib.sha256(text[: sizes[0]]).hexdigest()
+    digests, start = [], 0
+    for size in sizes:
+        digests.append(hashlib.sha256(text[start:start + size]).hexdigest())
+        start += size
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def _boundary(text: bytes) -> str:
+    return hashlib.sha256(text[-BOUNDARY_BYTES:]).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -128,7 +238,7 @@ class DayManifest:
             "files": {name: entry.to_json() for name, entry in sorted(self.files.items())},
             "retracted": {name: entry.to_json() for name, entry in sorted(self.retracted.items())},
             "seen": sorted(list(state) for state in self.seen),
-        }, indent=1).encode()
+        }, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -147,7 +257,7 @@ class DaySources:
     at_stake_after_line: dict[str, int] = field(default_factory=dict)
 
 
-MANIFEST_FORMAT = 3
+MANIFEST_FORMAT = 4
 
 
 def _manifest_key(day: dt.date) -> str:
@@ -156,6 +266,10 @@ def _manifest_key(day: dt.date) -> str:
 
 def _history_key(day: dt.date, generation: int) -> str:
     return f"date={day.isoformat()}/manifests/generation-{generation:06d}.json"
+
+
+def _part_key(day: dt.date, source: str, digest: str) -> str:
+    return f"date={day.isoformat()}/{source}.{digest[:16]}.gz"
 
 
 def load_manifest(archive: ObjectStore, day: dt.date) -> DayManifest:
@@ -188,10 +302,10 @@ def _parse_manifest(data: bytes) -> DayManifest:
 
 
 def _store_manifest(
-    archive: ObjectStore, day: dt.date, manifest: DayManifest, read_at: str | None, *, new_generation: bool
+    archive: ObjectStore, day: dt.date, manifest: DayManifest, read_at: str | None, *, to_history: bool
 ) -> None:
     """The current manifest, written only if it is still what was read at ``read_at``; then, for
-    a new generation, its immutable copy in the day's history.
+    a change other than appended bytes, its immutable copy in the day's history.
 
     Two runs changing the day at once: the loser raises ``ObjectChangedError`` and redoes from
     fresh input, so a generation is never reused for other content nor lost. The history copy is
@@ -199,8 +313,78 @@ def _store_manifest(
     """
     data = manifest.to_json()
     archive.put_if_unchanged(_manifest_key(day), data, read_at)
-    if new_generation:
+    if to_history:
         archive.put(_history_key(day, manifest.generation), data)
+
+
+def read_version(archive: ObjectStore, entry: ArchivedFile) -> bytes:
+    """A version's content, every part checked against its SHA-256."""
+    return b"".join(_read_part(archive, part) for part in entry.parts)
+
+
+def _read_part(archive: ObjectStore, part: Part) -> bytes:
+    text = gunzip(archive.get(part.key))
+    if hashlib.sha256(text).hexdigest() != part.sha256:
+        raise ValueError(f"archive object {archive.describe(part.key)} fails its SHA-256 check")
+    return text
+
+
+def _archive_part(
+    archive: ObjectStore, day: dt.date, source: str, text: bytes, now: dt.datetime, generation: int,
+    level: int | None = None, from_generation: int | None = None,
+) -> Part:
+    """Store ``text`` as a part (content-addressed: an object that exists already is not written again)."""
+    digest = hashlib.sha256(text).hexdigest()
+    key = _part_key(day, source, digest)
+    if not archive.exists(key):
+        archive.put(key, gzip_deterministic(text))
+    if level is None:
+        level = 0 if len(text) < MERGE_BELOW else WHOLE_LEVEL
+    return Part(key, len(text), text.count(b"\n"), digest, now.isoformat(), generation,
+                generation if from_generation is None else from_generation, level)
+
+
+def _merged(archive: ObjectStore, day: dt.date, source: str, parts: tuple[Part, ...], now: dt.datetime) -> tuple[Part, ...]:
+    """``parts`` with each trailing run of ``PARTS_PER_MERGE`` parts of one level merged into one.
+
+    Like a binary counter in base ``PARTS_PER_MERGE``: a day of minute-by-minute parts keeps a few
+    dozen, and each byte is rewritten about log16(refreshes) times, never a whole file.
+    """
+    parts = list(parts)
+    while len(parts) >= PARTS_PER_MERGE:
+        run = parts[-PARTS_PER_MERGE:]
+        level = run[0].level
+        if level >= WHOLE_LEVEL or any(p.level != level for p in run):
+            break
+        text = b"".join(_read_part(archive, p) for p in run)
+        merged = _archive_part(archive, day, source, text, now, run[-1].generation, level + 1, run[0].from_generation)
+        parts[-PARTS_PER_MERGE:] = [replace(merged, archived_at=run[-1].archived_at)]
+    return tuple(parts)
+
+
+def _grown(
+    archive: ObjectStore, day: dt.date, entry: ArchivedFile | None, source: str, new: bytes, before: bytes,
+    ref: LandingRef, now: dt.datetime, generation: int,
+) -> ArchivedFile:
+    """``entry`` (None: a file not archived yet) followed by the bytes ``new``; ``before`` ends with
+    the bytes the archive held just before them (for the new boundary digest)."""
+    part = _archive_part(archive, day, source, new, now, generation)
+    if entry is None:
+        return ArchivedFile(source, part.sha256, part.size, part.lines, (part,), ref, _boundary(new), new.endswith(b"\n"))
+    parts = _merged(archive, day, source, (*entry.parts, part), now)
+    return ArchivedFile(source, version_digest(parts), entry.size + part.size, (entry.lines or 0) + part.lines, parts,
+                        ref, _boundary(before[-BOUNDARY_BYTES:] + new), new.endswith(b"\n"))
+
+
+def _whole(archive: ObjectStore, day: dt.date, source: str, text: bytes, ref: LandingRef, now: dt.datetime,
+           generation: int) -> ArchivedFile:
+    """A version read whole: one part, never merged."""
+    part = _archive_part(archive, day, source, text, now, generation, WHOLE_LEVEL)
+    return ArchivedFile(source, part.sha256, part.size, text_lines(text), (part,), ref, _boundary(text),
+                        text.endswith(b"\n"))
+
+
+# --- reading a day's landing files whole ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -248,62 +432,49 @@ def collect_day(
     Files are keyed by their user-level name with any ``.gz`` dropped, so ``bob-<day>.csv`` and
     an uploaded ``bob-<day>.csv.gz`` are the same source. The longest version wins (most complete
     lines; a tie goes to the landing copy, the newer, or between two copies to the first key):
-    a shorter landing copy never replaces what was ingested, it is recorded as a problem.
-    Retracted sources are never read. Files past the ``limits`` are refused, recorded, and the
-    day's other files still ingest.
+    a shorter landing copy never replaces what was ingested, it is recorded as a problem. A
+    copy that extends the archived version (every archived byte proven equal) adds a part with
+    its new bytes. Retracted sources are never read. Files past the ``limits`` are refused,
+    recorded, and the day's other files still ingest.
     """
     # The manifest is read BEFORE the landing files, and rewritten only if unchanged since: any
     # text read here is then at least as new as what the manifest names (PacketX only appends).
     manifest, manifest_version = _load_manifest_versioned(archive, day)
-    current = dict(manifest.files)
     problems: list[LandingProblem] = []
-    copies: dict[str, list[_LandingCopy]] = {}
-    for info in sorted(landing_objects, key=lambda o: o.key):
-        parsed = parse_log_file_name(info.name)
-        if parsed is None or parsed.date != day:
-            raise ValueError(f"{landing.describe(info.key)} is not a traffic log of {day}")
-        source = parsed.source_file
-        if source in manifest.retracted:
-            problems.append(LandingProblem(day, info.key, RETRACTED, manifest.retracted[source].describe()
-                                           + "; still in the landing area, not ingested", size=info.size))
-            continue
-        copy = _read_landing(landing, info, day, limits, problems)
-        if copy is not None:
-            copies.setdefault(source, []).append(copy)
-
+    copies = _landing_copies(landing, day, landing_objects, manifest, limits, problems)
+    generation = manifest.generation + 1
+    current = dict(manifest.files)
     contents: dict[str, bytes] = {}
     newly: list[str] = []
+    replaced = False
     at_stake: dict[str, int] = {}
     for source, candidates in sorted(copies.items()):
         best = max(candidates, key=lambda c: c.lines)  # max keeps the first of equals: sorted by key
-        for other in candidates:
-            if other is not best and other.text != best.text:
-                problems.append(LandingProblem(
-                    day, other.info.key, SHORTER_COPY,
-                    f"{other.lines:,} lines, shorter than {best.info.key} ({best.lines:,}): not ingested",
-                    size=other.info.size))
-        digest = hashlib.sha256(best.text).hexdigest()
+        problems += _shorter_copies(day, best, candidates)
         ref = LandingRef(best.info.key, best.info.size, best.info.version)
         archived = current.get(source)
         if not best.text and archived is None:
             problems.append(LandingProblem(day, best.info.key, EMPTY, "empty file", size=best.info.size))
             continue
-        if archived is not None and archived.sha256 == digest:
-            current[source] = replace(archived, lines=best.lines, landing=ref)
+        sizes = [p.size for p in archived.parts] if archived else []
+        if archived is not None and len(best.text) == archived.size and digest_as_parts(best.text, sizes) == archived.sha256:
+            current[source] = replace(archived, landing=ref)
             contents[source] = best.text
             continue
-        archived_lines = None if archived is None else _archived_lines(archive, archived)
-        if archived_lines is not None and best.lines < archived_lines:
+        if archived is not None and archived.lines is not None and best.lines < archived.lines:
             problems.append(LandingProblem(
                 day, best.info.key, SHRUNK,
-                f"shrunk: {best.lines:,} lines where the ingested version has {archived_lines:,}; the longer "
+                f"shrunk: {best.lines:,} lines where the ingested version has {archived.lines:,}; the longer "
                 "version stays (PacketX only appends)", severity=ERROR, size=best.info.size))
             at_stake[source] = best.lines
             continue
-        key = f"date={day.isoformat()}/{source}.{digest[:16]}.gz"
-        if not archive.exists(key):
-            archive.put(key, gzip_deterministic(best.text))
-        current[source] = ArchivedFile(source, digest, len(best.text), key, now.isoformat(), best.lines, ref)
+        if archived is not None and len(best.text) > archived.size \
+                and digest_as_parts(best.text[: archived.size], sizes) == archived.sha256:
+            current[source] = _grown(archive, day, archived, source, best.text[archived.size:],
+                                     best.text[: archived.size], ref, now, generation)
+        else:
+            replaced |= archived is not None
+            current[source] = _whole(archive, day, source, best.text, ref, now, generation)
         contents[source] = best.text
         newly.append(source)
 
@@ -320,18 +491,54 @@ def collect_day(
             at_stake[source] = 0
         else:
             problems.append(LandingProblem(day, source, GONE, "not in the landing area; served from the archive"))
-        contents[source] = _read_archived(archive, entry)
-    for source, retraction in sorted(manifest.retracted.items()):
-        if not any(_source_of(p.object_key) == source for p in problems):
-            problems.append(LandingProblem(day, source, RETRACTED, retraction.describe()))
+        contents[source] = read_version(archive, entry)
+    problems += _retraction_problems(day, manifest, problems)
 
-    generation = manifest.generation + (1 if newly else 0)
+    generation = generation if newly else manifest.generation
     updated = DayManifest(generation, current, manifest.retracted,
                           frozenset((o.key, o.size, o.version) for o in landing_objects))
     if updated != manifest:
-        _store_manifest(archive, day, updated, manifest_version, new_generation=bool(newly))
+        _store_manifest(archive, day, updated, manifest_version, to_history=replaced)
     files = [(current[name], contents[name]) for name in sorted(contents)]
     return DaySources(files, sorted(newly), archived_only, generation, problems, at_stake)
+
+
+def _landing_copies(
+    landing: ObjectStore, day: dt.date, objects: list[ObjectInfo], manifest: DayManifest, limits: IngestLimits,
+    problems: list[LandingProblem],
+) -> dict[str, list[_LandingCopy]]:
+    """Every readable landing copy of the day's sources that are not retracted, by source."""
+    copies: dict[str, list[_LandingCopy]] = {}
+    for info in sorted(objects, key=lambda o: o.key):
+        source = _day_source(landing, info, day)
+        if source in manifest.retracted:
+            problems.append(LandingProblem(day, info.key, RETRACTED, manifest.retracted[source].describe()
+                                           + "; still in the landing area, not ingested", size=info.size))
+            continue
+        copy = _read_landing(landing, info, day, limits, problems)
+        if copy is not None:
+            copies.setdefault(source, []).append(copy)
+    return copies
+
+
+def _day_source(landing: ObjectStore, info: ObjectInfo, day: dt.date) -> str:
+    parsed = parse_log_file_name(info.name)
+    if parsed is None or parsed.date != day:
+        raise ValueError(f"{landing.describe(info.key)} is not a traffic log of {day}")
+    return parsed.source_file
+
+
+def _shorter_copies(day: dt.date, best: _LandingCopy, candidates: list[_LandingCopy]) -> list[LandingProblem]:
+    return [LandingProblem(day, other.info.key, SHORTER_COPY,
+                           f"{other.lines:,} lines, shorter than {best.info.key} ({best.lines:,}): not ingested",
+                           size=other.info.size)
+            for other in candidates if other is not best and other.text != best.text]
+
+
+def _retraction_problems(day: dt.date, manifest: DayManifest, problems: list[LandingProblem]) -> list[LandingProblem]:
+    return [LandingProblem(day, source, RETRACTED, retraction.describe())
+            for source, retraction in sorted(manifest.retracted.items())
+            if not any(_source_of(p.object_key) == source for p in problems)]
 
 
 def _source_of(key: str) -> str | None:
@@ -339,16 +546,168 @@ def _source_of(key: str) -> str | None:
     return parsed.source_file if parsed else key
 
 
-def _read_archived(archive: ObjectStore, entry: ArchivedFile) -> bytes:
-    text = gunzip(archive.get(entry.archive_key))
-    if hashlib.sha256(text).hexdigest() != entry.sha256:
-        raise ValueError(f"archive object {archive.describe(entry.archive_key)} fails its SHA-256 check")
-    return text
+# --- reading only what the day's files gained ----------------------------------------------------
 
 
-def _archived_lines(archive: ObjectStore, entry: ArchivedFile) -> int:
-    """Complete lines of an archived version (read back only for manifests that did not record it)."""
-    return entry.lines if entry.lines is not None else text_lines(_read_archived(archive, entry))
+@dataclass(frozen=True)
+class Tail:
+    """A source's lines that the table being fed does not hold yet, and where they came from."""
+
+    entry: ArchivedFile
+    text: bytes
+    #: Line number of ``text``'s first line in the file.
+    first_line: int
+    #: ``(lines, archived_at)`` of each part ``text`` spans, in order: each row's ingest time.
+    stamps: tuple[tuple[int, str], ...]
+    #: Bytes of a last line still being written, left for the next refresh.
+    pending: int = 0
+    #: Whether this collection archived bytes of it (rather than only reading what was archived).
+    newly_archived: bool = False
+
+
+@dataclass(frozen=True)
+class DayTails:
+    """What a day's landing files gained since a table took in generation ``since``."""
+
+    since: int
+    #: The day's source generation after this collection (its manifest's).
+    generation: int
+    tails: list[Tail]
+    problems: list[LandingProblem] = field(default_factory=list)
+
+
+def collect_tails(
+    landing: ObjectStore,
+    archive: ObjectStore,
+    day: dt.date,
+    landing_objects: list[ObjectInfo],
+    *,
+    since: int,
+    now: dt.datetime,
+    limits: IngestLimits = IngestLimits(),
+) -> DayTails | None:
+    """Archive what each landing file of ``day`` gained, and return every line added since generation ``since``.
+
+    ``since`` is the generation the table being fed holds: the lines it lacks are the parts the
+    archive took in after it (a run that archived and then stopped) plus what the landing files
+    gained now. Only whole lines are taken; a last line still being written waits for the next
+    refresh. A file's growth is taken only when it follows what the archive holds: the file is
+    not shorter, and its ``BOUNDARY_BYTES`` before the archived end are the archived ones.
+
+    Returns:
+        None when the day needs the careful whole read (``collect_day``): a file shrank or was
+        rewritten, a source has two landing copies, an archived file is gone from the landing
+        area, a retraction or new version was made since ``since``, a bound is passed, or a part
+        spans ``since``.
+    """
+    manifest, manifest_version = _load_manifest_versioned(archive, day)
+    if since > manifest.generation or _replaced_since(archive, day, since, manifest.generation):
+        return None
+    objects = {}
+    for info in landing_objects:
+        source = _day_source(landing, info, day)
+        if source in objects:
+            return None  # a second copy (plain and .gz): which one wins is the careful read's call
+        objects[source] = info
+    if set(manifest.files) - set(objects):
+        return None  # an archived file left the landing area: a problem the careful read records
+    problems = [LandingProblem(day, info.key, RETRACTED, manifest.retracted[source].describe()
+                               + "; still in the landing area, not ingested", size=info.size)
+                for source, info in sorted(objects.items()) if source in manifest.retracted]
+    generation = manifest.generation + 1
+    current = dict(manifest.files)
+    grown: dict[str, tuple[bytes, int]] = {}
+    for source, info in sorted(objects.items()):
+        if source in manifest.retracted:
+            continue
+        growth = _growth(landing, info, current.get(source), limits)
+        if growth is None:
+            return None
+        new, before, pending = growth
+        if new:
+            ref = LandingRef(info.key, info.size, info.version)
+            current[source] = _grown(archive, day, current.get(source), source, new, before, ref, now, generation)
+            grown[source] = (new, pending)
+        elif pending:
+            grown[source] = (b"", pending)
+    generation = generation if any(new for new, _ in grown.values()) else manifest.generation
+    updated = DayManifest(generation, current, manifest.retracted,
+                          frozenset((o.key, o.size, o.version) for o in landing_objects))
+    if updated != manifest:
+        _store_manifest(archive, day, updated, manifest_version, to_history=False)
+    tails = []
+    for source, entry in sorted(current.items()):
+        tail = _tail_since(archive, entry, since, manifest.generation, *grown.get(source, (b"", 0)))
+        if tail is None:
+            return None
+        if tail.text or tail.pending:
+            tails.append(tail)
+    return DayTails(since, generation, tails, problems)
+
+
+def _replaced_since(archive: ObjectStore, day: dt.date, since: int, generation: int) -> bool:
+    """Whether a generation after ``since`` replaced or withdrew bytes (those alone have a history copy)."""
+    return any(archive.exists(_history_key(day, g)) for g in range(since + 1, generation + 1))
+
+
+def _growth(landing: ObjectStore, info: ObjectInfo, entry: ArchivedFile | None,
+            limits: IngestLimits) -> tuple[bytes, bytes, int] | None:
+    """``(new whole lines, the archived bytes just before them, bytes of a cut last line)`` of a
+    landing file, or None when it does not simply follow what the archive holds."""
+    if info.size > limits.max_file_bytes:
+        return None
+    archived = 0 if entry is None else entry.size
+    if entry is not None and not entry.extendable:
+        return None
+    try:
+        if info.name.endswith(".gz"):
+            text, cut_short = decompress_landing(landing.get(info.key, max_bytes=limits.max_file_bytes),
+                                                 limits.max_file_bytes)
+            if cut_short:
+                return None
+            start = max(0, archived - BOUNDARY_BYTES)
+            data, offset = text[start:], start
+        else:
+            if info.size < archived:
+                return None
+            offset = max(0, archived - BOUNDARY_BYTES)
+            data = landing.get_range(info.key, offset, limits.max_file_bytes)
+    except (FileRefused, ObjectTooLarge):
+        return None
+    before, rest = data[: archived - offset], data[archived - offset:]
+    if len(before) != archived - offset or (entry is not None and _boundary(before) != entry.boundary_sha256):
+        return None  # shrunk, or rewritten before the point the archive reached
+    whole = rest[: rest.rfind(b"\n") + 1]
+    if whole and (text_refusal(whole, limits) or (entry.lines if entry else 0) + text_lines(whole) > limits.max_file_lines):
+        return None
+    return whole, before, len(rest) - len(whole)
+
+
+def _tail_since(archive: ObjectStore, entry: ArchivedFile, since: int, manifest_generation: int, new: bytes,
+                pending: int) -> Tail | None:
+    """The lines of ``entry``'s parts archived after generation ``since`` (``new``: a part's text in hand).
+
+    None when a part spans ``since`` (a merge of parts from both sides), or predates recorded
+    generations while the table may lack some of it.
+    """
+    def held(part: Part) -> bool:
+        if part.generation is None:  # archived before generations were recorded per part
+            return since >= manifest_generation
+        return part.generation <= since
+
+    later = [p for p in entry.parts if not held(p)]
+    if any(p.generation is None or p.from_generation <= since for p in later):
+        return None
+    held_lines = sum(p.lines for p in entry.parts if held(p))
+    in_hand = {hashlib.sha256(new).hexdigest(): new} if new else {}
+    text = b"".join(in_hand.get(p.sha256) or _read_part(archive, p) for p in later)
+    return Tail(entry, text, held_lines + 1, tuple((p.lines, p.archived_at) for p in later), pending,
+                newly_archived=bool(new))
+
+
+def stamps_of(entry: ArchivedFile) -> tuple[tuple[int, str], ...]:
+    """``(lines, archived_at)`` of every part of a version: each of its rows' ingest time."""
+    return tuple((p.lines, p.archived_at) for p in entry.parts)
 
 
 def source_of_name(name: str) -> tuple[dt.date, str]:
@@ -385,7 +744,7 @@ def retract(
     files = dict(manifest.files)
     retraction = Retraction(source, now.isoformat(timespec="seconds"), by, reason, files.pop(source, None))
     updated = DayManifest(manifest.generation + 1, files, {**manifest.retracted, source: retraction}, manifest.seen)
-    _store_manifest(archive, day, updated, read_at, new_generation=True)
+    _store_manifest(archive, day, updated, read_at, to_history=True)
     return manifest, updated
 
 
@@ -404,5 +763,5 @@ def restore(archive: ObjectStore, name: str) -> tuple[DayManifest, DayManifest]:
     files = {**manifest.files, **({source: version} if version else {})}
     # Forget what the landing showed: the day's next run reads the landing copy again.
     updated = DayManifest(manifest.generation + 1, files, retracted, frozenset())
-    _store_manifest(archive, day, updated, read_at, new_generation=True)
+    _store_manifest(archive, day, updated, read_at, to_history=True)
     return manifest, updated

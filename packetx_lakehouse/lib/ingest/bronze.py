@@ -3,6 +3,11 @@
 The archive comes first, so what bronze holds is always exactly what the archive can replay.
 Files that are not ingested as they are (refused, empty, shrunk, gone, retracted, mostly off
 their date) come back as landing problems, so that nothing is dropped without a word.
+
+Two ways, one reader: ``ingest_days`` reads whole days (what a backfill or a replay does), and
+``ingest_tails`` reads only the lines bronze lacks (a live refresh: ``archive.collect_tails``).
+Each row's ``ingested_at`` is when the archive took in the part of its file it is in, so both
+ways give a line the same one.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from packetx_lakehouse.lib.ingest.archive import DaySources, collect_day
+from packetx_lakehouse.lib.ingest.archive import DaySources, DayTails, Tail, collect_day, stamps_of
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.ingest.problems import EMPTY, ERROR, OFF_DATE, LandingProblem
@@ -38,7 +44,9 @@ class FileReport:
     rows: int
     quarantined: int
     sha256: str
-    #: How this run got the file: ``new version``, ``unchanged`` or ``from archive`` (see the problems for why).
+    #: How this run got the file: ``new version``, ``unchanged`` or ``from archive`` (see the problems
+    #: for why); a refresh: ``new lines``, ``from archive`` (archived by a run that stopped before
+    #: bronze) or ``waiting line`` (only a last line still being written).
     archive_state: str
     #: Rows quarantined because they are not on the file's date.
     off_date: int = 0
@@ -46,6 +54,8 @@ class FileReport:
     blank: int = 0
     #: Whether the reader's fast path read it (a clean file), rather than the careful parser.
     fast_path: bool = False
+    #: Bytes of a last line still being written, left for the next refresh (a refresh only).
+    pending: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,11 +110,7 @@ def ingest_days(
         if not sources.files:
             missing.append(day)
         for archived, text in sources.files:
-            parsed = parse_log_file_name(archived.source_file)
-            result = read_traffic_log_bytes(text, source_file=archived.source_file, log_date=day,
-                                            ingested_at=dt.datetime.fromisoformat(archived.archived_at),
-                                            file_user=parsed.user if parsed else None,
-                                            max_line_bytes=limits.max_line_bytes)
+            result = _read(text, archived.source_file, day, 1, stamps_of(archived), limits)
             good.append(result.rows)
             bad.append(result.quarantine)
             counts.update(lines=result.lines_read, quarantined=result.quarantined, headers=result.headers,
@@ -126,6 +132,69 @@ def ingest_days(
         counts=dict(counts),
         problems=problems,
     )
+
+
+def ingest_tails(tails: DayTails, day: dt.date, *, limits: IngestLimits = IngestLimits()) -> BronzeBatch:
+    """Read the lines of ``day`` bronze lacks (``archive.collect_tails``): rows to append, not a day to replace."""
+    good: list[pa.Table] = []
+    bad: list[pa.Table] = []
+    files: list[FileReport] = []
+    problems = list(tails.problems)
+    counts: collections.Counter[str] = collections.Counter()
+    for tail in tails.tails:
+        source = tail.entry.source_file
+        if not tail.text:  # only a last line still being written
+            files.append(FileReport(day, source, 0, 0, 0, tail.entry.sha256, _tail_state(tail), pending=tail.pending))
+            continue
+        result = _read(tail.text, source, day, tail.first_line, tail.stamps, limits)
+        good.append(result.rows)
+        bad.append(result.quarantine)
+        counts.update(lines=result.lines_read, quarantined=result.quarantined, headers=result.headers,
+                      blank=result.blank)
+        files.append(FileReport(day, source, result.lines_read, result.good, result.quarantined, tail.entry.sha256,
+                                _tail_state(tail), result.off_date, headers=result.headers, blank=result.blank,
+                                fast_path=result.fast_path, pending=tail.pending))
+        key = tail.entry.landing.key if tail.entry.landing else source
+        problems += _read_problems(day, key, result)
+    return BronzeBatch(
+        packets=_concat(good, BRONZE_PACKETS.schema),
+        quarantine=_concat(bad, BRONZE_QUARANTINE.schema),
+        files=files,
+        newly_archived=sum(t.newly_archived for t in tails.tails),
+        days_without_files=[],
+        generations={day: tails.generation},
+        counts=dict(counts),
+        problems=problems,
+    )
+
+
+def _tail_state(tail: Tail) -> str:
+    if tail.newly_archived:
+        return "new lines"
+    return "waiting line" if not tail.text else "from archive"
+
+
+def _read(text: bytes, source: str, day: dt.date, first_line: int, stamps: tuple[tuple[int, str], ...],
+          limits: IngestLimits) -> ReadResult:
+    """One file's lines from ``first_line``, each row stamped with when its part was archived."""
+    parsed = parse_log_file_name(source)
+    result = read_traffic_log_bytes(text, source_file=source, log_date=day,
+                                    ingested_at=dt.datetime.fromisoformat(stamps[-1][1]),
+                                    file_user=parsed.user if parsed else None,
+                                    max_line_bytes=limits.max_line_bytes, first_line=first_line)
+    if len(stamps) < 2:
+        return result
+    return replace(result, rows=_stamped(result.rows, first_line, stamps),
+                   quarantine=_stamped(result.quarantine, first_line, stamps))
+
+
+def _stamped(table: pa.Table, first_line: int, stamps: tuple[tuple[int, str], ...]) -> pa.Table:
+    """``table`` with each row's ``ingested_at`` that of the part its line is in (a cut last line: the last part)."""
+    ends = first_line + np.cumsum([lines for lines, _ in stamps])
+    part = np.minimum(np.searchsorted(ends, table.column("line_number").to_numpy(), side="right"), len(stamps) - 1)
+    times = pa.array([dt.datetime.fromisoformat(at) for _, at in stamps], table.schema.field("ingested_at").type)
+    index = table.schema.get_field_index("ingested_at")
+    return table.set_column(index, table.schema.field(index), times.take(pa.array(part)))
 
 
 def _read_problems(day: dt.date, key: str, result: ReadResult) -> list[LandingProblem]:

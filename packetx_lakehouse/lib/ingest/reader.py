@@ -153,8 +153,9 @@ def read_traffic_log_bytes(
     file_user: str | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
     fast_path: bool = True,
+    first_line: int = 1,
 ) -> ReadResult:
-    """Parse the text of one traffic log into bronze rows and quarantine.
+    """Parse the text of one traffic log (or of its lines from ``first_line`` on) into bronze rows and quarantine.
 
     Args:
         data: The file's text (decompressed: see ``gzipio.decompress_landing``).
@@ -167,6 +168,9 @@ def read_traffic_log_bytes(
         max_line_bytes: Longer lines are quarantined and stored cut to this length, marked.
         fast_path: Whether a clean file may take the fast path; False forces the careful parser
             (the result is the same: for comparisons).
+        first_line: The line number of ``data``'s first line: a refresh reads only the lines a
+            file gained. Every rule judges a line on its own, so they get the verdicts a read of
+            the whole file gives them (a byte-order mark only counts on line 1).
     """
     if file_user is None:
         parsed = parse_log_file_name(source_file)
@@ -178,7 +182,7 @@ def read_traffic_log_bytes(
     )
     rules = _Rules(log_date, file_user, max_line_bytes)
     context = _Context(source_file, log_date, ingested_at)
-    clean = _read_clean(data, rules, context) if fast_path else None
+    clean = _read_clean(data, rules, context, first_line) if fast_path else None
     if clean is not None:
         return clean
     complete = data.endswith(b"\n")
@@ -187,7 +191,8 @@ def read_traffic_log_bytes(
         data += b"\n"
     bounds = _chunk_bounds(data)
     views = [memoryview(data)[start:end] for start, end in zip(bounds, bounds[1:])]
-    flags = [(i == 0 and data.startswith(_BOM), i == len(views) - 1 and not complete) for i in range(len(views))]
+    flags = [(i == 0 and first_line == 1 and data.startswith(_BOM), i == len(views) - 1 and not complete)
+             for i in range(len(views))]
     if len(views) > 1:
         # numpy and Arrow release the GIL, so threads give real parallelism on big files; at most
         # one piece per thread is in flight, which bounds the transient memory of a huge file.
@@ -196,18 +201,18 @@ def read_traffic_log_bytes(
     else:
         chunks = [_read_chunk(view, *flag, rules) for view, flag in zip(views, flags)]
 
-    first_line = np.cumsum([0] + [chunk.lines for chunk in chunks])
+    chunk_start = np.cumsum([0] + [chunk.lines for chunk in chunks]) + (first_line - 1)
     return ReadResult(
         rows=context.rows_table(
             {name: _concat([c.fields[name] for c in chunks], type_) for name, type_ in _FIELD_TYPES.items()},
-            _line_numbers([c.good for c in chunks], first_line),
+            _line_numbers([c.good for c in chunks], chunk_start),
         ),
         quarantine=context.quarantine_table(
             _concat([c.raw_lines for c in chunks], pa.string()),
-            _line_numbers([c.quarantined for c in chunks], first_line),
+            _line_numbers([c.quarantined for c in chunks], chunk_start),
             _concat([c.reasons for c in chunks], pa.string()),
         ),
-        lines_read=int(first_line[-1]),
+        lines_read=int(chunk_start[-1]) - (first_line - 1),
         headers=sum(chunk.headers for chunk in chunks),
         blank=sum(chunk.blank for chunk in chunks),
     )
@@ -254,7 +259,7 @@ _CLEAN_CSV_CONVERT = pa_csv.ConvertOptions(
     quoted_strings_can_be_null=False)
 
 
-def _read_clean(data: bytes, rules: _Rules, context: _Context) -> ReadResult | None:
+def _read_clean(data: bytes, rules: _Rules, context: _Context, first_line: int = 1) -> ReadResult | None:
     """The fast path: a clean file read with Arrow's CSV reader, or None for the careful path to read.
 
     Arrow splits the lines and fields; the careful path's own ``_parse`` judges every row. The line
@@ -296,7 +301,7 @@ def _read_clean(data: bytes, rules: _Rules, context: _Context) -> ReadResult | N
         pieces.append(typed)
     if line_bytes_total != body.size:
         return None
-    first = 1 + header
+    first = first_line + header
     return ReadResult(
         rows=context.rows_table(
             {name: pa.chunked_array([piece[name] for piece in pieces], type_) for name, type_ in _FIELD_TYPES.items()},

@@ -1,23 +1,22 @@
-"""Raw-archive retention: every version for a while, then only the newest version of each file.
+"""Raw-archive retention: every archive object for a while, then only what a manifest may read.
 
-The archive keeps a gzip copy of every version of every landing file it ingests. A device
-capturing all day makes a new version each time the sensor sees its file grow (up to one a
-minute), and PacketX only appends, so each older version is a prefix of the next: worth keeping
-for a while (to replay a past run exactly, or to fall back when a newer upload turns out bad),
-not for ever.
+The archive keeps a gzip copy of every byte it ingests, as parts of each file's version (see
+``archive.py``). Objects become unnamed when a file is replaced by a new version (a rewrite, a
+shorter copy winning after a retraction...) or when parts are merged into a bigger one; they
+are worth keeping for a while (to replay a past run exactly), not for ever.
 
-Policy (``docs/operations.md``): a version younger than ``keep_all_for`` is kept. Older ones are
+Policy (``docs/operations.md``): an object younger than ``keep_all_for`` is kept. Older ones are
 deleted unless one of these holds:
 
-- the day's manifest names it (the day's current source set);
-- it is the newest archived version of its file;
-- the day's bronze rows were not built from the manifest's version of that file (bronze lags
-  the archive after a failed run): then every version of the file is kept, because bronze rows
-  name their file and its ``ingested_at`` but not which older version it was.
+- the day's manifest names it (a part of the current version of a file, or of a retracted one);
+- it is the newest archived object of its file;
+- the day's bronze was not built from the manifest's generation (bronze lags the archive after a
+  failed run): then every object of the day is kept, because bronze may still need the bytes of a
+  version the manifest no longer names.
 
-The day's manifest history (``date=<day>/manifests/generation-N.json``, one per change of its
-source set) follows the same window: older generations are deleted, except the newest and every
-generation that retracted a file or undid a retraction, which stay as the audit record.
+The day's manifest history (``date=<day>/manifests/generation-N.json``, one per replacement or
+withdrawal of bytes) follows the same window: older generations are deleted, except the newest and
+every generation that retracted a file or undid a retraction, which stay as the audit record.
 
 Other keys are never touched.
 """
@@ -26,11 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import pyarrow.compute as pc
-from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
 
 from packetx_lakehouse.lib.ingest.archive import (
@@ -38,13 +35,14 @@ from packetx_lakehouse.lib.ingest.archive import (
     load_manifest,
     read_manifest,
 )
+from packetx_lakehouse.lib.storage.iceberg import source_generations
 from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
 
 _VERSION_KEY = re.compile(r"^date=(?P<day>\d{4}-\d{2}-\d{2})/(?P<source>[^/]+)\.(?P<digest>[0-9a-f]{16})\.gz$")
 _HISTORY_KEY = re.compile(r"^date=(?P<day>\d{4}-\d{2}-\d{2})/manifests/generation-(?P<generation>\d+)\.json$")
 
-#: ``day -> {source file -> the ingested_at values its bronze rows carry}``.
-BronzeSources = Callable[[dt.date], Mapping[str, set[dt.datetime]]]
+#: ``day -> the source generation bronze holds for it`` (0: none).
+BronzeGeneration = Callable[[dt.date], int]
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def archived_versions(objects: Iterable[ObjectInfo]) -> dict[dt.date, dict[str, 
 
 
 def apply_archive_retention(
-    archive: ObjectStore, *, now: dt.datetime, retention: ArchiveRetention, bronze_sources: BronzeSources
+    archive: ObjectStore, *, now: dt.datetime, retention: ArchiveRetention, bronze_generation: BronzeGeneration
 ) -> RetentionReport:
     """Delete the archived versions ``retention`` lets go at ``now`` (see the module docstring).
 
@@ -124,12 +122,10 @@ def apply_archive_retention(
             continue
         days += 1
         manifest = load_manifest(archive, day)
-        in_bronze = bronze_sources(day)
+        lagging = bronze_generation(day) < manifest.generation
         doomed: list[_Version] = []
         for source, old in sorted(candidates.items()):
-            current = manifest.files.get(source)
-            built_from = in_bronze.get(source)
-            if built_from and (current is None or built_from != {dt.datetime.fromisoformat(current.archived_at)}):
+            if lagging:
                 held.append(f"{day.isoformat()}/{source}")
                 kept += len(old)
             else:
@@ -175,27 +171,12 @@ def named_versions(manifest: DayManifest) -> set[str]:
 
     A retraction keeps the version it withdrew, which ``restore`` puts back.
     """
-    return ({entry.archive_key for entry in manifest.files.values()}
-            | {r.version.archive_key for r in manifest.retracted.values() if r.version})
+    versions = [*manifest.files.values(), *(r.version for r in manifest.retracted.values() if r.version)]
+    return {part.key for entry in versions for part in entry.parts}
 
 
-def bronze_sources_from(tables: Iterable[Table]) -> BronzeSources:
-    """Read, per day, which file versions the current bronze snapshot holds rows of.
-
-    ``tables`` are bronze tables carrying ``log_date``, ``source_file`` and ``ingested_at`` (rows
-    and quarantine: a file whose every line was bad is only in the latter).
-    """
-    tables = list(tables)
-
-    def read(day: dt.date) -> dict[str, set[dt.datetime]]:
-        found: dict[str, set[dt.datetime]] = {}
-        for table in tables:
-            rows = table.scan(row_filter=EqualTo("log_date", day.isoformat()),
-                              selected_fields=("source_file", "ingested_at")).to_arrow()
-            pairs = rows.group_by(["source_file", "ingested_at"]).aggregate([])
-            for source, ingested in zip(pc.cast(pairs["source_file"], "string").to_pylist(),
-                                        pairs["ingested_at"].to_pylist()):
-                found.setdefault(source, set()).add(ingested)
-        return found
-
-    return read
+def bronze_generation_from(table: Table | None) -> BronzeGeneration:
+    """The source generation bronze (``table``, None: not created yet) records for each day."""
+    if table is None:
+        return lambda day: 0
+    return lambda day: source_generations(table, [day])[day]

@@ -87,6 +87,7 @@ class ObjectStore(Protocol):
     def list(self, prefix: str = "") -> list[ObjectInfo]: ...
     def list_flat(self) -> FlatListing: ...
     def get(self, key: str, max_bytes: int | None = None) -> bytes: ...
+    def get_range(self, key: str, start: int, max_bytes: int) -> bytes: ...
     def put(self, key: str, data: bytes) -> None: ...
     def exists(self, key: str) -> bool: ...
     def describe(self, key: str) -> str: ...
@@ -161,6 +162,24 @@ class LocalObjectStore:
             data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
         if max_bytes is not None and len(data) > max_bytes:
             raise ObjectTooLarge(f"{path} holds more than {max_bytes:,} bytes")
+        return data
+
+    def get_range(self, key: str, start: int, max_bytes: int) -> bytes:
+        """The object's bytes from ``start`` to its end (a refresh reads only what a file gained).
+
+        Raises:
+            ObjectTooLarge: if more than ``max_bytes`` follow ``start``.
+            OSError: as ``get``.
+        """
+        path = self._path(key)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{path} is not a regular file")
+            handle.seek(start)
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ObjectTooLarge(f"{path} holds more than {max_bytes:,} bytes after byte {start:,}")
         return data
 
     def put(self, key: str, data: bytes) -> None:
@@ -253,6 +272,22 @@ class S3ObjectStore:
             raise ObjectTooLarge(f"{self.describe(key)} holds more than {max_bytes:,} bytes")
         return data
 
+    def get_range(self, key: str, start: int, max_bytes: int) -> bytes:
+        """The object's bytes from ``start`` to its end, in one ranged GET (see ``LocalObjectStore``)."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key, Range=f"bytes={start}-")["Body"]
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # nothing after ``start``
+                return b""
+            raise
+        try:
+            data = body.read(max_bytes + 1)
+        finally:
+            body.close()
+        if len(data) > max_bytes:
+            raise ObjectTooLarge(f"{self.describe(key)} holds more than {max_bytes:,} bytes after byte {start:,}")
+        return data
+
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
 
@@ -265,6 +300,7 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         """The object and its ETag, or None if absent."""
         try:

@@ -62,10 +62,19 @@ def test_generation_grows_with_every_change_of_the_source_set_and_only_then(stor
     sources = collect(stores)
     assert (sources.generation, sources.newly_archived) == (2, ["bob-2026-11-20.csv"])
     assert load_manifest(archive, DAY).generation == 2
-    # Every generation is kept: the day's history.
+    # New files and new lines only add: each part records the generation that archived it, and
+    # no history copy is written (one a minute would pile up); a replacement is (see below).
+    assert list(archive.list("date=2026-11-20/manifests/")) == []
+    assert [p.generation for p in load_manifest(archive, DAY).files[ALICE].parts] == [1]
+    landing.put(ALICE, HEADER + rows(3))  # grown: a part with the new lines
+    grown = collect(stores)
+    assert [(p.generation, p.lines) for p in load_manifest(archive, DAY).files[ALICE].parts] == [(1, 2), (3, 2)]
+    assert grown.files[0][1] == HEADER + rows(3) and list(archive.list("date=2026-11-20/manifests/")) == []
+    landing.put(ALICE, HEADER + rows(5).replace(b"8.8.8.8", b"9.9.9.9"))  # rewritten: a new version
+    rewritten = collect(stores)
     history = sorted(info.key for info in archive.list("date=2026-11-20/manifests/"))
-    assert history == ["date=2026-11-20/manifests/generation-000001.json", "date=2026-11-20/manifests/generation-000002.json"]
-    assert list(json.loads(archive.get(history[0]))["files"]) == [ALICE]
+    assert rewritten.generation == 4 and history == ["date=2026-11-20/manifests/generation-000004.json"]
+    assert len(json.loads(archive.get(history[0]))["files"][ALICE]["parts"]) == 1
 
 
 def test_each_version_records_the_landing_object_it_was_read_from(stores):
@@ -153,7 +162,8 @@ def test_a_retracted_file_leaves_the_source_set_is_never_read_again_and_can_be_r
     assert restored.generation == 3 and ALICE in restored.files
     again = collect(stores)
     assert again.generation == 4 and again.newly_archived == [ALICE]  # the landing copy is longer
-    assert len(list(archive.list("date=2026-11-20/manifests/"))) == 4
+    # The history holds the retraction and the restore; the growth after it only added lines.
+    assert [info.key[-11:] for info in archive.list("date=2026-11-20/manifests/")] == ["000002.json", "000003.json"]
 
 
 def test_manifests_written_before_generations_and_before_landing_refs_still_load(tmp_path):
