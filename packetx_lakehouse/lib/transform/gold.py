@@ -29,6 +29,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_PACKETS_FACT,
     GOLD_TOP_EXTERNAL_HOSTS,
     GOLD_TRAFFIC_ANOMALIES,
+    GOLD_USER_HOURLY,
     GOLD_USER_IP_HOURLY,
     GOLD_USERS_DIM,
     TableDef,
@@ -329,6 +330,27 @@ def user_ip_hourly(source: Silver | HourlyCells) -> pa.Table:
     return _table(frame, GOLD_USER_IP_HOURLY)
 
 
+def user_hourly(source: Silver | HourlyCells) -> pa.Table:
+    """KB, rows and which minutes per user-hour: the cells of one hour are all it needs.
+
+    The minute mask is the OR of the hour's cell masks, so the first and last minute seen are its
+    lowest and highest bit.
+    """
+    mask = pl.col("minute_mask")
+    frame = (
+        _cells(source)
+        .group_by(_HOUR_USER)
+        .agg(kb=kb_sum(), rows=pl.col("rows").sum(), minute_mask=mask.bitwise_or(),
+             remote_hosts=pl.col("remote_ip").n_unique().cast(pl.Int64))
+        .with_columns(
+            minutes=_minutes(mask),
+            first_minute_utc=pl.col("hour_utc") + pl.duration(minutes=mask.bitwise_trailing_zeros()),
+            last_minute_utc=pl.col("hour_utc") + pl.duration(minutes=63 - mask.bitwise_leading_zeros()),
+        )
+    )
+    return _table(frame, GOLD_USER_HOURLY)
+
+
 def daily_ips(conversations: pa.Table) -> pa.Table:
     """Every address at either end of a day's counted rows: a superset of the fact's IP keys."""
     pairs = _live_pairs(conversations).select("log_date", "source_ip", "destination_ip").unique()
@@ -512,6 +534,7 @@ def hourly_tables(cells: HourlyCells) -> dict[TableDef, pa.Table]:
         GOLD_HOURLY_BANDWIDTH: hourly_bandwidth(cells),
         GOLD_USER_IP_HOURLY: user_ip_hourly(cells),
         GOLD_PACKETS_FACT: packets_fact(cells),
+        GOLD_USER_HOURLY: user_hourly(cells),
     }
 
 
