@@ -265,6 +265,10 @@ def _worker_main(argv: list[str]) -> None:
     elif kind == "maintenance":
         out = maintenance.worker_maintenance(data_dir, dt.date.fromisoformat(params["first"]), params["days"],
                                              params["pairs"])
+    elif kind.startswith("fleet-"):
+        from benchmarks import fleet
+
+        out = fleet.WORKERS[kind.removeprefix("fleet-")](data_dir, dt.date.fromisoformat(params["day"]))
     else:
         raise SystemExit(f"unknown worker {kind!r}")
     print("BENCH_RESULT " + json.dumps(out))
@@ -572,6 +576,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="instead: the range's in-process run under a sampler that charges every CPU second to "
                         "the call it went to (benchmarks/cpu_profile.py), printed by step")
+    parser.add_argument("--fleet", type=int, default=None, metavar="N", nargs="?", const=100,
+                        help="instead: N busy devices (default 100) kept live by the landing sensor under a real "
+                        "dagster dev, each appending a minute every 60 s (benchmarks/fleet.py)")
+    parser.add_argument("--minutes", type=float, default=10, help="--fleet: minutes of real time (default 10)")
     parser.add_argument("--celery", action="store_true",
                         help="instead: a 14-day backfill through the distributed profile on 1 and 2 Celery workers "
                         "(benchmarks/distributed.py; needs PostgreSQL, starts RabbitMQ/Redis if they are not running)")
@@ -591,6 +599,10 @@ if __name__ == "__main__":
             sys.exit(0)
         if args.profile:
             sys.exit(profile_main(small=args.small))
+        if args.fleet is not None:
+            from benchmarks import fleet
+
+            sys.exit(fleet.main(args.fleet, args.minutes, str(args.json) if args.json else None))
         if args.celery:
             from benchmarks import distributed
 

@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -101,8 +101,11 @@ def materialize_range(
     raise_on_error: bool = True,
     log_level: str = "INFO",
     on_event: Callable[[dg.DagsterEvent], None] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialise every (selected) asset of ``daily_pipeline`` for the days ``first..last`` in one run.
+
+    ``tags`` are added to the run's (e.g. the landing sensor's refresh tag, ``defs/conventions.py``).
 
     Raises:
         RunStopped: when SIGTERM or SIGINT stopped the run (it is then marked canceled).
@@ -125,7 +128,8 @@ def materialize_range(
                 result = job.execute_in_process(
                     instance=instance,
                     run_id=run_id,
-                    tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat(), **run_owner_tags()},
+                    tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat(), **run_owner_tags(),
+                          **(tags or {})},
                     asset_selection=sorted(dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph()))
                     if selection
                     else None,

@@ -33,6 +33,18 @@ DAILY_AUTOMATION = AC.eager().without(AC.in_latest_time_window()).with_label("ea
 NOT_WITH_PARENTS = ~AC.any_deps_match(AC.will_be_requested()).with_label("no parent requested this tick")
 
 
+#: Run tag the landing sensor puts on its runs: a refresh takes in only the lines each day's files
+#: gained since the last run (``docs/live-refresh.md``). Without it (the daily schedule, backfills,
+#: a run from the UI) every day is read and rebuilt whole.
+REFRESH_TAG = "packetx/refresh"
+NEW_LINES = "new-lines"
+
+
+def refreshes_new_lines(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run is a refresh of new lines (``REFRESH_TAG``) rather than a rebuild of whole days."""
+    return context.run.tags.get(REFRESH_TAG) == NEW_LINES
+
+
 def asset_key(table_def: TableDef) -> dg.AssetKey:
     """An Iceberg table's asset key: ``<namespace>/<table>``, as shown in the UI."""
     return dg.AssetKey([table_def.namespace, table_def.name])

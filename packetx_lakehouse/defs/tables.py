@@ -17,24 +17,30 @@ import contextlib
 import datetime as dt
 import functools
 import inspect
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.conventions import asset_key
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
+    HOURS_SUMMARY,
     OnRetry,
     StaleSourceError,
+    WriteResult,
+    append_rows,
     ensure_table,
     partition_slices,
     read_partitions,
     replace_partitions,
+    replace_rows,
     source_generations,
 )
 from packetx_lakehouse.lib.storage.objectstore import ObjectChangedError
@@ -191,9 +197,11 @@ class RunTables:
         generations: Mapping[dt.date, int],
         undated: bool = False,
         per_day: PerDay | None = None,
+        report: bool = True,
         **metadata: object,
-    ) -> dg.MaterializeResult:
-        """Replace the run's days of ``table_def`` by ``data`` (one atomic commit) and describe it.
+    ) -> dg.MaterializeResult | None:
+        """Replace the run's days of ``table_def`` by ``data`` (one atomic commit) and describe it
+        (``report`` False: the step writes it with another table it belongs to, and says nothing).
 
         ``generations``: the source generation each day's rows were built from (see ``redo_when_stale``).
         ``undated``: also replace the rows whose day is null (what the whole run saw, not one day).
@@ -206,11 +214,87 @@ class RunTables:
         with self._naming("writing", table_def, "to"):
             written = replace_partitions(self.table(table_def), data,
                                          values=[*self.days, *([None] if undated else [])],
-                                         generations=generations,
-                                         snapshot_properties={"dagster.run_id": context.run.run_id},
-                                         on_retry=log_lost_commits(context, table_def))
+                                         generations=generations, sums=table_def.totals,
+                                         **self._write_options(context, table_def))
         self._tables[table_def] = data
         self._generations[table_def] = dict(generations)
+        return self._result(context, table_def, data, written, per_day, metadata) if report else None
+
+    def append(
+        self,
+        context: dg.AssetExecutionContext,
+        table_def: TableDef,
+        data: pa.Table,
+        *,
+        continues: Mapping[dt.date, int],
+        generations: Mapping[dt.date, int],
+        per_day: PerDay | None = None,
+        **metadata: object,
+    ) -> dg.MaterializeResult:
+        """Add a refresh's new rows to the run's days (see ``append_rows``) and describe them.
+
+        Each day's materialisation gets the row count and preview of the rows added.
+
+        Raises:
+            MovedSourceError: the table does not hold the ``continues`` generation of a day.
+        """
+        with self._naming("writing", table_def, "to"):
+            written = append_rows(self.table(table_def), data, continues=continues, generations=generations,
+                                  sums=table_def.totals, **self._write_options(context, table_def))
+        self._forget_refreshed(table_def)
+        return self._result(context, table_def, data, written, per_day, metadata)
+
+    def replace_where(
+        self,
+        context: dg.AssetExecutionContext,
+        table_def: TableDef,
+        data: pa.Table,
+        *,
+        where: BooleanExpression,
+        replaced: pa.Table,
+        continues: Mapping[dt.date, int],
+        generations: Mapping[dt.date, int],
+        hours: Mapping[dt.date, Sequence[dt.datetime]] | None = None,
+        per_day: PerDay | None = None,
+        **metadata: object,
+    ) -> dg.MaterializeResult:
+        """Replace the rows ``where`` matches (``replaced``, as read) by ``data`` (see ``replace_rows``).
+
+        ``hours``: the hours of each day ``where`` replaces, told in the commit's summary
+        (``HOURS_SUMMARY``) so that a copy of the table (serving) copies only those.
+
+        Raises:
+            MovedSourceError: the table does not hold the ``continues`` generation of a day.
+        """
+        options = self._write_options(context, table_def)
+        if hours:
+            options["snapshot_properties"][HOURS_SUMMARY] = json.dumps(
+                {day.isoformat(): [h.isoformat() for h in day_hours] for day, day_hours in hours.items()})
+        with self._naming("writing", table_def, "to"):
+            written = replace_rows(self.table(table_def), data, where=where, replaced=replaced, continues=continues,
+                                   generations=generations, sums=table_def.totals, **options)
+        self._forget_refreshed(table_def)
+        return self._result(context, table_def, data, written, per_day, metadata)
+
+    def read(self, table_def: TableDef, where: BooleanExpression) -> pa.Table:
+        """The rows of ``table_def`` that ``where`` matches, as the table holds them now."""
+        with self._naming("reading", table_def, "from"):
+            return self.table(table_def).scan(row_filter=where).to_arrow()
+
+    def _forget_refreshed(self, table_def: TableDef) -> None:
+        """After a refresh's commit the rows held for the run's days are no longer the table's."""
+        self._tables.pop(table_def, None)
+        self._generations.pop(table_def, None)
+
+    @staticmethod
+    def _write_options(context: dg.AssetExecutionContext, table_def: TableDef) -> dict[str, Any]:
+        return {"snapshot_properties": {"dagster.run_id": context.run.run_id},
+                "on_retry": log_lost_commits(context, table_def)}
+
+    def _result(
+        self, context: dg.AssetExecutionContext, table_def: TableDef, data: pa.Table, written: WriteResult,
+        per_day: PerDay | None, metadata: Mapping[str, object],
+    ) -> dg.MaterializeResult:
         key = asset_key(table_def)
         add_day_metadata(context, key, {
             day: {**table_metadata(rows), **(per_day(day, rows) if per_day else {})}

@@ -41,6 +41,9 @@ class TableDef:
     description: str = ""
     #: Columns whose name means something else here than in ``COLUMN_GLOSSARY``.
     column_notes: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: Columns whose per-day sums every commit keeps in the table's metadata, beside the row count
+    #: (``lib/storage/iceberg.py``): what conservation checks read instead of scanning a day.
+    totals: tuple[str, ...] = field(default=(), compare=False)
     #: The table the columns are computed from, and which of its columns feed each one.
     derived_from: "TableDef | None" = field(default=None, compare=False)
     lineage: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
@@ -353,6 +356,7 @@ GOLD_HOURLY_CELLS = TableDef(
         _f("minute_mask", pa.int64(), False),
     ),
     key=("log_date", "user", "hour_utc", "local_ip", "remote_ip", "direction"),
+    totals=("kb", "rows"),
     description=(
         "Counted silver rows summed per user, UTC hour, local and remote IP and direction, with the "
         "minutes of the hour they fall in: what hourly_bandwidth, packets_fact and user_ip_hourly are "
@@ -385,6 +389,7 @@ GOLD_HOURLY_BANDWIDTH = TableDef(
         _f("minutes", pa.int64(), False),
     ),
     key=("log_date", "user", "hour_utc", "remote_ip", "direction"),
+    totals=("kb",),
     description="KB and minutes seen per user, UTC hour, remote IP and direction.",
     column_notes={"kb": "KB of the user's counted rows with this remote and direction in the hour."},
     derived_from=SILVER_PACKETS,
@@ -518,6 +523,7 @@ GOLD_USER_HOURLY = TableDef(
         _f("last_minute_utc", TS_UTC, False),
     ),
     key=("log_date", "user", "hour_utc"),
+    totals=("kb", "rows"),
     description=(
         "Per user and UTC hour: KB, counted rows, active minutes and which minutes they were (a bit "
         "mask), distinct remote hosts, first and last minute seen. The small table device silence "
@@ -655,6 +661,7 @@ GOLD_PACKETS_FACT = TableDef(
         _f("rows", pa.int64(), False),
     ),
     key=("log_date", "user_id", "hour_utc", "local_ip_key", "remote_ip_key", "direction_key"),
+    totals=("kb", "rows"),
     description=(
         "Star-schema fact at the hourly grain: KB, active minutes and counted silver rows per user, UTC "
         "hour, local and remote IP and direction, keyed to the dimensions (users by durable user_id + "

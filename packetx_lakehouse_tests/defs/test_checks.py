@@ -46,7 +46,8 @@ def test_a_failed_blocking_silver_check_stops_gold_and_everything_after_it(day_i
                                instance=instance)
 
     assert not result.success
-    assert _materialized(result) == {"packetx_silver/packets"}  # no gold, nothing downstream
+    # Silver and its conversations, no gold, nothing downstream.
+    assert _materialized(result) == {"packetx_silver/packets", "packetx_silver/conversations"}
     failed = {f"{e.asset_key.to_user_string()}:{e.check_name}" for e in result.get_asset_check_evaluations()
               if not e.passed}
     assert failed == {"packetx_silver/packets:kb_valid"}
@@ -59,8 +60,8 @@ def test_a_failed_blocking_silver_check_stops_gold_and_everything_after_it(day_i
 def test_a_failed_blocking_gold_check_stops_serving(day_in_bronze, monkeypatch):
     build = gold.build_daily_tables
 
-    def losing_an_hour(silver):
-        built = build(silver)
+    def losing_an_hour(silver, conversations):
+        built = build(silver, conversations)
         built[GOLD_HOURLY_BANDWIDTH] = built[GOLD_HOURLY_BANDWIDTH].slice(1)  # a gold bug: one row lost
         return built
 

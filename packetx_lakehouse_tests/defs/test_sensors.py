@@ -26,10 +26,11 @@ SENSOR = landing_sensor(daily_partitions(Settings(start_date=TEST_START_DATE)))
 T1, T2, T3 = 1_763_600_000_000_000_000, 1_763_600_060_000_000_000, 1_763_600_120_000_000_000
 
 
-def tick(lakehouse, cursor: str | None = None) -> dg.SensorResult:
+def tick(lakehouse, cursor: str | None = None, instance: dg.DagsterInstance | None = None) -> dg.SensorResult:
     context = dg.build_sensor_context(
-        cursor=cursor, resources={"landing": ObjectStoreResource(root=str(lakehouse.landing)),
-                                  "raw_archive": ObjectStoreResource(root=str(lakehouse.settings.archive_dir))}
+        cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(),
+        resources={"landing": ObjectStoreResource(root=str(lakehouse.landing)),
+                   "raw_archive": ObjectStoreResource(root=str(lakehouse.settings.archive_dir))},
     )
     return SENSOR(context)
 

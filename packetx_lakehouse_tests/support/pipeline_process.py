@@ -7,7 +7,8 @@ time it gets there, so the test, waiting for the marker and the stopped state, a
 that is certainly there and has certainly not gone further.
 
 Pause points: ``landing-read`` (bronze has read a landing file, before archiving it),
-``archived`` (bronze has archived and read the day, before committing), ``commit:<table>``
+``archived`` (bronze has archived and read the day, before committing), ``tails`` (a refresh has
+archived and read the lines its day's files gained, before committing), ``commit:<table>``
 (about to commit to that Iceberg table), ``serving`` (about to replace days in DuckDB).
 """
 
@@ -64,6 +65,15 @@ def _install_pause(pause_at: str, marker: Path) -> None:
             return batch
 
         bronze_assets.ingest_days = ingest_then_pause
+    elif pause_at == "tails":
+        real_tails = bronze_assets.ingest_tails
+
+        def tails_then_pause(*args: Any, **kwargs: Any) -> Any:
+            batch = real_tails(*args, **kwargs)
+            pause()  # a refresh archived and read the new lines, before committing them
+            return batch
+
+        bronze_assets.ingest_tails = tails_then_pause
     elif pause_at.startswith("commit:"):
         table_name = pause_at.removeprefix("commit:")
         real_commit = iceberg._commit_overwrite
@@ -90,6 +100,7 @@ def main(params: dict[str, Any]) -> None:
     import dagster as dg
 
     from packetx_lakehouse.definitions import build_definitions
+    from packetx_lakehouse.defs.conventions import NEW_LINES, REFRESH_TAG
     from packetx_lakehouse.runner import materialize_range
     from packetx_lakehouse.settings import Settings
 
@@ -97,10 +108,11 @@ def main(params: dict[str, Any]) -> None:
         _install_pause(params["pause_at"], Path(params["marker"]))
     data_dir = Path(params["data_dir"])
     settings = Settings(data_dir=data_dir, traffic_log_dir=data_dir / "traffic_log", start_date=params["start_date"])
+    tags = {REFRESH_TAG: NEW_LINES} if params.get("refresh") else {}
     with dg.DagsterInstance.from_config(params["dagster_home"]) as instance:
         result = materialize_range(build_definitions(settings), dt.date.fromisoformat(params["first"]),
                                    dt.date.fromisoformat(params["last"]), instance=instance, raise_on_error=False,
-                                   log_level="WARNING")
+                                   log_level="WARNING", tags=tags)
     print(json.dumps({"run_id": result.run_id, "success": result.success}), flush=True)
 
 
@@ -111,7 +123,7 @@ class RunProcess:
     """A run process started by a test; its output goes to ``log`` (a pipe could fill up while it is stopped)."""
 
     def __init__(self, log: Path, **params: Any) -> None:
-        """``params``: data_dir, dagster_home, start_date, first, last[, pause_at, marker]."""
+        """``params``: data_dir, dagster_home, start_date, first, last[, pause_at, marker, refresh]."""
         self.log = log
         self.marker = Path(params["marker"]) if params.get("marker") else None
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKETX_", "DAGSTER_"))}

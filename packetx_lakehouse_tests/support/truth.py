@@ -54,7 +54,7 @@ def assert_tables_match_files(settings: Settings) -> None:
 
 #: Columns that record when a copy was made, not what it holds: two lakehouses built from the
 #: same files differ there and nowhere else.
-WHEN_COLUMNS = ("ingested_at",)
+WHEN_COLUMNS = ("ingested_at", "first_seen", "last_seen")
 
 
 def table_digests(settings: Settings) -> dict[str, tuple[int, int]]:

@@ -10,9 +10,12 @@ user's choice (Automation tab), and a fresh checkout should not start ingesting 
 """
 
 
+import datetime as dt
+
 import dagster as dg
 
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.conventions import NEW_LINES, REFRESH_TAG
 from packetx_lakehouse.defs.partitions import check_partition_key
 from packetx_lakehouse.defs.resources import ObjectStoreResource
 from packetx_lakehouse.lib.ingest.archive import load_manifest
@@ -27,6 +30,22 @@ from packetx_lakehouse.lib.ingest.landing import (
 LANDING_SENSOR_INTERVAL_SECONDS = 5
 #: Days requested per tick; after days offline the rest follow on the next ticks, oldest first.
 MAX_DAYS_PER_TICK = 5
+
+
+#: The sensor's runs refresh their day with the lines its files gained (``defs/transform.py``).
+REFRESH = {REFRESH_TAG: NEW_LINES}
+#: A run of a day in one of these states takes in what its files gain before it reads them.
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
+
+
+def days_in_flight(instance: dg.DagsterInstance) -> set[dt.date]:
+    """Days with a refresh of the daily pipeline waiting to start: their growth joins that run.
+
+    A run that has started may have read its files already, so its day can be requested again:
+    at most one run of a day waits at a time, whatever the number of devices growing it.
+    """
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=DAILY_PIPELINE, statuses=IN_FLIGHT, tags=REFRESH))
+    return {dt.date.fromisoformat(run.tags["dagster/partition"]) for run in runs if "dagster/partition" in run.tags}
 
 
 def landing_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
@@ -45,11 +64,13 @@ def landing_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinit
             lambda day, what: check_partition_key(partitions, day, what),
             MAX_DAYS_PER_TICK,
             archived=lambda day: load_manifest(archive, day).seen,
+            busy=days_in_flight(context.instance),
         )
         for message in diff.messages:
             context.log.warning(message)
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key) for r in diff.requests],
+            run_requests=[dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key, tags=REFRESH)
+                          for r in diff.requests],
             cursor=dump_cursor(diff.cursor),
             skip_reason=None if diff.requests else f"No new or grown traffic-log files in {store.describe('')}",
         )

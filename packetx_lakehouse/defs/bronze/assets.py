@@ -10,17 +10,19 @@ date, FAILS (and the latter stops the run with an error naming the file).
 
 import collections
 import datetime as dt
+from collections.abc import Mapping
 
 import dagster as dg
 import pyarrow as pa
 
 from packetx_lakehouse.defs.checks import DayChecks, problems_check
-from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, table_spec
+from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, refreshes_new_lines, table_spec
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
-from packetx_lakehouse.defs.tables import RunTables, add_day_metadata, redo_when_stale
-from packetx_lakehouse.lib.ingest.bronze import BronzeBatch, ingest_days
+from packetx_lakehouse.defs.tables import PerDay, RunTables, add_day_metadata, redo_when_stale
+from packetx_lakehouse.lib.ingest.archive import DayTails, collect_tails
+from packetx_lakehouse.lib.ingest.bronze import BronzeBatch, ingest_days, ingest_tails, merge_batches
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.ingest.problems import (
@@ -36,7 +38,13 @@ from packetx_lakehouse.lib.schemas import (
     BRONZE_QUARANTINE,
     LANDING_PROBLEMS,
     RAW_NAMESPACE,
+    TableDef,
 )
+from packetx_lakehouse.lib.storage.iceberg import recorded_totals, source_generations
+from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
+
+#: The bronze tables with a row per line of a file: a refresh appends to both.
+BRONZE_LINE_TABLES = (BRONZE_PACKETS, BRONZE_QUARANTINE)
 
 RAW_ARCHIVE_KEY = dg.AssetKey([RAW_NAMESPACE, "raw_archive"])
 BRONZE_PACKETS_KEY = asset_key(BRONZE_PACKETS)
@@ -99,16 +107,21 @@ def bronze_assets(
         landing_store, archive_store = landing.store(), raw_archive.store()
         by_day, undated = group_landing_by_day(landing_store)
         now = dt.datetime.now(dt.UTC)
-        batch = ingest_days(landing_store, archive_store, days, by_day, now=now, limits=limits)
+        tables = RunTables(iceberg.load(), days)
+        tails = _new_lines(context, tables, landing_store, archive_store, by_day, now, limits)
+        if tails is not None:
+            batch = merge_batches([ingest_tails(tails[day], day, limits=limits) for day in days])
+        else:
+            batch = ingest_days(landing_store, archive_store, days, by_day, now=now, limits=limits)
         for day in batch.days_without_files:
             context.log.warning(f"No traffic-log files for {day} in {landing_store.describe('')} or the archive")
         for file in batch.files:
             context.log.info(f"{file.source_file}: {file.rows:,} rows, {file.quarantined:,} quarantined"
-                             + (" (clean: fast path)" if file.fast_path else ""))
+                             + (" (clean: fast path)" if file.fast_path else "")
+                             + (f", {file.pending:,} bytes of a line still being written" if file.pending else ""))
         problems = batch.problems + undated
         _log_problems(context, problems)
 
-        tables = RunTables(iceberg.load(), days)
         files_by_day = {day: [f for f in batch.files if f.log_date == day] for day in days}
         # Problems of a day, and those of no day (bad names, links, sub-folders): every day's concern.
         problems_by_day = {day: [p for p in problems if p.log_date in (day, None)] for day in days}
@@ -136,16 +149,23 @@ def bronze_assets(
                     "problems": _problems_md(found)}
 
         # Bronze carries the source version (archive manifest generation) of each day it read.
-        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, generations=batch.generations,
-                                per_day=packets_of_day)
-        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, generations=batch.generations,
-                                   per_day=quarantine_of_day)
+        if tails is None:
+            packets = tables.commit(context, BRONZE_PACKETS, batch.packets, generations=batch.generations,
+                                    per_day=packets_of_day)
+            quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, generations=batch.generations,
+                                       per_day=quarantine_of_day)
+        else:
+            since = {day: found.since for day, found in tails.items()}
+            packets = _append_new_lines(context, tables, BRONZE_PACKETS, batch.packets, since, batch.generations,
+                                        packets_of_day)
+            quarantine = _append_new_lines(context, tables, BRONZE_QUARANTINE, batch.quarantine, since,
+                                           batch.generations, quarantine_of_day)
         recorded = problems_table(problems, first_sightings(tables.get(LANDING_PROBLEMS, undated=True)), now)
         landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, generations=batch.generations,
                                          undated=True, per_day=problems_of_day)
         add_day_metadata(context, RAW_ARCHIVE_KEY, {day: {
             "files": len(files_by_day[day]),
-            "newly_archived": sum(f.archive_state == "new version" for f in files_by_day[day]),
+            "newly_archived": sum(f.archive_state in ("new version", "new lines") for f in files_by_day[day]),
             "file_list": file_list(day),
             "landing_problems": _problems_md(problems_by_day[day]),
         } for day in days})
@@ -161,6 +181,51 @@ def bronze_assets(
         _stop_on_off_date_files(batch)
 
     return bronze
+
+
+def _new_lines(
+    context: dg.AssetExecutionContext, tables: RunTables, landing: ObjectStore, archive: ObjectStore,
+    by_day: dict[dt.date, list[ObjectInfo]], now: dt.datetime, limits: IngestLimits,
+) -> dict[dt.date, DayTails] | None:
+    """For a refresh, the lines each run day's files gained since bronze's generation; None when a
+    day needs the careful whole read (then every day of the run is read whole)."""
+    if not refreshes_new_lines(context):
+        return None
+    found: dict[dt.date, DayTails] = {}
+    for day in tables.days:
+        since = bronze_generation(tables, day)
+        tails = None if since is None else collect_tails(landing, archive, day, by_day.get(day, []), since=since,
+                                                         now=now, limits=limits)
+        if tails is None:
+            context.log.info(f"{day}: read whole (a file shrank, was rewritten, left or was retracted, or bronze "
+                             "was built by an earlier version)")
+            return None
+        found[day] = tails
+    return found
+
+
+def bronze_generation(tables: RunTables, day: dt.date) -> int | None:
+    """The generation bronze holds for ``day``, or None when its tables cannot simply be extended
+    (they disagree after a run stopped between their commits, or keep no totals yet)."""
+    generations = {source_generations(tables.table(t), [day])[day] for t in BRONZE_LINE_TABLES}
+    if len(generations) != 1:
+        return None
+    since = generations.pop()
+    if since and any(recorded_totals(tables.table(t), day) is None for t in BRONZE_LINE_TABLES):
+        return None
+    return since
+
+
+def _append_new_lines(
+    context: dg.AssetExecutionContext, tables: RunTables, table_def: TableDef, rows: pa.Table,
+    since: dict[dt.date, int], generations: Mapping[dt.date, int], per_day: PerDay,
+) -> dg.MaterializeResult:
+    """Append a refresh's new rows, or, with nothing new for any day, say so without a commit."""
+    moved = {day: generations[day] for day in since if generations[day] != since[day]}
+    if not moved:
+        return dg.MaterializeResult(asset_key=asset_key(table_def), metadata={"new_rows": 0})
+    return tables.append(context, table_def, rows, continues={day: since[day] for day in moved}, generations=moved,
+                         per_day=per_day, new_rows=rows.num_rows)
 
 
 def _log_problems(context: dg.AssetExecutionContext, problems: list[LandingProblem]) -> None:

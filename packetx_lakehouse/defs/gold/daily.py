@@ -21,6 +21,8 @@ from packetx_lakehouse.defs.silver.assets import SILVER_PACKETS_KEY
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_HOURLY_TABLES,
+    SILVER_CONVERSATIONS,
     GOLD_HOURLY_BANDWIDTH,
     GOLD_PACKETS_FACT,
     TableDef,
@@ -49,7 +51,11 @@ KB_COLUMNS = ["total_kb", "inbound_kb", "outbound_kb", "internal_kb", "unknown_k
 
 
 def gold_daily_specs() -> list[dg.AssetSpec]:
-    return [table_spec(t, group="gold", deps=[SILVER_PACKETS_KEY]) for t in GOLD_DAILY_TABLES]
+    """Hourly tables from silver's rows; the others from its conversations (and peak minutes from rows)."""
+    conversations = asset_key(SILVER_CONVERSATIONS)
+    return [table_spec(t, group="gold", deps=[SILVER_PACKETS_KEY] if t in GOLD_HOURLY_TABLES
+                       else [conversations, SILVER_PACKETS_KEY] if t == GOLD_DAILY_USER_BANDWIDTH else [conversations])
+            for t in GOLD_DAILY_TABLES]
 
 
 def gold_daily_check_specs() -> list[dg.AssetCheckSpec]:
@@ -77,16 +83,16 @@ def kb_valid(daily: pa.Table) -> dg.AssetCheckResult:
     return problems_check("kb_valid", negative_or_nan(daily, KB_COLUMNS), DAILY_KEY)
 
 
-def kb_conserved(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Table]) -> dg.AssetCheckResult:
-    """No KB appears or vanishes between silver and the gold tables that sum it."""
-    totals, mismatched = kb_conservation(silver_live_kb, gold_tables)
+def kb_conserved(silver_live_kb: float, gold_kb: Mapping[str, float]) -> dg.AssetCheckResult:
+    """No KB appears or vanishes between silver and the gold tables that sum it (``gold_kb``: their totals)."""
+    totals, mismatched = kb_conservation(silver_live_kb, gold_kb)
     return problems_check(KB_CONSERVED, mismatched, DAILY_KEY,
                           {"kb_totals": dg.MetadataValue.json({k: round(v, 3) for k, v in totals.items()})})
 
 
-def rows_conserved(silver_live_rows: int, gold_tables: Mapping[TableDef, pa.Table]) -> dg.AssetCheckResult:
-    """No silver row is dropped or counted twice when summed to the fact's hourly cells."""
-    totals, mismatched = rows_conservation(silver_live_rows, gold_tables)
+def rows_conserved(silver_live_rows: int, gold_rows: Mapping[str, int]) -> dg.AssetCheckResult:
+    """No silver row is dropped or counted twice when summed to the fact's hourly cells (``gold_rows``: their totals)."""
+    totals, mismatched = rows_conservation(silver_live_rows, gold_rows)
     return problems_check(ROWS_CONSERVED, mismatched, FACT_KEY, {"row_totals": dg.MetadataValue.json(totals)})
 
 

@@ -21,6 +21,7 @@ from packetx_lakehouse.defs.conventions import (
     ICEBERG_POOL,
     NOT_WITH_PARENTS,
     asset_key,
+    refreshes_new_lines,
     table_spec,
 )
 from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
@@ -116,10 +117,15 @@ def dimension_assets(
         # What each dimension holds now: rebuilt (or found unchanged) here, else read for its check.
         held: dict[TableDef, pa.Table] = {}
         for table_def in STAR_DIMENSIONS:
-            if asset_key(table_def) in context.selected_asset_keys:
-                result, held[table_def] = _replace_dimension(context, load(table_def), table_def,
-                                                             *builders[table_def](load))
-                yield result
+            if asset_key(table_def) not in context.selected_asset_keys:
+                continue
+            if refreshes_new_lines(context) and _built_from_current(load, table_def):
+                # A refresh whose inputs are at the generations the dimension was built from: unchanged.
+                yield dg.MaterializeResult(asset_key=asset_key(table_def), metadata={"unchanged": True})
+                continue
+            result, held[table_def] = _replace_dimension(context, load(table_def), table_def,
+                                                         *builders[table_def](load))
+            yield result
 
         def holds(table_def: TableDef) -> pa.Table:
             return held[table_def] if table_def in held else load(table_def).scan().to_arrow()
@@ -135,6 +141,16 @@ def dimension_assets(
                                  asset_key(GOLD_IP_DIM))
 
     return star_dimensions
+
+
+def _built_from_current(load: Load, table_def: TableDef) -> bool:
+    """Whether a dimension built from daily data was built from every day's current generation of it."""
+    if load(table_def).current_snapshot() is None:
+        return False
+    source = _INPUTS.get(table_def)
+    if source is None or source is GOLD_PACKETS_FACT:  # the calendar and the directions are not built from data
+        return table_def is GOLD_DIRECTION_DIM
+    return source_generations(load(table_def)) == source_generations(load(source))
 
 
 def _replace_dimension(

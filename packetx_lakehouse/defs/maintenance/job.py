@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.bronze.assets import RAW_ARCHIVE_KEY
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key
@@ -32,7 +33,8 @@ from packetx_lakehouse.lib.ingest.retention import (
     apply_archive_retention,
     bronze_generation_from,
 )
-from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, TABLES_BY_LAYER, TableDef
+from packetx_lakehouse.lib.schemas import BRONZE_PACKETS, GOLD_HOURLY_TABLES, TABLES_BY_LAYER, TableDef
+from packetx_lakehouse.lib.storage.compaction import Compaction, compact_table
 from packetx_lakehouse.lib.storage.maintenance import (
     MaintenancePolicy,
     TableMaintenance,
@@ -52,6 +54,7 @@ MAINTENANCE_CRON = "40 * * * *"
 class TableOutcome:
     table: TableDef
     maintenance: TableMaintenance
+    compaction: Compaction = Compaction()
 
     @property
     def storage(self) -> TableStorage:
@@ -69,6 +72,7 @@ class MaintenanceRun:
 
     def totals(self) -> dict[str, int]:
         return {
+            "files_compacted": sum(t.compaction.files_before for t in self.tables),
             "snapshots_expired": sum(t.maintenance.snapshots_expired for t in self.tables),
             "files_deleted": sum(t.maintenance.total_files_deleted for t in self.tables),
             "bytes_deleted": sum(t.maintenance.total_bytes_deleted for t in self.tables),
@@ -92,7 +96,8 @@ def maintain(catalog: Catalog, archive: ObjectStore, *, now: dt.datetime, policy
         except (NoSuchTableError, NoSuchNamespaceError):
             continue  # not written yet
         try:
-            outcomes.append(TableOutcome(table_def, maintain_table(table, now=now, policy=policy)))
+            compaction = _compact(table, table_def, now)
+            outcomes.append(TableOutcome(table_def, maintain_table(table.refresh(), now=now, policy=policy), compaction))
         except Exception as error:  # noqa: BLE001 - reported per table, the job fails at the end
             errors[table_def.identifier] = f"{type(error).__name__}: {error}"
     try:
@@ -117,9 +122,27 @@ def run_maintenance(settings: Settings, *, now: dt.datetime | None = None) -> Ma
                     retention=maintenance.archive_retention())
 
 
+#: Days before yesterday (UTC) are closed: every device's local day has ended.
+OPEN_DAYS = 2
+
+
+def _compact(table: Table, table_def: TableDef, now: dt.datetime) -> Compaction:
+    """The table's small files merged (closed days into few files; see ``lib/storage/compaction.py``)."""
+    if "log_date" not in table_def.partition_by:
+        return Compaction()
+    hourly = table_def in GOLD_HOURLY_TABLES
+    return compact_table(table, now=now, closed_before=now.astimezone(dt.UTC).date() - dt.timedelta(days=OPEN_DAYS - 1),
+                         hour_column="hour_utc" if hourly else None,
+                         sort_by=("hour_utc", *table_def.key) if hourly else table_def.key)
+
+
 def _table_metadata(outcome: TableOutcome) -> dict[str, object]:
     done, storage = outcome.maintenance, outcome.storage
     return {
+        "partitions_compacted": outcome.compaction.partitions,
+        "files_compacted": outcome.compaction.files_before,
+        "files_after_compaction": outcome.compaction.files_after,
+        "max_data_files_per_partition": storage.max_data_files_per_partition,
         "snapshots_expired": done.snapshots_expired,
         "snapshots_kept": done.snapshots_kept,
         "files_deleted": done.total_files_deleted,
@@ -143,7 +166,7 @@ def maintenance_job() -> dg.JobDefinition:
         raw_archive: ObjectStoreResource,
         maintenance: MaintenanceResource,
     ):
-        """Expire old snapshots, delete dead table files, apply raw-archive retention."""
+        """Compact small files, expire old snapshots, delete dead table files, apply raw-archive retention."""
         run = maintain(iceberg.load(), raw_archive.store(), now=dt.datetime.now(dt.UTC),
                        policy=maintenance.policy(), retention=maintenance.archive_retention())
         for outcome in run.tables:
@@ -172,8 +195,8 @@ def maintenance_job() -> dg.JobDefinition:
             raise dg.Failure(f"maintenance failed for {', '.join(sorted(run.errors))}",
                              metadata={"errors": dg.MetadataValue.json(run.errors)})
 
-    @dg.job(name=MAINTENANCE_JOB, description="Hourly: expire old Iceberg snapshots, delete unreferenced "
-            "table files and old raw-archive versions (docs/operations.md).")
+    @dg.job(name=MAINTENANCE_JOB, description="Hourly: compact the small files of refreshed days, expire old "
+            "Iceberg snapshots, delete unreferenced table files and old raw-archive parts (docs/operations.md).")
     def lakehouse_maintenance():
         maintain_lakehouse()
 

@@ -6,8 +6,6 @@ says what the asset is, how it is checked, and what its materialisation reports.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,20 +13,21 @@ import pyarrow.compute as pc
 from packetx_lakehouse.defs.bronze.assets import BRONZE_PACKETS_KEY
 from packetx_lakehouse.defs.checks import check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, table_spec
-from packetx_lakehouse.lib.schemas import SILVER_PACKETS
+from packetx_lakehouse.lib.schemas import SILVER_CONVERSATIONS, SILVER_PACKETS
 from packetx_lakehouse.lib.transform.checks import (
     duplicate_keys,
     live_kb,
     negative_or_nan,
 )
-from packetx_lakehouse.lib.transform.silver import SilverResult
 
 SILVER_PACKETS_KEY = asset_key(SILVER_PACKETS)
 ROWS_CONSERVED = "rows_conserved"
 
 
-def silver_spec() -> dg.AssetSpec:
-    return table_spec(SILVER_PACKETS, group="silver", deps=[BRONZE_PACKETS_KEY])
+def silver_specs() -> list[dg.AssetSpec]:
+    """Silver's rows, and its conversations summed from them."""
+    return [table_spec(SILVER_PACKETS, group="silver", deps=[BRONZE_PACKETS_KEY]),
+            table_spec(SILVER_CONVERSATIONS, group="silver", deps=[SILVER_PACKETS_KEY])]
 
 
 def silver_check_specs() -> list[dg.AssetCheckSpec]:
@@ -41,19 +40,21 @@ def silver_check_specs() -> list[dg.AssetCheckSpec]:
     ]
 
 
-def silver_day_metadata(result: SilverResult, day: dt.date, silver: pa.Table) -> dict[str, object]:
-    """What a person wants to see next to a day's silver row count: where its bronze rows went."""
+def silver_day_metadata(bronze_rows: int, duplicates: int, silver: pa.Table) -> dict[str, object]:
+    """What a person wants to see next to a day's silver row count: where its bronze rows went.
+
+    ``silver`` is what the run wrote of the day: all of it, or a refresh's new rows.
+    """
     return {
-        "bronze_rows": result.input_rows_by_day.get(day, 0),
-        "exact_duplicates_removed": result.exact_duplicates_by_day.get(day, 0),
+        "bronze_rows": bronze_rows,
+        "exact_duplicates_removed": duplicates,
         "restart_replay_rows_flagged": pc.sum(silver.column("is_restart_replay")).as_py() or 0,
         "kb_excluding_replays": round(live_kb(silver), 3),
     }
 
 
-def rows_conserved(result: SilverResult, day: dt.date, silver_rows: int) -> dg.AssetCheckResult:
+def rows_conserved(bronze_rows: int, silver_rows: int, duplicates: int) -> dg.AssetCheckResult:
     """Every bronze row of the day is in silver or counted as an exact duplicate."""
-    bronze_rows, duplicates = result.input_rows_by_day.get(day, 0), result.exact_duplicates_by_day.get(day, 0)
     return dg.AssetCheckResult(
         asset_key=SILVER_PACKETS_KEY,
         check_name=ROWS_CONSERVED,

@@ -168,6 +168,20 @@ def ingest_tails(tails: DayTails, day: dt.date, *, limits: IngestLimits = Ingest
     )
 
 
+def merge_batches(batches: Sequence[BronzeBatch]) -> BronzeBatch:
+    """Several days' batches as one (each read on its own)."""
+    return BronzeBatch(
+        packets=_concat([b.packets for b in batches], BRONZE_PACKETS.schema),
+        quarantine=_concat([b.quarantine for b in batches], BRONZE_QUARANTINE.schema),
+        files=[f for b in batches for f in b.files],
+        newly_archived=sum(b.newly_archived for b in batches),
+        days_without_files=[d for b in batches for d in b.days_without_files],
+        generations={day: g for b in batches for day, g in b.generations.items()},
+        counts=dict(sum((collections.Counter(b.counts) for b in batches), collections.Counter())),
+        problems=[p for b in batches for p in b.problems],
+    )
+
+
 def _tail_state(tail: Tail) -> str:
     if tail.newly_archived:
         return "new lines"

@@ -93,6 +93,7 @@ def diff_landing(
     check: PartitionCheck,
     max_requests: int,
     archived: ArchiveSeen | None = None,
+    busy: Collection[dt.date] = (),
 ) -> LandingDiff:
     """Compare a landing listing (from ``group_landing_by_day``) with the cursor.
 
@@ -104,6 +105,8 @@ def diff_landing(
         max_requests: Bound on the days requested per tick; the oldest changed days go first.
         archived: The landing objects the raw archive already took in, per day: a changed object
             found there is recorded as seen without a run.
+        busy: Days with a run queued or in progress: what changed waits for it to end (its cursor
+            entries stay as they were), so one run takes in everything a day gained meanwhile.
 
     Returns:
         The days to request, the cursor to store, and messages for the tick log, each said once.
@@ -125,6 +128,9 @@ def diff_landing(
     known: dict[str, tuple[int, str]] = {}  # found in the archive: seen without a run
     for day in sorted(by_day):
         changed = [info for info in by_day[day] if cursor.files.get(info.key) != (info.size, info.version)]
+        if changed and day in busy:
+            held.add(day)
+            continue
         if changed and archived is not None:
             seen = archived(day)
             known.update({i.key: (i.size, i.version) for i in changed if (i.key, i.size, i.version) in seen})

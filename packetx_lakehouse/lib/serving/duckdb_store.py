@@ -34,16 +34,28 @@ def columns_differ(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence
     return bool(found) and found != list(columns)
 
 
-def replace_days(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, days: Sequence[dt.date]) -> None:
-    """Delete ``days`` from ``table`` and insert ``data`` in one transaction (idempotent per day)."""
-    schema = table.split(".")[0]
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+def replace_days(
+    con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, days: Sequence[dt.date], *,
+    hours: Sequence[dt.datetime] = (), version: int | None = None,
+) -> None:
+    """Delete ``days`` from ``table`` (only their ``hours``, when given) and insert ``data``, in one
+    transaction (idempotent); ``version``, when given, is recorded with it (see ``served_version``)."""
+    for schema in {table.split(".")[0], SERVED_VERSIONS.split(".")[0]}:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {SERVED_VERSIONS} (table_name VARCHAR PRIMARY KEY, version BIGINT)")
     _ensure(con, table, data)
     con.register("_incoming", data)
     try:
         con.execute("BEGIN TRANSACTION")
-        con.execute(f"DELETE FROM {table} WHERE log_date IN (SELECT unnest(?::DATE[]))", [list(days)])
+        if hours:
+            con.execute(f"DELETE FROM {table} WHERE log_date IN (SELECT unnest(?::DATE[])) "
+                        "AND hour_utc IN (SELECT unnest(?::TIMESTAMPTZ[]))", [list(days), list(hours)])
+        else:
+            con.execute(f"DELETE FROM {table} WHERE log_date IN (SELECT unnest(?::DATE[]))", [list(days)])
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+        if version is not None:
+            con.execute(f"DELETE FROM {SERVED_VERSIONS} WHERE table_name = ?", [table])
+            con.execute(f"INSERT INTO {SERVED_VERSIONS} VALUES (?, ?)", [table, version])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -349,7 +349,9 @@ def append_rows(
         MovedSourceError: if the table does not hold exactly the ``continues`` generation of a day.
     """
     days = sorted(continues)
-    write = _Write(None, generations, continues=continues, totals=_Totals(sums, days, "log_date", add=data),
+    empty = frozenset(day for day, generation in continues.items() if generation == 0)
+    write = _Write(None, generations, continues=continues,
+                   totals=_Totals(sums, days, "log_date", add=data, empty=empty),
                    summary=_changes_summary(days, continues, generations))
     return _overwrite(table, data, write, snapshot_properties, retries, on_retry)
 
@@ -378,10 +380,41 @@ def replace_rows(
         MovedSourceError: if the table does not hold exactly the ``continues`` generation of a day.
     """
     days = sorted(continues)
+    empty = frozenset(day for day, generation in continues.items() if generation == 0)
     write = _Write(where, generations, continues=continues,
-                   totals=_Totals(sums, days, "log_date", add=data, remove=replaced),
+                   totals=_Totals(sums, days, "log_date", add=data, remove=replaced, empty=empty),
                    summary=_changes_summary(days, continues, generations))
     return _overwrite(table, data, write, snapshot_properties, retries, on_retry)
+
+
+#: Snapshot summary property of a compaction: rows rewritten into fewer files, none changed.
+COMPACTION_SUMMARY = "packetx.compaction"
+
+
+def rewrite_files(table: Table, files: Sequence[DataFile], *, sort_by: Sequence[str] = ()) -> int:
+    """Rewrite ``files`` into as few as their rows need (sorted by ``sort_by``), in one commit.
+
+    The commit changes no row, generation or total, and says so (an empty ``CHANGES_SUMMARY``): a
+    compaction (``compaction.py``). It asserts the snapshot ``table`` is at, so a commit that got
+    there first makes it fail; nothing is retried here.
+
+    Returns:
+        The rows rewritten.
+
+    Raises:
+        CommitFailedException: another commit changed the table since ``table`` was loaded.
+    """
+    rows = read_tasks(table, [FileScanTask(data_file) for data_file in files])
+    if sort_by:
+        rows = rows.sort_by([(column, "ascending") for column in sort_by])
+    with MetadataReusingTransaction(table) as txn:
+        _expire_old_snapshots(txn)
+        with MergingOverwrite(txn, {CHANGES_SUMMARY: "{}", COMPACTION_SUMMARY: "true"}) as overwrite:
+            for data_file in files:
+                overwrite.delete_data_file(data_file)
+            for data_file in _write_data_files(txn, table, rows, overwrite.commit_uuid):
+                overwrite.append_data_file(data_file)
+    return rows.num_rows
 
 
 def migrate_table(table: Table, table_def: TableDef, data: pa.Table) -> None:
@@ -433,6 +466,9 @@ def replace_table(
 TOTALS_PROPERTY = "packetx.totals."
 #: Snapshot summary property: JSON ``{day: [generation continued from (null: replaced), generation left]}``.
 CHANGES_SUMMARY = "packetx.changes"
+#: Snapshot summary property of a commit that replaced some hours of a day: JSON ``{day: [hour, ...]}``
+#: (ISO time stamps). A commit without it changed its days whole, as far as a reader can tell.
+HOURS_SUMMARY = "packetx.hours"
 
 
 @dataclass(frozen=True)
@@ -445,6 +481,8 @@ class _Totals:
     set_to: pa.Table | None = None
     add: pa.Table | None = None
     remove: pa.Table | None = None
+    #: Days the table holds nothing of yet (generation 0): their totals start from zero.
+    empty: frozenset[dt.date] = frozenset()
 
     def properties(self, recorded: Mapping[str, str]) -> dict[str, str]:
         """The new ``TOTALS_PROPERTY`` values (none for a day whose earlier totals are unknown)."""
@@ -453,8 +491,8 @@ class _Totals:
             key = f"{TOTALS_PROPERTY}{day.isoformat()}"
             if self.set_to is not None:
                 totals = day_sums(self.set_to, day, self.columns, self.column)
-            elif key in recorded:
-                totals = json.loads(recorded[key])
+            elif key in recorded or day in self.empty:
+                totals = json.loads(recorded[key]) if key in recorded else {}
                 for sign, rows in ((1, self.add), (-1, self.remove)):
                     if rows is not None:
                         for name, value in day_sums(rows, day, self.columns, self.column).items():
@@ -465,15 +503,19 @@ class _Totals:
         return out
 
 
-def day_sums(data: pa.Table, day: dt.date, columns: Sequence[str], column: str = "log_date") -> dict[str, int]:
-    """``records`` and each of ``columns`` summed over ``data``'s rows of ``day`` (floats as micro-units)."""
+def day_sums(data: pa.Table, day: dt.date, columns: Sequence[str], column: str = "log_date") -> dict[str, float]:
+    """``records`` and each of ``columns`` summed over ``data``'s rows of ``day``.
+
+    Float columns (KB) are summed as whole micro-units, exact below 2**53 whatever the order of
+    the rows or of the commits that add and remove them (a NaN shows as NaN).
+    """
     rows = data.filter(pc.equal(data.column(column), pa.scalar(day, data.schema.field(column).type)))
-    sums = {"records": rows.num_rows}
+    sums: dict[str, float] = {"records": rows.num_rows}
     for name in columns:
         values = rows.column(name)
         if pa.types.is_floating(values.type):
-            values = pc.cast(pc.round(pc.multiply(values, 1_000_000)), pa.int64())
-        sums[name] = int(pc.sum(values).as_py() or 0)
+            values = pc.round(pc.multiply(values, 1_000_000))
+        sums[name] = pc.sum(values).as_py() or 0
     return sums
 
 
@@ -631,6 +673,40 @@ def changes_since(table: Table, day: dt.date, generation: int) -> Changes | None
                        _read_files(table, [f for p, f in deleted.items() if p not in both]), current)
     except FileNotFoundError:
         return None
+
+
+def touched_since(table: Table, snapshot_id: int | None, days: Iterable[dt.date]) -> dict[dt.date, set[str] | None] | None:
+    """Which of ``days`` the commits after snapshot ``snapshot_id`` changed, and which hours of them.
+
+    Read from the commits' summaries (``CHANGES_SUMMARY``, ``HOURS_SUMMARY``): a day maps to the
+    ISO hours its commits replaced, or None when one of them changed it whole (or told no hours).
+    Days no commit changed are left out. None when ``snapshot_id`` is not an ancestor of the
+    current snapshot any more (expired, or never one): then anything may have changed.
+    """
+    wanted = {day.isoformat(): day for day in days}
+    by_id = {s.snapshot_id: s for s in table.metadata.snapshots}
+    snapshot = table.current_snapshot()
+    touched: dict[dt.date, set[str] | None] = {}
+    while snapshot is not None and snapshot.snapshot_id != snapshot_id:
+        summary = snapshot.summary
+        changed = json.loads(summary.get(CHANGES_SUMMARY) or "{}") if summary else {}
+        hours = json.loads(summary.get(HOURS_SUMMARY) or "{}") if summary else {}
+        for key in changed.keys() & wanted.keys():
+            day = wanted[key]
+            if key in hours and touched.get(day, set()) is not None:
+                touched[day] = touched.get(day, set()) | set(hours[key])
+            else:
+                touched[day] = None
+        if summary is not None and not summary.get(CHANGES_SUMMARY):
+            # Written without the guard (an earlier version, a migration): it may have changed any day.
+            touched.update(dict.fromkeys(wanted.values()))
+        parent = snapshot.parent_snapshot_id
+        snapshot = by_id.get(parent) if parent is not None else None
+        if parent is not None and snapshot is None:
+            return None
+    if snapshot is None and snapshot_id is not None:
+        return None
+    return touched
 
 
 def _files_of(table: Table, snapshots: list[Snapshot], day: dt.date) -> tuple[dict[str, DataFile], dict[str, DataFile]]:

@@ -146,21 +146,28 @@ def live_rows(silver: pa.Table) -> int:
     return pc.sum(pc.cast(_live(silver), pa.int64())).as_py() or 0
 
 
-def kb_conservation(silver_live_kb: float, gold_tables: Mapping[TableDef, pa.Table]) -> tuple[dict[str, float], list[str]]:
-    """Silver's live KB (``live_kb``) beside each gold table's KB, and the tables that do not add up."""
-    reference = silver_live_kb
-    totals = {table_def.name: pc.sum(gold_tables[table_def].column(column)).as_py() or 0.0
-              for table_def, column in KB_COLUMNS.items()}
-    return {"silver (excluding replays)": reference, **totals}, kb_mismatches("silver", reference, totals)
+def kb_totals(gold_tables: Mapping[TableDef, pa.Table]) -> dict[str, float]:
+    """Each ``KB_COLUMNS`` table's KB, summed over the rows given."""
+    return {table_def.name: pc.sum(gold_tables[table_def].column(column)).as_py() or 0.0
+            for table_def, column in KB_COLUMNS.items()}
 
 
-def rows_conservation(silver_live_rows: int, gold_tables: Mapping[TableDef, pa.Table]) -> tuple[dict[str, int], list[str]]:
-    """Silver's live rows (``live_rows``) beside each gold table's ``rows`` total, and those that differ.
+def row_totals(gold_tables: Mapping[TableDef, pa.Table]) -> dict[str, int]:
+    """Each ``ROW_COLUMNS`` table's ``rows``, summed over the rows given."""
+    return {table_def.name: pc.sum(gold_tables[table_def].column(column)).as_py() or 0
+            for table_def, column in ROW_COLUMNS.items()}
+
+
+def kb_conservation(silver_live_kb: float, totals: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Silver's live KB (``live_kb``) beside each gold table's KB (``kb_totals``), and those that do not add up."""
+    return {"silver (excluding replays)": silver_live_kb, **totals}, kb_mismatches("silver", silver_live_kb, totals)
+
+
+def rows_conservation(silver_live_rows: int, totals: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+    """Silver's live rows (``live_rows``) beside each gold table's ``rows`` total (``row_totals``), and those that differ.
 
     Counts are exact: a cell that lost or gained one row shows.
     """
-    totals = {table_def.name: pc.sum(gold_tables[table_def].column(column)).as_py() or 0
-              for table_def, column in ROW_COLUMNS.items()}
     problems = [f"{name}: {rows:,} rows vs silver {silver_live_rows:,}" for name, rows in totals.items()
                 if rows != silver_live_rows]
     return {"silver (excluding replays)": silver_live_rows, **totals}, problems

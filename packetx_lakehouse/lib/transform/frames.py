@@ -18,8 +18,12 @@ MICRO_KB = 1_000_000
 
 
 def micro_kb(kb: pl.Expr) -> pl.Expr:
-    """KB (as PacketX prints them, or a stored exact sum) as integer micro-KB."""
-    return (kb * MICRO_KB).round().cast(pl.Int64)
+    """KB (as PacketX prints them, or a stored exact sum) as whole micro-KB.
+
+    Whole numbers held as floats: their sums are exact below 2**53, and a NaN (never read from a
+    file, but the ``kb_valid`` checks must see one that got in) still shows in every sum.
+    """
+    return (kb * MICRO_KB).round()
 
 
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:

@@ -282,7 +282,7 @@ def traffic_anomalies(
     ``min_baseline_hours`` baseline hours are skipped: a z on a handful of hours is noise.
 
     Args:
-        hourly_window: ``hourly_bandwidth`` rows of ``day`` and the 7 days before it.
+        hourly_window: ``user_hourly`` (or ``hourly_bandwidth``) rows of ``day`` and the 7 days before it.
         day: The day whose hours are judged (its ``log_date``).
         min_baseline_hours: Baseline size needed before judging a user.
         threshold: Emit hours with ``robust_z`` above this.
@@ -596,6 +596,11 @@ def refresh_daily_tables(
 
 def cells_table(cells: HourlyCells) -> pa.Table:
     return _table(cells.frame, GOLD_HOURLY_CELLS)
+
+
+def cells_of(stored: pa.Table) -> HourlyCells:
+    """``GOLD_HOURLY_CELLS`` rows as stored, as the cells the hourly tables are derived from."""
+    return HourlyCells(pl.from_arrow(stored).select(*_CELL, "kb", "minute_mask", "rows"))
 
 
 def merge_cells(stored: pa.Table, removed: Silver, added: Silver) -> HourlyCells:

@@ -218,7 +218,7 @@ def silver_as_bronze(silver: pa.Table) -> pa.Table:
 # --- extending user-days from their conversations -------------------------------------------
 
 #: What a conversation carries forward, as the pair's columns before this read (``prior_*``).
-_CARRIED = {"rows": pl.Int64, "live_rows": pl.Int64, "live_micro_kb": pl.Int64, "duplicates": pl.Int64}
+_CARRIED = {"rows": pl.Int64, "live_rows": pl.Int64, "live_micro_kb": pl.Float64, "duplicates": pl.Int64}
 
 
 def _prior_state(prior: pa.Table | None) -> pl.DataFrame | None:

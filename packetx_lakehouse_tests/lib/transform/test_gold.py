@@ -352,8 +352,8 @@ def test_the_fact_leaves_restart_replays_out_and_conserves_kb_and_rows(day_silve
     assert sum(fact["kb"].to_pylist()) == silver["kb"].sum() == 52.0
     assert sum(fact["rows"].to_pylist()) == silver.height == checks.live_rows(day_silver)
     built = gold.build_daily_tables(day_silver, day_conversations)
-    assert checks.kb_conservation(checks.live_kb(day_silver), built)[1] == []
-    assert checks.rows_conservation(checks.live_rows(day_silver), built)[1] == []
+    assert checks.kb_conservation(checks.live_kb(day_silver), checks.kb_totals(built))[1] == []
+    assert checks.rows_conservation(checks.live_rows(day_silver), checks.row_totals(built))[1] == []
 
 
 def test_conservation_checks_catch_an_altered_fact_row(day_silver: pa.Table, day_conversations: pa.Table) -> None:
@@ -361,10 +361,10 @@ def test_conservation_checks_catch_an_altered_fact_row(day_silver: pa.Table, day
     fact = built[GOLD_PACKETS_FACT]
     kb, rows = fact["kb"].to_pylist(), fact["rows"].to_pylist()
     altered_kb = {**built, GOLD_PACKETS_FACT: with_column(fact, "kb", [kb[0] + 0.5, *kb[1:]])}
-    assert checks.kb_conservation(checks.live_kb(day_silver), altered_kb)[1] == [
+    assert checks.kb_conservation(checks.live_kb(day_silver), checks.kb_totals(altered_kb))[1] == [
         "packets_fact: 52.500 KB vs silver 52.000 KB"]
     dropped = {**built, GOLD_PACKETS_FACT: fact.slice(1)}
-    assert checks.rows_conservation(checks.live_rows(day_silver), dropped)[1] == [
+    assert checks.rows_conservation(checks.live_rows(day_silver), checks.row_totals(dropped))[1] == [
         f"packets_fact: {8 - rows[0]} rows vs silver 8"]
 
 
