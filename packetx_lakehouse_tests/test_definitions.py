@@ -96,17 +96,20 @@ print("loaded", len(list(graph.get_all_asset_keys())))
     assert int(done.stdout.split()[1]) >= 16, done.stdout  # aws + warehouse: every asset any deployment has
 
 
-def test_the_project_instance_shows_automation_as_running(tmp_path, monkeypatch):
-    from dagster._daemon.asset_daemon import get_auto_materialize_paused
-
+def test_the_project_instance_evaluates_automation_in_a_sensor_that_runs_by_default(tmp_path, monkeypatch):
+    """Automation conditions run in ``automation_condition_sensor``, running without a click; the job
+    page's "Auto-materialize" tag is Dagster's pre-sensor switch, left to the user (docs/operations.md)."""
     from packetx_lakehouse.runner import project_instance
 
     (tmp_path / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.chdir(tmp_path)  # the instance's storage paths are relative to the working directory
     with project_instance(tmp_path) as instance:
-        assert instance.auto_materialize_use_sensors and not get_auto_materialize_paused(instance)
+        assert instance.auto_materialize_use_sensors
         assert instance.get_settings("nux") == {"enabled": False}
+        assert Path(instance.root_directory).resolve() == (tmp_path / "data" / "dagster").resolve()
+    sensor = build_definitions(Settings()).resolve_sensor_def("automation_condition_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twice(tmp_path):

@@ -35,13 +35,15 @@ class Site:
                                  start_date=START.isoformat())
         self.processes: list[RunProcess] = []
 
-    def run(self, pause_at: str = "", home: Path | None = None) -> RunProcess:
-        """Start a run of both days (``home``: another instance than the site's)."""
+    def run(self, pause_at: str = "", home: Path | None = None, fault: str = "") -> RunProcess:
+        """Start a run of both days (``home``: another instance than the site's; ``fault``: see
+        ``pipeline_process``)."""
         number = len(self.processes) + 1
         marker = self.root / f"paused-{number}"
         self.processes.append(RunProcess(
             self.root / f"run-{number}.log", data_dir=self.settings.data_dir, dagster_home=home or self.home,
-            start_date=START.isoformat(), first=START, last=LAST, pause_at=pause_at, marker=marker if pause_at else ""))
+            start_date=START.isoformat(), first=START, last=LAST, pause_at=pause_at, marker=marker if pause_at else "",
+            fault=fault))
         return self.processes[-1]
 
     def stop_all(self) -> None:
