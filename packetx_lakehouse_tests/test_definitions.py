@@ -9,7 +9,7 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.devices.samples import sample_captures
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
@@ -171,5 +171,5 @@ def test_the_default_runs_in_process_on_the_local_sqlite_catalog():
 
 def test_the_catalog_resource_opens_the_url_from_the_environment_outside_a_run_too(monkeypatch, tmp_path):
     monkeypatch.setenv("PACKETX_CATALOG_URL", f"sqlite:///{tmp_path / 'shared.db'}")
-    catalog = build_resources(Settings.from_env())["iceberg"].load()  # as the demo does
+    catalog = open_catalog(Settings.from_env())  # as the demo does
     assert catalog.properties["uri"] == f"sqlite:///{tmp_path / 'shared.db'}"

@@ -1,6 +1,5 @@
 """The ``lakehouse_maintenance`` job: what it removes, what it reports, and that it is safe next to runs."""
 
-import dataclasses
 import datetime as dt
 import multiprocessing
 import os
@@ -14,7 +13,7 @@ from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.bronze.assets import RAW_ARCHIVE_KEY
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key
 from packetx_lakehouse.defs.maintenance.job import MAINTENANCE_JOB
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.lib.ingest.archive import collect_day, load_manifest
 from packetx_lakehouse.lib.schemas import (
@@ -49,7 +48,7 @@ def write_round(settings: Settings, part: int, parts: int) -> None:
 
 
 def bronze_rows(settings: Settings) -> int:
-    return ensure_table(build_resources(settings)["iceberg"].load(), BRONZE_PACKETS).scan().to_arrow().num_rows
+    return ensure_table(open_catalog(settings), BRONZE_PACKETS).scan().to_arrow().num_rows
 
 
 def observations(result: dg.ExecuteInProcessResult) -> dict[dg.AssetKey, dict]:
@@ -59,7 +58,7 @@ def observations(result: dg.ExecuteInProcessResult) -> dict[dg.AssetKey, dict]:
 
 
 def test_the_job_records_per_table_and_for_the_archive_what_it_removed(lakehouse):
-    settings = dataclasses.replace(lakehouse.settings, **EAGER)
+    settings = lakehouse.settings.model_copy(update=EAGER)
     defs = build_definitions(settings)
     for part in (1, 2, 3):
         write_round(settings, part, 3)
@@ -97,7 +96,7 @@ def test_the_job_records_per_table_and_for_the_archive_what_it_removed(lakehouse
 
 
 def test_the_version_bronze_was_built_from_survives_a_failed_run(lakehouse):
-    settings = dataclasses.replace(lakehouse.settings, **EAGER)
+    settings = lakehouse.settings.model_copy(update=EAGER)
     defs = build_definitions(settings)
     write_round(settings, 1, 2)
     materialize_range(defs, DAYS[0], DAYS[0], log_level="WARNING")
@@ -215,7 +214,7 @@ def test_maintenance_running_next_to_pipeline_runs_loses_nothing(lakehouse):
     # Bronze holds exactly the final files; gold has both days; every retained snapshot reads.
     lines = sum(grown("alice", day, parts, parts).count(b"\n") - 1 for day in DAYS)
     assert bronze_rows(settings) == lines
-    catalog = build_resources(settings)["iceberg"].load()
+    catalog = open_catalog(settings)
     gold = ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH).scan().to_arrow()
     assert sorted(set(gold.column("log_date").to_pylist())) == DAYS
     for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):
