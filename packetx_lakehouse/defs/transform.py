@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from packetx_lakehouse.defs.checks import DayChecks
+from packetx_lakehouse.defs.checks import KB_VALID, ROWS_CONSERVED, UNIQUE_KEY, DayChecks, selected_checks
 from packetx_lakehouse.defs.conventions import asset_key, daily_step
 from packetx_lakehouse.defs.gold import daily
 from packetx_lakehouse.defs.partitions import partition_dates
@@ -67,19 +67,15 @@ def transform_assets(
     return silver_and_gold
 
 
-def _checks_of(context: dg.AssetExecutionContext, key: dg.AssetKey) -> set[str]:
-    return {check.name for check in context.selected_asset_check_keys if check.asset_key == key}
-
-
 def _silver(
     context: dg.AssetExecutionContext, tables: RunTables, zones: DeviceTimezonesResource, checks: DayChecks
 ) -> Iterator[Event]:
-    selected = _checks_of(context, silver.SILVER_PACKETS_KEY)
+    selected = selected_checks(context, silver.SILVER_PACKETS_KEY)
     build = silver.SILVER_PACKETS_KEY in context.selected_asset_keys
     if not build and not selected:
         return
     accounting = None
-    if build or silver.ROWS_CONSERVED in selected:
+    if build or ROWS_CONSERVED in selected:
         # Without a build, the same transform of the stored bronze gives the stored silver's accounting.
         accounting = to_silver(tables.get(BRONZE_PACKETS), zones.zones, zones.default)
         tables.forget(BRONZE_PACKETS)
@@ -88,11 +84,11 @@ def _silver(
         yield tables.commit(context, SILVER_PACKETS, accounting.table, generations=tables.generations(BRONZE_PACKETS),
                             per_day=lambda day, rows: silver.silver_day_metadata(accounting, day, rows))
     for day, stored in tables.by_day(SILVER_PACKETS).items():
-        if silver.ROWS_CONSERVED in selected:
+        if ROWS_CONSERVED in selected:
             yield from checks.evaluate(day, silver.rows_conserved(accounting, day, stored.num_rows))
-        if "kb_valid" in selected:
+        if KB_VALID in selected:
             yield from checks.evaluate(day, silver.kb_valid(stored))
-        if "unique_key" in selected:
+        if UNIQUE_KEY in selected:
             yield from checks.evaluate(day, silver.unique_key(stored))
 
 
@@ -100,7 +96,7 @@ def _gold(
     context: dg.AssetExecutionContext, tables: RunTables, zones: DeviceTimezonesResource, checks: DayChecks
 ) -> Iterator[Event]:
     build = [t for t in GOLD_DAILY_TABLES if asset_key(t) in context.selected_asset_keys]
-    selected = {t: _checks_of(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
+    selected = {t: selected_checks(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
     if not build and not any(selected.values()):
         return
     upgraded = daily.upgrade_row_grain_fact(tables.catalog)
@@ -118,17 +114,17 @@ def _gold(
             yield tables.commit(context, table_def, built[table_def], generations=tables.generations(SILVER_PACKETS))
     del silver_rows
     for table_def in GOLD_DAILY_TABLES:
-        if "unique_key" in selected[table_def]:
+        if UNIQUE_KEY in selected[table_def]:
             for day, rows in tables.by_day(table_def).items():
                 yield from checks.evaluate(day, daily.unique_key(table_def, rows))
-    if "kb_valid" in selected[GOLD_DAILY_USER_BANDWIDTH]:
+    if KB_VALID in selected[GOLD_DAILY_USER_BANDWIDTH]:
         for day, rows in tables.by_day(GOLD_DAILY_USER_BANDWIDTH).items():
             yield from checks.evaluate(day, daily.kb_valid(rows))
     if daily.KB_CONSERVED in selected[GOLD_DAILY_USER_BANDWIDTH]:
         by_day = {t: tables.by_day(t) for t in KB_COLUMNS}
         for day in tables.days:
             yield from checks.evaluate(day, daily.kb_conserved(silver_kb[day], {t: by_day[t][day] for t in KB_COLUMNS}))
-    if daily.ROWS_CONSERVED in selected[GOLD_PACKETS_FACT]:
+    if ROWS_CONSERVED in selected[GOLD_PACKETS_FACT]:
         by_day = {t: tables.by_day(t) for t in ROW_COLUMNS}
         for day in tables.days:
             yield from checks.evaluate(day, daily.rows_conserved(silver_live_rows[day],
