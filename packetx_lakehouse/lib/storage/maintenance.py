@@ -36,9 +36,6 @@ from pyiceberg.table.snapshots import Snapshot
 from packetx_lakehouse.lib.retry import retrying
 from packetx_lakehouse.lib.storage.iceberg import snapshots_oldest_first
 
-#: What a file under a table's location is, by PyIceberg's naming (used for reports only).
-FILE_KINDS = ("data", "manifest", "manifest_list", "metadata_json", "other")
-
 
 @dataclass(frozen=True)
 class MaintenancePolicy:
