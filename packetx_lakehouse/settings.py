@@ -35,6 +35,12 @@ DEFAULT_START_DATE = "2026-11-21"
 #: Days one backfill run covers (the daily assets' BackfillPolicy): a month per run on one machine.
 DEFAULT_BACKFILL_DAYS_PER_RUN = 31
 
+#: Variables once read, and what to do instead: a set-up that still sets one stops with this.
+RETIRED_VARIABLES = {
+    "PACKETX_SNAPSHOTS_MIN_KEPT": "the current snapshot always stays and every write thins a table to a few (docs/operations.md); "
+                                  "set how long replaced states stay with PACKETX_SNAPSHOT_RETENTION_HOURS",
+}
+
 #: Lower-case names older PacketX set-ups keep in ``.env``, and the standard names they stand for.
 LEGACY_AWS_NAMES = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
@@ -147,11 +153,11 @@ class Settings(BaseSettings):
     max_file_bytes: PositiveCount = Field(IngestLimits.max_file_bytes, validation_alias=_env("PACKETX_MAX_FILE_BYTES"))
     max_line_bytes: PositiveCount = Field(IngestLimits.max_line_bytes, validation_alias=_env("PACKETX_MAX_LINE_BYTES"))
     max_file_lines: PositiveCount = Field(IngestLimits.max_file_lines, validation_alias=_env("PACKETX_MAX_FILE_LINES"))
-    #: Maintenance (docs/operations.md): time travel kept after a table state is replaced, the
-    #: newest snapshots always kept, the age below which unreferenced files are left to a write
+    #: Maintenance (docs/operations.md): time travel kept after a table state is replaced (the
+    #: one snapshot knob: the current state always stays, and the write path keeps at most
+    #: ``SNAPSHOTS_KEPT`` per table, lib/storage/iceberg.py), the age below which unreferenced files are left to a write
     #: in flight, and how long every raw-archive version is kept before only the newest remains.
     snapshot_retention_hours: float = Field(24, ge=0, validation_alias=_env("PACKETX_SNAPSHOT_RETENTION_HOURS"))
-    snapshots_min_kept: PositiveCount = Field(1, validation_alias=_env("PACKETX_SNAPSHOTS_MIN_KEPT"))
     orphan_grace_hours: float = Field(1, ge=0, validation_alias=_env("PACKETX_ORPHAN_GRACE_HOURS"))
     archive_retention_days: float = Field(3, ge=0, validation_alias=_env("PACKETX_ARCHIVE_RETENTION_DAYS"))
     #: SQL catalog database (``postgresql://...`` for several hosts); empty: the local SQLite
@@ -180,6 +186,9 @@ class Settings(BaseSettings):
         Raises:
             ValueError: naming the variable, on a value that is not valid for it.
         """
+        for name, instead in RETIRED_VARIABLES.items():
+            if os.environ.get(name, "").strip():
+                raise ValueError(f"{name} is no longer read: {instead}")
         try:
             return cls(**_FromEnvironment().model_dump())
         except ValidationError as error:

@@ -105,13 +105,11 @@ class MaintenanceResource(dg.ConfigurableResource):
     """Retention of snapshots, unreferenced files and raw-archive versions (docs/operations.md)."""
 
     snapshot_retention_hours: float
-    snapshots_min_kept: int
     orphan_grace_hours: float
     archive_retention_days: float
 
     def policy(self) -> MaintenancePolicy:
         return MaintenancePolicy(snapshot_max_age=dt.timedelta(hours=self.snapshot_retention_hours),
-                                 min_snapshots=self.snapshots_min_kept,
                                  orphan_grace=dt.timedelta(hours=self.orphan_grace_hours))
 
     def archive_retention(self) -> ArchiveRetention:
@@ -182,7 +180,6 @@ def archive_resource(settings: Settings) -> ObjectStoreResource:
 def maintenance_resource(settings: Settings) -> MaintenanceResource:
     return MaintenanceResource(
         snapshot_retention_hours=settings.snapshot_retention_hours,
-        snapshots_min_kept=settings.snapshots_min_kept,
         orphan_grace_hours=settings.orphan_grace_hours,
         archive_retention_days=settings.archive_retention_days,
     )

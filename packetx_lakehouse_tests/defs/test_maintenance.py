@@ -120,7 +120,7 @@ def test_the_version_bronze_was_built_from_survives_a_failed_run(lakehouse):
 
 def test_the_job_is_hourly_in_the_writers_pool_and_takes_its_knobs_from_the_environment(monkeypatch, tmp_path):
     for name, value in {"PACKETX_DATA_DIR": str(tmp_path), "PACKETX_SNAPSHOT_RETENTION_HOURS": "48",
-                        "PACKETX_SNAPSHOTS_MIN_KEPT": "3", "PACKETX_ORPHAN_GRACE_HOURS": "6",
+                        "PACKETX_ORPHAN_GRACE_HOURS": "6",
                         "PACKETX_ARCHIVE_RETENTION_DAYS": "30"}.items():
         monkeypatch.setenv(name, value)
     defs = build_definitions(Settings.from_env())
@@ -132,13 +132,13 @@ def test_the_job_is_hourly_in_the_writers_pool_and_takes_its_knobs_from_the_envi
     maintenance = defs.resources["maintenance"]
     policy, retention = maintenance.policy(), maintenance.archive_retention()
     assert (policy.snapshot_max_age, policy.min_snapshots, policy.orphan_grace) == (
-        dt.timedelta(hours=48), 3, dt.timedelta(hours=6))
+        dt.timedelta(hours=48), 1, dt.timedelta(hours=6))
     assert retention.keep_all_for == dt.timedelta(days=30)
 
 
 @pytest.mark.parametrize(("name", "value"), [("PACKETX_ORPHAN_GRACE_HOURS", "-1"),
-                                             ("PACKETX_SNAPSHOTS_MIN_KEPT", "0"),
-                                             ("PACKETX_SNAPSHOTS_MIN_KEPT", "1.5"),
+                                             ("PACKETX_SNAPSHOT_RETENTION_HOURS", "1d"),
+                                             ("PACKETX_SNAPSHOTS_MIN_KEPT", "3"),  # retired: says what instead
                                              ("PACKETX_ARCHIVE_RETENTION_DAYS", "a week")])
 def test_a_bad_retention_setting_stops_start_up_naming_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
