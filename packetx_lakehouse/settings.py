@@ -19,7 +19,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from dotenv import dotenv_values
+from dotenv import load_dotenv
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -60,29 +60,16 @@ def adopt_legacy_aws_credentials(environ: MutableMapping[str, str] = os.environ)
     return adopted
 
 
-def load_dotenv_file(path: Path = Path(".env"), environ: MutableMapping[str, str] = os.environ) -> list[str]:
-    """Read ``.env`` as ``dagster``/``dg`` do for code locations: variables already set win.
-
-    Returns the names that were taken from the file (never the values).
-    """
-    if not path.is_file():
-        return []
-    taken = []
-    for name, value in dotenv_values(path).items():
-        if value is not None and name not in environ:
-            environ[name] = value
-            taken.append(name)
-    return taken
-
-
-def prepare_environment(environ: MutableMapping[str, str] = os.environ) -> None:
+def prepare_environment() -> None:
     """The one place the process environment is changed: ``.env``, then legacy credential names.
 
-    Entry points call it before reading :class:`Settings` (the CLI, the Dagster code location), so
-    every command sees the same configuration and AWS clients find credentials in their usual chain.
+    ``.env`` (in the working directory) is read as ``dagster``/``dg`` read it for code locations:
+    variables already set win. Entry points call this before reading :class:`Settings` (the CLI,
+    the Dagster code location), so every command sees the same configuration and AWS clients
+    (which need the credentials in the environment) find them in their usual chain.
     """
-    load_dotenv_file(environ=environ)
-    adopt_legacy_aws_credentials(environ)
+    load_dotenv(Path(".env"), override=False)
+    adopt_legacy_aws_credentials()
 
 
 def parse_device_timezones(spec: str) -> dict[str, str]:
