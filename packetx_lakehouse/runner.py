@@ -270,9 +270,8 @@ def _reaping_while_waiting(instance: dg.DagsterInstance, run_id: str) -> Iterato
 
     def watch() -> None:
         while not done.wait(REAP_INTERVAL_SECONDS):
-            if _waiting_for_slot(instance, run_id):
-                _reap_tick(instance, "Run %s, ahead of this run in a pool's queue, was left by a process that is "
-                           "gone: marked failed, its pool slots freed")
+            _reap_tick(instance, "Run %s, ahead of this run in a pool's queue, was left by a process that is "
+                       "gone: marked failed, its pool slots freed", when=lambda: _waiting_for_slot(instance, run_id))
 
     watcher = threading.Thread(target=watch, daemon=True, name="packetx-reap-while-waiting")
     watcher.start()
@@ -283,13 +282,15 @@ def _reaping_while_waiting(instance: dg.DagsterInstance, run_id: str) -> Iterato
         watcher.join(timeout=30)
 
 
-def _reap_tick(instance: dg.DagsterInstance, message: str) -> None:
-    """One pass of ``reap_dead_runs``; an error is logged and the next tick tries again.
+def _reap_tick(instance: dg.DagsterInstance, message: str, when: Callable[[], bool] = lambda: True) -> None:
+    """One pass of ``reap_dead_runs`` (if ``when()``); an error is logged and the next tick tries again.
 
     A watcher thread that died on its first error (once a lazy-import race in SQLAlchemy) left
     the run it watched waiting forever behind a dead run's queued step.
     """
     try:
+        if not when():
+            return
         for reaped in reap_dead_runs(instance):
             log.warning(message, reaped)
     except Exception:  # noqa: BLE001 - whatever failed, the next tick runs again
