@@ -360,12 +360,12 @@ def refresh_at_two_hours(devices: list[Device], day: dt.date, root: Path) -> dic
 def _live_window(devices: list[Device], day: dt.date, settings: Any, root: Path, minutes: float,
                  dagster_dev: Any) -> dict[str, Any]:
     """Append a minute per device per minute under a real ``dagster dev``; watch gold and the processes."""
-    from packetx_lakehouse.defs.resources import build_resources
+    from packetx_lakehouse.defs.resources import open_catalog
 
     landing = settings.traffic_log_dir
     visibility = Visibility()
     totals = {d.user: sum(d.rows[: START_HOUR * 60]) for d in devices}
-    catalog = build_resources(settings)["iceberg"].load()
+    catalog = open_catalog(settings)
     with dagster_dev.start(root / "dev", env={"PACKETX_START_DATE": day.isoformat(),
                                               "PACKETX_DATA_DIR": str(settings.data_dir)}) as server:
         sensor = server.start_sensor("landing_sensor")

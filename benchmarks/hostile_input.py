@@ -91,19 +91,15 @@ def _child(data_dir: Path, home: Path, runs: int) -> dict[str, Any]:
                             "event_log_growth_mb": round((after - before) / MIB, 2),
                             "failure": (failure or "")[:300]})
         before = after
-    catalog = build_resources_catalog(settings)
+    from packetx_lakehouse.defs.resources import open_catalog
+
+    catalog = open_catalog(settings)
     out["bronze_rows"] = catalog.load_table("packetx_raw.packets").scan().to_arrow().num_rows
     quarantine = catalog.load_table("packetx_raw.quarantine").scan().to_arrow()
     out["quarantined_lines"] = quarantine.num_rows
     out["largest_raw_line_bytes"] = max((len(v.as_py().encode()) for v in quarantine.column("raw_line")), default=0)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
-
-
-def build_resources_catalog(settings):
-    from packetx_lakehouse.defs.resources import build_resources
-
-    return build_resources(settings)["iceberg"].load()
 
 
 # --- in the parent -----------------------------------------------------------------------------

@@ -41,12 +41,12 @@ def _write(path: Path, data: bytes) -> None:
 
 def measure_storage(settings) -> dict[str, Any]:
     """Warehouse and raw-archive files and bytes, and what the current snapshots reference."""
-    from packetx_lakehouse.defs.resources import build_resources
+    from packetx_lakehouse.defs.resources import open_catalog
     from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER
     from packetx_lakehouse.lib.storage.maintenance import sum_storage, table_storage
     from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 
-    catalog = build_resources(settings)["iceberg"].load()
+    catalog = open_catalog(settings)
     storages = [table_storage(catalog.load_table(t.identifier)) for layer in TABLES_BY_LAYER.values() for t in layer]
     totals = sum_storage(storages)
     versions: dict[str, int] = {}

@@ -119,7 +119,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
     import pyarrow.csv
 
-    from packetx_lakehouse.defs.resources import build_resources
+    from packetx_lakehouse.defs.resources import open_catalog
     from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER
     from packetx_lakehouse.lib.serving.lakehouse_sql import (
         S3Access,
@@ -131,7 +131,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     if not query.strip():
         raise ValueError("no SQL given (pass it as an argument or on standard input)")
     settings = Settings.from_env()
-    catalog = build_resources(settings)["iceberg"].load()
+    catalog = open_catalog(settings)
     tables = metadata_locations(catalog, [t for layer in TABLES_BY_LAYER.values() for t in layer])
     s3 = S3Access(region=settings.aws_region, key_id=os.environ.get("AWS_ACCESS_KEY_ID", ""),
                   secret=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
@@ -187,7 +187,7 @@ def cmd_retract(args: argparse.Namespace) -> int:
     """Record the retraction in the raw archive, then (unless ``--no-run``) run the day's pipeline."""
     from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
-    from packetx_lakehouse.defs.resources import build_resources
+    from packetx_lakehouse.defs.resources import archive_store, landing_store
     from packetx_lakehouse.lib.ingest.archive import (
         load_manifest,
         restore,
@@ -198,17 +198,17 @@ def cmd_retract(args: argparse.Namespace) -> int:
     from packetx_lakehouse.runner import materialize_range, project_instance
 
     settings = Settings.from_env()
-    resources = build_resources(settings)
-    archive = resources["raw_archive"].store()
+    archive = archive_store(settings)
     day, source = source_of_name(args.file)
     if args.undo:
         before, after = restore(archive, args.file)
         done = f"Restored {source} to {day}"
     else:
-        by_day, _ = group_landing_by_day(resources["landing"].store())
+        landing = landing_store(settings)
+        by_day, _ = group_landing_by_day(landing)
         landed = any(source_of_name(info.name)[1] == source for info in by_day.get(day, []))
         if source not in load_manifest(archive, day).files and not landed:
-            raise ValueError(f"{source} is neither ingested nor in {resources['landing'].store().describe('')}")
+            raise ValueError(f"{source} is neither ingested nor in {landing.describe('')}")
         before, after = retract(archive, args.file, by=_who(), reason=args.reason, now=dt.datetime.now(dt.UTC))
         done = f"Retracted {source} from {day} ({after.retracted[source].describe()})"
     print(f"{done}; the day's source version is now {after.generation} (was {before.generation}).")

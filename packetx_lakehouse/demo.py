@@ -1,6 +1,5 @@
 """The ``demo`` command: a populated lakehouse from nothing, then a few real answers."""
 
-import dataclasses
 import datetime as dt
 import shutil
 import tempfile
@@ -12,7 +11,7 @@ from pyiceberg.catalog import Catalog
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import landing_store, open_catalog
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.devices.samples import sample_captures
 from packetx_lakehouse.devices.upload import upload_files
@@ -42,10 +41,10 @@ def seed_landing(settings: Settings, *, users: int, days: int, seed: int) -> lis
 
 def seed_s3_landing(settings: Settings, *, users: int, days: int, seed: int) -> list[str]:
     """On AWS the demo plays the devices: the same files, uploaded to an empty S3 landing prefix."""
-    if landing_days(build_resources(settings)["landing"].store())[0]:
+    if landing_days(landing_store(settings))[0]:
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        seed_landing(dataclasses.replace(settings, traffic_log_dir=Path(tmp)), users=users, days=days, seed=seed)
+        seed_landing(settings.model_copy(update={"traffic_log_dir": Path(tmp)}), users=users, days=days, seed=seed)
         return [result.name for result in upload_files(settings, sorted(Path(tmp).iterdir()))]
 
 
@@ -57,8 +56,7 @@ def table_rows(catalog: Catalog, table_def: TableDef) -> int:
 
 def run_demo(*, users: int, days: int, seed: int) -> int:
     settings = Settings.from_env()
-    resources = build_resources(settings)
-    landing = resources["landing"].store()
+    landing = landing_store(settings)
     seeded = (seed_s3_landing if settings.is_aws else seed_landing)(settings, users=users, days=days, seed=seed)
     if seeded:
         print(f"Seeded {landing.describe('')} with {len(seeded)} files (generated week + real samples).")
@@ -89,7 +87,7 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
           + (f" ({', '.join(failed)})" if failed else "") + ".\n")
     where = f"Glue, warehouse {settings.s3_warehouse_uri}" if settings.is_aws else settings.catalog_path
     print(f"Iceberg tables (catalog 'packetx' at {where}):")
-    catalog = resources["iceberg"].load()
+    catalog = open_catalog(settings)
     for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):
         print(f"  {table_def.identifier:<40} {table_rows(catalog, table_def):>10,} rows")
     print_answers(settings.serving_path)

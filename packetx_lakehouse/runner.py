@@ -4,16 +4,17 @@ A range runs as ONE run of the ``daily_pipeline`` job, tagged with the partition
 as a backfill under the job's policy is: the same job the sensor, the schedule and backfills
 launch, with start-up paid once rather than once per day.
 
-In-process runs have no daemon watching them, so this module does what run monitoring does for
-launched runs: before a run starts it fails the runs that a dead process left behind on this host
-and frees their pool slots (``reap_dead_runs``), and a run asked to stop by SIGTERM or SIGINT
-stops, marked canceled, even while it waits for a pool slot.
+In-process runs have no daemon watching them, so this module does the part of run monitoring
+they need: before a run starts it fails the runs that a dead process left behind on this host and
+frees their pool slots (``reap_dead_runs``), and again while the run waits for a slot; a run
+asked to stop by SIGTERM or SIGINT stops, marked canceled, even while it waits for a pool slot
+(Dagster's own interrupt, honoured while waiting by ``dagster_internals.install_claim_wait``).
+Each watcher survives a failed tick: one error never leaves a run waiting forever.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import logging
 import os
@@ -25,8 +26,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.runs import SqliteRunStorage
 
+from packetx_lakehouse.dagster_internals import event_of_record, install_claim_wait, runs_of_one_host
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.ingest.problems import LandingProblem
@@ -59,30 +60,10 @@ class RunStopped(SystemExit):
 def project_instance(project_dir: Path = Path.cwd()) -> dg.DagsterInstance:
     """The instance the UI reads: ``$DAGSTER_HOME``, else the project's ``dagster.yaml``, else a throw-away one."""
     if os.environ.get("DAGSTER_HOME"):
-        instance = dg.DagsterInstance.get()
-    elif (project_dir / "dagster.yaml").is_file():
-        instance = dg.DagsterInstance.from_config(str(project_dir))
-    else:
-        return dg.DagsterInstance.ephemeral()
-    show_automation_as_running(instance)
-    return instance
-
-
-def show_automation_as_running(instance: dg.DagsterInstance) -> None:
-    """Make the job page's "Auto-materialize" tag tell the truth.
-
-    Dagster 1.13 evaluates automation conditions in sensors (here ``automation_condition_sensor``,
-    running by default), yet a job page still shows the pre-sensor global daemon switch, which
-    reads "Auto-materialize off" until it was ever turned on. The switch does nothing when sensors
-    are used; turning it on only corrects the label.
-    """
-    from dagster._daemon.asset_daemon import (
-        get_auto_materialize_paused,
-        set_auto_materialize_paused,
-    )
-
-    if instance.auto_materialize_use_sensors and get_auto_materialize_paused(instance):
-        set_auto_materialize_paused(instance, False)
+        return dg.DagsterInstance.get()
+    if (project_dir / "dagster.yaml").is_file():
+        return dg.DagsterInstance.from_config(str(project_dir))
+    return dg.DagsterInstance.ephemeral()
 
 
 def landing_days(landing: ObjectStore) -> tuple[list[dt.date], list[LandingProblem]]:
@@ -118,10 +99,9 @@ def materialize_range(
         loggers["events"] = {}
     owned = instance is None
     instance = instance or dg.DagsterInstance.ephemeral()
+    install_claim_wait()
     try:
-        for run_id in reap_dead_runs(instance):
-            log.warning("Run %s was left running by a process that is gone: marked failed, its pool slots freed",
-                        run_id)
+        _reap_tick(instance, "Run %s was left running by a process that is gone: marked failed, its pool slots freed")
         run_id = str(uuid.uuid4())
         with _stopped_by_signals(instance, run_id) as received, _reaping_while_waiting(instance, run_id):
             try:
@@ -154,8 +134,7 @@ class _EventHandler(logging.Handler):
         self.on_event = on_event
 
     def emit(self, record: logging.LogRecord) -> None:
-        # Dagster puts the event on each record it logs (``dagster_meta``, see dagster._core.log_manager).
-        event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+        event = event_of_record(record)
         if event is not None:
             self.on_event(event)
 
@@ -227,7 +206,7 @@ def _dead_owner(instance: dg.DagsterInstance, run: dg.DagsterRun, host: str) -> 
         return pid
     # Runs launched by `dagster dev` (code server, daemon) carry no tag. SQLite storage is one
     # host's by construction, so the pid Dagster logged is a pid of this host.
-    if not isinstance(instance.run_storage, SqliteRunStorage):
+    if not runs_of_one_host(instance):
         return None
     pid = _engine_event_pid(instance, run.run_id)
     return pid if pid is not None and not _alive(pid, None) else None
@@ -295,10 +274,8 @@ def _reaping_while_waiting(instance: dg.DagsterInstance, run_id: str) -> Iterato
 
     def watch() -> None:
         while not done.wait(REAP_INTERVAL_SECONDS):
-            if _waiting_for_slot(instance, run_id):
-                for reaped in reap_dead_runs(instance):
-                    log.warning("Run %s, ahead of this run in a pool's queue, was left by a process that is gone: "
-                                "marked failed, its pool slots freed", reaped)
+            _reap_tick(instance, "Run %s, ahead of this run in a pool's queue, was left by a process that is "
+                       "gone: marked failed, its pool slots freed", when=lambda: _waiting_for_slot(instance, run_id))
 
     watcher = threading.Thread(target=watch, daemon=True, name="packetx-reap-while-waiting")
     watcher.start()
@@ -309,6 +286,22 @@ def _reaping_while_waiting(instance: dg.DagsterInstance, run_id: str) -> Iterato
         watcher.join(timeout=30)
 
 
+def _reap_tick(instance: dg.DagsterInstance, message: str, when: Callable[[], bool] = lambda: True) -> None:
+    """One pass of ``reap_dead_runs`` (if ``when()``); an error is logged and the next tick tries again.
+
+    A watcher thread that died on its first error (once a lazy-import race in SQLAlchemy) left
+    the run it watched waiting forever behind a dead run's queued step.
+    """
+    try:
+        if not when():
+            return
+        for reaped in reap_dead_runs(instance):
+            log.warning(message, reaped)
+    except Exception:  # noqa: BLE001 - whatever failed, the next tick runs again
+        log.warning("Could not check for runs left by dead processes; trying again in %d s",
+                    REAP_INTERVAL_SECONDS, exc_info=True)
+
+
 # --- SIGTERM / SIGINT ------------------------------------------------------------------------
 
 
@@ -317,10 +310,10 @@ def _stopped_by_signals(instance: dg.DagsterInstance, run_id: str) -> Iterator[l
     """Turn SIGTERM/SIGINT during the run into a cancellation; yields the signals received.
 
     Dagster turns either signal into an interrupt at the next step boundary, but records it as an
-    unexpected failure, and a run that is only waiting for a pool slot keeps waiting until it gets
-    one. A watcher thread, woken through ``signal.set_wakeup_fd`` (which works whatever handler
-    Dagster installs), marks the run CANCELING, so Dagster ends it CANCELED, and interrupts a
-    slot wait. Signal handling needs the main thread: elsewhere this does nothing.
+    unexpected failure. A watcher thread, woken through ``signal.set_wakeup_fd`` (which works
+    whatever handler Dagster installs), marks the run CANCELING, so Dagster ends it CANCELED; a
+    run waiting for a pool slot sees Dagster's interrupt while it waits (``install_claim_wait``).
+    Signal handling needs the main thread: elsewhere this does nothing.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -350,12 +343,13 @@ def _watch_signals(read_fd: int, instance: dg.DagsterInstance, run_id: str, rece
             if signum not in (signal.SIGTERM, signal.SIGINT) or received:
                 continue
             received.append(signum)
-            run = instance.get_run_by_id(run_id)
-            if run is None or run.is_finished:
-                continue
-            instance.report_run_canceling(run, message=f"Received {signal.Signals(signum).name}: stopping the run")
-            if _waiting_for_slot(instance, run_id):
-                _interrupt_main_thread()
+            try:
+                run = instance.get_run_by_id(run_id)
+                if run is not None and not run.is_finished:
+                    instance.report_run_canceling(run, message=f"Received {signal.Signals(signum).name}: "
+                                                  "stopping the run")
+            except Exception:  # noqa: BLE001 - the run still stops; _finish_stopped_run marks it canceled
+                log.warning("Could not mark run %s as canceling", run_id, exc_info=True)
 
 
 def _waiting_for_slot(instance: dg.DagsterInstance, run_id: str) -> bool:
@@ -364,18 +358,6 @@ def _waiting_for_slot(instance: dg.DagsterInstance, run_id: str) -> bool:
         return False
     return any(step.run_id == run_id for key in storage.get_concurrency_keys()
                for step in storage.get_concurrency_info(key).pending_steps)
-
-
-def _interrupt_main_thread() -> None:
-    """Raise Dagster's interrupt in the main thread, which sleeps between slot claims.
-
-    The in-process executor never looks at the interrupt flag while it waits for a slot (only at
-    step boundaries), so the exception is set on the main thread and a signal wakes its sleep;
-    Dagster then ends the run as it ends any interrupted run, and frees its place in the queue.
-    """
-    main = threading.main_thread().ident
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(dg.DagsterExecutionInterruptedError))
-    signal.pthread_kill(main, signal.SIGINT)
 
 
 def _finish_stopped_run(instance: dg.DagsterInstance, run_id: str, signum: int) -> None:

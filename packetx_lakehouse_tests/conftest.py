@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.settings import Settings
 
 HEADER = "User,Time Stamp,Source IP,Destination IP,KB Bandwidth,Total KB Bandwidth\n"
@@ -32,7 +32,7 @@ class Lakehouse:
         return self.settings.traffic_log_dir
 
     def catalog(self):
-        return build_resources(self.settings)["iceberg"].load()
+        return open_catalog(self.settings)
 
     def table(self, name: str, namespace: str = "packetx_raw"):
         """Every row of ``<namespace>.<name>`` as Arrow."""

@@ -9,7 +9,7 @@ import pytest
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.devices.samples import sample_captures
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
@@ -96,17 +96,20 @@ print("loaded", len(list(graph.get_all_asset_keys())))
     assert int(done.stdout.split()[1]) >= 16, done.stdout  # aws + warehouse: every asset any deployment has
 
 
-def test_the_project_instance_shows_automation_as_running(tmp_path, monkeypatch):
-    from dagster._daemon.asset_daemon import get_auto_materialize_paused
-
+def test_the_project_instance_evaluates_automation_in_a_sensor_that_runs_by_default(tmp_path, monkeypatch):
+    """Automation conditions run in ``automation_condition_sensor``, running without a click; the job
+    page's "Auto-materialize" tag is Dagster's pre-sensor switch, left to the user (docs/operations.md)."""
     from packetx_lakehouse.runner import project_instance
 
     (tmp_path / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.chdir(tmp_path)  # the instance's storage paths are relative to the working directory
     with project_instance(tmp_path) as instance:
-        assert instance.auto_materialize_use_sensors and not get_auto_materialize_paused(instance)
+        assert instance.auto_materialize_use_sensors
         assert instance.get_settings("nux") == {"enabled": False}
+        assert Path(instance.root_directory).resolve() == (tmp_path / "data" / "dagster").resolve()
+    sensor = build_definitions(Settings()).resolve_sensor_def("automation_condition_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twice(tmp_path):
@@ -168,5 +171,5 @@ def test_the_default_runs_in_process_on_the_local_sqlite_catalog():
 
 def test_the_catalog_resource_opens_the_url_from_the_environment_outside_a_run_too(monkeypatch, tmp_path):
     monkeypatch.setenv("PACKETX_CATALOG_URL", f"sqlite:///{tmp_path / 'shared.db'}")
-    catalog = build_resources(Settings.from_env())["iceberg"].load()  # as the demo does
+    catalog = open_catalog(Settings.from_env())  # as the demo does
     assert catalog.properties["uri"] == f"sqlite:///{tmp_path / 'shared.db'}"

@@ -7,7 +7,10 @@ at the exact point under test (``support/pipeline_process.py``); nothing waits o
 
 from __future__ import annotations
 
+import os
 import signal
+import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -96,18 +99,46 @@ def _hold_slot(instance: dg.DagsterInstance) -> str:
     return run.run_id
 
 
-def test_sigterm_stops_a_run_that_waits_for_a_pool_slot(site):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_a_run_that_waits_for_a_pool_slot(site, signum):
     with site.instance() as instance:
         holder = _hold_slot(instance)
         waiting = site.run()
         run_id = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
-        waiting.signal(signal.SIGTERM)
+        waiting.signal(signum)
         # Before: the signal was only noted, and the run kept waiting for as long as the slot was held.
         waiting.process.wait(timeout=60)
-        assert waiting.process.returncode == 128 + signal.SIGTERM
+        assert waiting.process.returncode == 128 + signum
         assert status(instance, run_id) == dg.DagsterRunStatus.CANCELED
+        assert logged(instance, run_id, f"Received {signal.Signals(signum).name}")
         info = instance.event_log_storage.get_concurrency_info(ICEBERG_POOL)
         assert [(s.run_id, s.step_key) for s in info.pending_steps] == [(holder, "step")]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of ``pid`` so far (``/proc/<pid>/stat`` fields 14-15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: How long the CPU a waiting run uses is measured: a measurement window, not a synchronisation.
+WAIT_MEASURED_SECONDS = 8
+
+
+def test_a_run_waiting_for_a_pool_slot_uses_almost_no_cpu(site):
+    with site.instance() as instance:
+        _hold_slot(instance)
+        waiting = site.run()
+        run_id = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
+        cpu, wall = _cpu_seconds(waiting.pid), time.monotonic()
+        time.sleep(WAIT_MEASURED_SECONDS)
+        share = (_cpu_seconds(waiting.pid) - cpu) / (time.monotonic() - wall)
+        still_waiting = waiting.process.poll() is None and blocked_on_slot(instance) == run_id
+        waiting.kill()
+    print(f"a run waiting for a pool slot used {share:.1%} of a core over {WAIT_MEASURED_SECONDS} s")
+    assert still_waiting, waiting.output()
+    # Before: the main thread spun in Dagster's claim loop (a 0 s sleep between claims): 43-76 % of a core.
+    assert share < 0.2, f"a run waiting for a pool slot used {share:.0%} of a core"
 
 
 def test_a_run_killed_while_waiting_for_a_slot_does_not_block_the_next_run(site):
@@ -127,10 +158,14 @@ def test_a_run_killed_while_waiting_for_a_slot_does_not_block_the_next_run(site)
     assert_tables_match_files(site.settings)
 
 
-def test_a_running_run_heals_a_dead_runs_step_queued_ahead_of_it(site):
+@pytest.mark.parametrize("fault", ["", "reap-fails-once"], ids=["as-is", "first-reap-fails"])
+def test_a_running_run_heals_a_dead_runs_step_queued_ahead_of_it(site, fault):
     """The issue's variant: A holds the slot; C waits for it and is killed; when A's step ends the
-    slot goes to C's dead step, and A, waiting for it for its next step, would hang forever."""
-    holder = site.run("archived")
+    slot goes to C's dead step, and A, waiting for it for its next step, would hang forever.
+
+    ``first-reap-fails`` is finding 9b: the watcher that heals this once failed at its first reap
+    (a lazy-import race in SQLAlchemy) and died, and A then waited forever (> 8 min)."""
+    holder = site.run("archived", fault=fault)
     holder.wait_until_paused()  # in bronze, holding the only iceberg_writes slot
     with site.instance() as instance:
         waiting = site.run()
@@ -140,6 +175,9 @@ def test_a_running_run_heals_a_dead_runs_step_queued_ahead_of_it(site):
         holder.signal(signal.SIGCONT)
         assert holder.finish()["success"]
         assert status(instance, dead) == dg.DagsterRunStatus.FAILURE
+        assert logged(instance, dead, "is gone")
+    if fault:
+        assert "partially initialized module" in holder.output()  # the injected failure happened, and was logged
     assert_tables_match_files(site.settings)
 
 

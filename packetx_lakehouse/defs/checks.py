@@ -18,6 +18,9 @@ from packetx_lakehouse.defs.metadata import shorten
 
 #: Problems listed in a check's metadata, each cut to a few hundred characters.
 MAX_PROBLEMS, MAX_PROBLEM_CHARS = 20, 300
+#: Names of the checks that several layers run on their own tables (a check only one asset has
+#: is named beside its spec).
+KB_VALID, UNIQUE_KEY, ROWS_CONSERVED = "kb_valid", "unique_key", "rows_conserved"
 
 
 def problems_check(
@@ -49,9 +52,9 @@ def check_spec(asset: dg.AssetKey, name: str, description: str, *, blocking: boo
     return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
 
 
-def is_selected(context: dg.AssetExecutionContext, asset: dg.AssetKey, name: str) -> bool:
-    """Whether this (subset) run asked for the check ``name`` of ``asset``."""
-    return dg.AssetCheckKey(asset, name) in context.selected_asset_check_keys
+def selected_checks(context: dg.AssetExecutionContext, asset: dg.AssetKey) -> set[str]:
+    """The names of ``asset``'s checks this (subset) run asked for."""
+    return {check.name for check in context.selected_asset_check_keys if check.asset_key == asset}
 
 
 class DayChecks:

@@ -1,7 +1,10 @@
 """Resources that hide where the lakehouse lives: local files or AWS, chosen by environment.
 
-``build_resources`` is the one place that reads the deployment settings; assets only ever see
-these resources, so the same asset code runs against SQLite + files and against Glue + S3.
+The ``*_resource(settings)`` functions are the one place that maps the deployment settings to
+resources (so no default is restated here: every one lives on :class:`Settings`); assets only
+ever see these resources, so the same asset code runs against SQLite + files and against Glue +
+S3. Code outside a run (the CLI, the demo, tests, benchmarks) asks for what it needs by type,
+through the same functions: :func:`open_catalog`, :func:`landing_store`, :func:`archive_store`.
 """
 
 from __future__ import annotations
@@ -53,10 +56,11 @@ class IcebergCatalogResource(dg.ConfigurableResource):
     catalog_name: str = CATALOG_NAME
     #: SQL catalog database URL (e.g. PostgreSQL shared by several hosts); empty: ``sqlite_path``.
     url: str = ""
-    sqlite_path: str = "data/lakehouse/catalog.db"
+    sqlite_path: str = ""
     #: A path, or a ``file://`` / ``s3://`` URI.
-    warehouse: str = "data/lakehouse/warehouse"
-    region: str = "us-east-1"
+    warehouse: str
+    #: AWS region and endpoint (Glue, or S3 under a SQL catalog); empty on a laptop.
+    region: str = ""
     endpoint_url: str = ""
 
     _catalog: Catalog | None = PrivateAttr(default=None)
@@ -87,7 +91,7 @@ class ObjectStoreResource(dg.ConfigurableResource):
     root: str = ""
     s3_bucket: str = ""
     s3_prefix: str = ""
-    region: str = "us-east-1"
+    region: str = ""
     endpoint_url: str = ""
 
     def store(self) -> ObjectStore:
@@ -101,13 +105,11 @@ class MaintenanceResource(dg.ConfigurableResource):
     """Retention of snapshots, unreferenced files and raw-archive versions (docs/operations.md)."""
 
     snapshot_retention_hours: float
-    snapshots_min_kept: int
     orphan_grace_hours: float
     archive_retention_days: float
 
     def policy(self) -> MaintenancePolicy:
         return MaintenancePolicy(snapshot_max_age=dt.timedelta(hours=self.snapshot_retention_hours),
-                                 min_snapshots=self.snapshots_min_kept,
                                  orphan_grace=dt.timedelta(hours=self.orphan_grace_hours))
 
     def archive_retention(self) -> ArchiveRetention:
@@ -117,15 +119,15 @@ class MaintenanceResource(dg.ConfigurableResource):
 class DeviceTimezonesResource(dg.ConfigurableResource):
     """Time zone of each capturing device; PacketX writes local minutes without a zone."""
 
-    zones: dict[str, str] = {}
-    default: str = "UTC"
+    zones: dict[str, str]
+    default: str
 
 
 class DynamoDBResource(dg.ConfigurableResource):
     """The DynamoDB serving table (AWS only); credentials from the AWS chain."""
 
-    table: str = "daily_aggregate"
-    region: str = "us-east-1"
+    table: str
+    region: str
     endpoint_url: str = ""
 
     def client(self) -> Any:
@@ -138,7 +140,7 @@ class WarehouseResource(dg.ConfigurableResource):
     """PostgreSQL or Redshift warehouse the star schema is exported to."""
 
     url: str
-    schema_name: str = "packetx"
+    schema_name: str
 
     def warehouse(self) -> Warehouse:
         return Warehouse(self.url, self.schema_name)
@@ -149,40 +151,73 @@ def _secret(variable: str, value: str) -> str | dg.EnvVar:
     return dg.EnvVar(variable) if os.environ.get(variable, "").strip() == value else value
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """All resources for one deployment; the only branch between local and AWS."""
-    aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
+def catalog_resource(settings: Settings) -> IcebergCatalogResource:
+    """The catalog the settings name: a SQL catalog at a URL, Glue on AWS, else the local SQLite file."""
     if settings.catalog_url:
-        catalog = IcebergCatalogResource(url=_secret(CATALOG_URL_VAR, settings.catalog_url),
-                                         warehouse=settings.iceberg_warehouse_location, **aws)
-    elif settings.is_aws:
-        catalog = IcebergCatalogResource(kind="glue", warehouse=settings.iceberg_warehouse_location, **aws)
-    else:
-        catalog = IcebergCatalogResource(sqlite_path=str(settings.catalog_path),
-                                         warehouse=settings.iceberg_warehouse_location)
+        return IcebergCatalogResource(url=_secret(CATALOG_URL_VAR, settings.catalog_url),
+                                      warehouse=settings.iceberg_warehouse_location, **_aws(settings))
     if settings.is_aws:
-        landing = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix, **aws)
-        archive = ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix, **aws)
-    else:
-        landing = ObjectStoreResource(root=str(settings.traffic_log_dir))
-        archive = ObjectStoreResource(root=str(settings.archive_dir))
+        return IcebergCatalogResource(kind="glue", warehouse=settings.iceberg_warehouse_location, **_aws(settings))
+    return IcebergCatalogResource(sqlite_path=str(settings.catalog_path), warehouse=settings.iceberg_warehouse_location)
+
+
+def landing_resource(settings: Settings) -> ObjectStoreResource:
+    """Where devices put their traffic logs: the landing directory, or the S3 landing prefix."""
+    if settings.is_aws:
+        return ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_landing_prefix,
+                                   **_aws(settings))
+    return ObjectStoreResource(root=str(settings.traffic_log_dir))
+
+
+def archive_resource(settings: Settings) -> ObjectStoreResource:
+    """The raw archive: a local directory, or an S3 prefix."""
+    if settings.is_aws:
+        return ObjectStoreResource(s3_bucket=settings.s3_bucket, s3_prefix=settings.s3_archive_prefix,
+                                   **_aws(settings))
+    return ObjectStoreResource(root=str(settings.archive_dir))
+
+
+def maintenance_resource(settings: Settings) -> MaintenanceResource:
+    return MaintenanceResource(
+        snapshot_retention_hours=settings.snapshot_retention_hours,
+        orphan_grace_hours=settings.orphan_grace_hours,
+        archive_retention_days=settings.archive_retention_days,
+    )
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The Iceberg catalog, outside a run (CLI, demo, tests, benchmarks)."""
+    return catalog_resource(settings).load()
+
+
+def landing_store(settings: Settings) -> ObjectStore:
+    """The landing area, outside a run."""
+    return landing_resource(settings).store()
+
+
+def archive_store(settings: Settings) -> ObjectStore:
+    """The raw archive, outside a run."""
+    return archive_resource(settings).store()
+
+
+def _aws(settings: Settings) -> dict[str, str]:
+    return {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """All resources for one deployment, under the keys the assets ask for."""
     resources: dict[str, dg.ConfigurableResource] = {
-        "iceberg": catalog,
-        "landing": landing,
-        "raw_archive": archive,
+        "iceberg": catalog_resource(settings),
+        "landing": landing_resource(settings),
+        "raw_archive": archive_resource(settings),
         "device_timezones": DeviceTimezonesResource(
             zones=settings.device_timezones, default=settings.default_device_timezone
         ),
         "duckdb": DuckDBResource(database=str(settings.serving_path)),
-        "maintenance": MaintenanceResource(
-            snapshot_retention_hours=settings.snapshot_retention_hours,
-            snapshots_min_kept=settings.snapshots_min_kept,
-            orphan_grace_hours=settings.orphan_grace_hours,
-            archive_retention_days=settings.archive_retention_days,
-        ),
+        "maintenance": maintenance_resource(settings),
     }
     if settings.is_aws:
-        resources["dynamodb"] = DynamoDBResource(table=settings.dynamodb_table, **aws)
+        resources["dynamodb"] = DynamoDBResource(table=settings.dynamodb_table, **_aws(settings))
     if settings.warehouse_url:
         resources["warehouse"] = WarehouseResource(
             url=_secret(WAREHOUSE_URL_VAR, settings.warehouse_url),

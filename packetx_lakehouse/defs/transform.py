@@ -30,7 +30,7 @@ import polars as pl
 import pyarrow as pa
 from pyiceberg.expressions import And, EqualTo, In
 
-from packetx_lakehouse.defs.checks import DayChecks
+from packetx_lakehouse.defs.checks import KB_VALID, ROWS_CONSERVED, UNIQUE_KEY, DayChecks, selected_checks
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, refreshes_new_lines
 from packetx_lakehouse.defs.gold import daily
 from packetx_lakehouse.defs.partitions import partition_dates
@@ -93,22 +93,18 @@ def transform_assets(
     return silver_and_gold
 
 
-def _checks_of(context: dg.AssetExecutionContext, key: dg.AssetKey) -> set[str]:
-    return {check.name for check in context.selected_asset_check_keys if check.asset_key == key}
-
-
 # --- rebuilding whole days ---------------------------------------------------------------------
 
 
 def _silver(
     context: dg.AssetExecutionContext, tables: RunTables, zones: DeviceTimezonesResource, checks: DayChecks
 ) -> Iterator[Event]:
-    selected = _checks_of(context, silver.SILVER_PACKETS_KEY)
+    selected = selected_checks(context, silver.SILVER_PACKETS_KEY)
     build = silver.SILVER_PACKETS_KEY in context.selected_asset_keys
     if not build and not selected:
         return
     accounting = None
-    if build or silver.ROWS_CONSERVED in selected:
+    if build or ROWS_CONSERVED in selected:
         # Without a build, the same transform of the stored bronze gives the stored silver's accounting.
         accounting = to_silver(tables.get(BRONZE_PACKETS), zones.zones, zones.default)
         tables.forget(BRONZE_PACKETS)
@@ -126,13 +122,13 @@ def _silver(
         if conversations is not None:
             yield conversations
     for day, stored in tables.by_day(SILVER_PACKETS).items():
-        if silver.ROWS_CONSERVED in selected:
+        if ROWS_CONSERVED in selected:
             yield from checks.evaluate(day, silver.rows_conserved(accounting.input_rows_by_day.get(day, 0),
                                                                   stored.num_rows,
                                                                   accounting.exact_duplicates_by_day.get(day, 0)))
-        if "kb_valid" in selected:
+        if KB_VALID in selected:
             yield from checks.evaluate(day, silver.kb_valid(stored))
-        if "unique_key" in selected:
+        if UNIQUE_KEY in selected:
             yield from checks.evaluate(day, silver.unique_key(stored))
 
 
@@ -140,7 +136,7 @@ def _gold(
     context: dg.AssetExecutionContext, tables: RunTables, zones: DeviceTimezonesResource, checks: DayChecks
 ) -> Iterator[Event]:
     build = [t for t in GOLD_DAILY_TABLES if asset_key(t) in context.selected_asset_keys]
-    selected = {t: _checks_of(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
+    selected = {t: selected_checks(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
     if not build and not any(selected.values()):
         return
     upgraded = daily.upgrade_row_grain_fact(tables.catalog)
@@ -162,7 +158,7 @@ def _gold(
         of_day = {t: rows[day] for t, rows in written.items()}
         yield from _gold_checks(tables, zones, checks, selected, day, of_day, silver_kb[day], silver_live_rows[day],
                                 kb_totals(of_day) if daily.KB_CONSERVED in selected[GOLD_DAILY_USER_BANDWIDTH] else {},
-                                row_totals(of_day) if daily.ROWS_CONSERVED in selected[GOLD_PACKETS_FACT] else {})
+                                row_totals(of_day) if ROWS_CONSERVED in selected[GOLD_PACKETS_FACT] else {})
 
 
 def _gold_checks(
@@ -173,13 +169,13 @@ def _gold_checks(
 ) -> Iterator[Event]:
     """Gold's checks of one day: keys and KB on the rows written, conservation on the day's totals."""
     for table_def in GOLD_DAILY_TABLES:
-        if "unique_key" in selected[table_def]:
+        if UNIQUE_KEY in selected[table_def]:
             yield from checks.evaluate(day, daily.unique_key(table_def, written[table_def]))
-    if "kb_valid" in selected[GOLD_DAILY_USER_BANDWIDTH]:
+    if KB_VALID in selected[GOLD_DAILY_USER_BANDWIDTH]:
         yield from checks.evaluate(day, daily.kb_valid(written[GOLD_DAILY_USER_BANDWIDTH]))
     if daily.KB_CONSERVED in selected[GOLD_DAILY_USER_BANDWIDTH]:
         yield from checks.evaluate(day, daily.kb_conserved(silver_kb, gold_kb))
-    if daily.ROWS_CONSERVED in selected[GOLD_PACKETS_FACT]:
+    if ROWS_CONSERVED in selected[GOLD_PACKETS_FACT]:
         yield from checks.evaluate(day, daily.rows_conserved(silver_rows, gold_rows))
     if daily.HOURS_ON_ONE_DAY in selected[GOLD_HOURLY_BANDWIDTH]:
         result = daily.hours_on_one_day(tables.table(GOLD_HOURLY_BANDWIDTH), {day: written[GOLD_HOURLY_BANDWIDTH]},
@@ -316,12 +312,12 @@ def _refresh_silver(
             yield tables.append(context, SILVER_PACKETS, added, continues=moves[0], generations=moves[1],
                                 per_day=metadata)
         yield tables.commit(context, SILVER_CONVERSATIONS, conversations, generations=moves[1])
-    selected = _checks_of(context, silver.SILVER_PACKETS_KEY)
-    if silver.ROWS_CONSERVED in selected:
+    selected = selected_checks(context, silver.SILVER_PACKETS_KEY)
+    if ROWS_CONSERVED in selected:
         yield from checks.evaluate(day, silver.rows_conserved(bronze_rows, stored_rows, duplicates))
-    if "kb_valid" in selected:
+    if KB_VALID in selected:
         yield from checks.evaluate(day, silver.kb_valid(added))
-    if "unique_key" in selected:
+    if UNIQUE_KEY in selected:
         yield from checks.evaluate(day, silver.unique_key(added))
 
 
@@ -331,7 +327,7 @@ def _refresh_gold(
 ) -> Iterator[Event]:
     day = plan.day
     stored_daily = tables.read(GOLD_DAILY_USER_BANDWIDTH, EqualTo("log_date", day.isoformat()))
-    selected = {t: _checks_of(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
+    selected = {t: selected_checks(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
     if not removed.num_rows and not added.num_rows and plan.gold == plan.bronze:
         # Nothing new: no commit, and the checks judge the day as stored.
         for table_def in GOLD_DAILY_TABLES:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.devices.upload import upload_files
 from packetx_lakehouse.lib.storage.iceberg import glue_catalog
@@ -44,7 +44,7 @@ def test_bronze_on_s3_and_glue_matches_the_local_path_and_reruns_change_nothing(
 
     local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device", start_date=TEST_START_DATE)
     assert materialize_range(build_definitions(local), FIRST, LAST, selection="group:bronze").success
-    local_catalog = build_resources(local)["iceberg"].load()
+    local_catalog = open_catalog(local)
     local_packets = local_catalog.load_table("packetx_raw.packets").scan().to_arrow().drop_columns(["ingested_at"])
     assert packets == sorted(local_packets.to_pylist(), key=lambda r: (r["source_file"], r["line_number"]))
 

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH
 from packetx_lakehouse.lib.serving import dynamodb_table
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, replace_partitions
@@ -63,7 +63,7 @@ SERVED = "key:serving/dynamodb_daily_aggregate"
 
 
 def test_the_asset_serves_the_gold_partition(aws, aws_settings):
-    catalog = build_resources(aws_settings)["iceberg"].load()
+    catalog = open_catalog(aws_settings)
     replace_partitions(ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH), _daily({"alice": 3.25, "bob-smith": 1e6}),
                        values=[DAY])
     result = materialize_range(build_definitions(aws_settings), DAY, DAY, selection=SERVED)
@@ -80,7 +80,7 @@ def test_a_table_with_the_wrong_keys_fails_the_run_without_leaking_credentials(a
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
-    catalog = build_resources(aws_settings)["iceberg"].load()
+    catalog = open_catalog(aws_settings)
     replace_partitions(ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH), _daily({"alice": 3.25}), values=[DAY])
     instance = dg.DagsterInstance.ephemeral()
     result = materialize_range(build_definitions(aws_settings), DAY, DAY, selection=SERVED, instance=instance,
@@ -140,7 +140,7 @@ def test_other_errors_are_raised_not_swallowed(aws):
 def test_a_dropped_connection_is_retried_with_backoff(aws, aws_settings, monkeypatch):
     from botocore.exceptions import EndpointConnectionError
 
-    catalog = build_resources(aws_settings)["iceberg"].load()
+    catalog = open_catalog(aws_settings)
     replace_partitions(ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH), _daily({"alice": 3.25}), values=[DAY])
     write_day, attempts = dynamodb_table.write_day, []
 

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from packetx_lakehouse.definitions import build_definitions
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.devices.upload import upload_files
 from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS as DIMENSIONS
@@ -76,7 +76,7 @@ def test_pipeline_on_aws_equals_local_is_idempotent_and_never_logs_the_secret(
 
     local = Settings(data_dir=tmp_path / "local", traffic_log_dir=tmp_path / "device", start_date=TEST_START_DATE)
     assert materialize_range(build_definitions(local), FIRST, LAST).success
-    local_daily = _gold_daily(build_resources(local)["iceberg"].load())
+    local_daily = _gold_daily(open_catalog(local))
     assert state["gold"] == local_daily and len(local_daily) == 4
 
     totals = {(r["user"], r["log_date"].isoformat()): r["total_kb"] for r in local_daily}

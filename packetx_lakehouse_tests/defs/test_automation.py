@@ -1,7 +1,6 @@
 """Automation conditions: a day re-materialised from the UI flows to anomalies and serving by itself
 (issue 11.7), through Dagster's own in-process evaluation of the conditions."""
 
-import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -37,7 +36,7 @@ def _tick(defs, instance, cursor):
 
 
 def test_a_day_materialised_from_the_ui_flows_to_anomalies_and_serving(lakehouse):
-    defs = build_definitions(dataclasses.replace(lakehouse.settings, start_date=str(TODAY - dt.timedelta(days=20))))
+    defs = build_definitions(lakehouse.settings.model_copy(update={"start_date": str(TODAY - dt.timedelta(days=20))}))
     generate(lakehouse.landing, users=2, days=len(DAYS), start=DAYS[0], seed=9,
              options=GeneratorOptions(minutes_per_day=30, pairs_per_minute=6))
     instance = dg.DagsterInstance.ephemeral()

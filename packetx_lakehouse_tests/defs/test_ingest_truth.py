@@ -2,7 +2,6 @@
 files whose rows are off their date, files that shrink or vanish, retraction, values that broke
 silver or gold, and storage failures that must say what failed."""
 
-import dataclasses
 import datetime as dt
 import shutil
 
@@ -162,7 +161,7 @@ def test_retract_takes_a_file_out_of_every_layer_and_the_archive_keeps_the_recor
 def test_values_that_crashed_silver_or_corrupted_gold_are_quarantined_and_the_day_flows(tmp_path):
     """Issue 17: 9999-12-31 with a configured zone crashed silver; 1e+308 made gold infinite; a NUL
     byte or a leading space made separate users."""
-    settings = dataclasses.replace(Lakehouse.default_settings(tmp_path), device_timezones={"alice": "America/New_York"})
+    settings = Lakehouse.default_settings(tmp_path).model_copy(update={"device_timezones": {"alice": "America/New_York"}})
     lakehouse = Lakehouse(settings, build_definitions(settings))
     day = dt.date(2026, 11, 20)
     good = "alice,2026-11-20 10:00,8.8.8.8,192.168.1.20,210,948.173\n"

@@ -166,7 +166,7 @@ CASES: dict[str, Case] = {
 
 
 def _lakehouse(tmp_path: Path, limits: IngestLimits) -> Lakehouse:
-    settings = dataclasses.replace(Lakehouse.default_settings(tmp_path), ingest_limits=limits)
+    settings = Lakehouse.default_settings(tmp_path).model_copy(update=dataclasses.asdict(limits))
     return Lakehouse(settings, build_definitions(settings))
 
 

@@ -1,7 +1,6 @@
 """The landing sensor's refreshes take in only what files gained, and leave every table exactly as a
 rebuild of the same files would (``docs/live-refresh.md``)."""
 
-import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -183,7 +182,7 @@ def _grow_site(site, files: dict[str, bytes], fraction: float) -> None:
 def _rebuilt_digests(site, tmp_path) -> dict:
     settings = Lakehouse.default_settings(tmp_path / "rebuilt")
     shutil.copytree(site.settings.traffic_log_dir, settings.traffic_log_dir)
-    settings = dataclasses.replace(settings, start_date=site.settings.start_date)
+    settings = settings.model_copy(update={"start_date": site.settings.start_date})
     assert materialize_range(build_definitions(settings), START, START, log_level="WARNING").success
     return table_digests(settings)
 

@@ -1,6 +1,5 @@
 """The ``lakehouse_maintenance`` job: what it removes, what it reports, and that it is safe next to runs."""
 
-import dataclasses
 import datetime as dt
 import multiprocessing
 import os
@@ -14,7 +13,7 @@ from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.bronze.assets import RAW_ARCHIVE_KEY
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key
 from packetx_lakehouse.defs.maintenance.job import MAINTENANCE_JOB
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.lib.ingest.archive import collect_day, load_manifest
 from packetx_lakehouse.lib.schemas import (
@@ -49,7 +48,7 @@ def write_round(settings: Settings, part: int, parts: int) -> None:
 
 
 def bronze_rows(settings: Settings) -> int:
-    return ensure_table(build_resources(settings)["iceberg"].load(), BRONZE_PACKETS).scan().to_arrow().num_rows
+    return ensure_table(open_catalog(settings), BRONZE_PACKETS).scan().to_arrow().num_rows
 
 
 def observations(result: dg.ExecuteInProcessResult) -> dict[dg.AssetKey, dict]:
@@ -59,7 +58,7 @@ def observations(result: dg.ExecuteInProcessResult) -> dict[dg.AssetKey, dict]:
 
 
 def test_the_job_records_per_table_and_for_the_archive_what_it_removed(lakehouse):
-    settings = dataclasses.replace(lakehouse.settings, **EAGER)
+    settings = lakehouse.settings.model_copy(update=EAGER)
     defs = build_definitions(settings)
     for part in (1, 2, 3):
         write_round(settings, part, 3)
@@ -99,7 +98,7 @@ def test_the_job_records_per_table_and_for_the_archive_what_it_removed(lakehouse
 
 
 def test_the_version_bronze_was_built_from_survives_a_failed_run(lakehouse):
-    settings = dataclasses.replace(lakehouse.settings, **EAGER)
+    settings = lakehouse.settings.model_copy(update=EAGER)
     defs = build_definitions(settings)
     write_round(settings, 1, 2)
     materialize_range(defs, DAYS[0], DAYS[0], log_level="WARNING")
@@ -124,7 +123,7 @@ def test_the_version_bronze_was_built_from_survives_a_failed_run(lakehouse):
 
 def test_the_job_is_hourly_in_the_writers_pool_and_takes_its_knobs_from_the_environment(monkeypatch, tmp_path):
     for name, value in {"PACKETX_DATA_DIR": str(tmp_path), "PACKETX_SNAPSHOT_RETENTION_HOURS": "48",
-                        "PACKETX_SNAPSHOTS_MIN_KEPT": "3", "PACKETX_ORPHAN_GRACE_HOURS": "6",
+                        "PACKETX_ORPHAN_GRACE_HOURS": "6",
                         "PACKETX_ARCHIVE_RETENTION_DAYS": "30"}.items():
         monkeypatch.setenv(name, value)
     defs = build_definitions(Settings.from_env())
@@ -136,13 +135,13 @@ def test_the_job_is_hourly_in_the_writers_pool_and_takes_its_knobs_from_the_envi
     maintenance = defs.resources["maintenance"]
     policy, retention = maintenance.policy(), maintenance.archive_retention()
     assert (policy.snapshot_max_age, policy.min_snapshots, policy.orphan_grace) == (
-        dt.timedelta(hours=48), 3, dt.timedelta(hours=6))
+        dt.timedelta(hours=48), 1, dt.timedelta(hours=6))
     assert retention.keep_all_for == dt.timedelta(days=30)
 
 
 @pytest.mark.parametrize(("name", "value"), [("PACKETX_ORPHAN_GRACE_HOURS", "-1"),
-                                             ("PACKETX_SNAPSHOTS_MIN_KEPT", "0"),
-                                             ("PACKETX_SNAPSHOTS_MIN_KEPT", "1.5"),
+                                             ("PACKETX_SNAPSHOT_RETENTION_HOURS", "1d"),
+                                             ("PACKETX_SNAPSHOTS_MIN_KEPT", "3"),  # retired: says what instead
                                              ("PACKETX_ARCHIVE_RETENTION_DAYS", "a week")])
 def test_a_bad_retention_setting_stops_start_up_naming_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
@@ -218,7 +217,7 @@ def test_maintenance_running_next_to_pipeline_runs_loses_nothing(lakehouse):
     # Bronze holds exactly the final files; gold has both days; every retained snapshot reads.
     lines = sum(grown("alice", day, parts, parts).count(b"\n") - 1 for day in DAYS)
     assert bronze_rows(settings) == lines
-    catalog = build_resources(settings)["iceberg"].load()
+    catalog = open_catalog(settings)
     gold = ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH).scan().to_arrow()
     assert sorted(set(gold.column("log_date").to_pylist())) == DAYS
     for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):

@@ -1,6 +1,5 @@
 """Bronze → silver → gold → serving on real local storage: accounting, idempotency, SCD2, checks."""
 
-import dataclasses
 import datetime as dt
 import random
 import shutil
@@ -111,8 +110,8 @@ def test_rerunning_days_in_any_order_leaves_every_table_identical(lakehouse, tmp
     assert materialize_range(lakehouse.defs, WEEK[0], WEEK[-1]).success
     reference = {t.identifier: _scan(lakehouse, t) for t in COMPARED}
 
-    other_settings = dataclasses.replace(lakehouse.settings, data_dir=tmp_path / "other",
-                                         traffic_log_dir=lakehouse.landing)
+    other_settings = lakehouse.settings.model_copy(update={"data_dir": tmp_path / "other",
+                                                                   "traffic_log_dir": lakehouse.landing})
     other = Lakehouse(other_settings, build_definitions(other_settings))
     order = WEEK[:]
     random.Random(3).shuffle(order)
@@ -271,7 +270,7 @@ def test_a_backfill_of_last_years_days_leaves_no_failed_freshness_check(lakehous
     days = [last_year + dt.timedelta(days=n) for n in range(2)]
     generate(lakehouse.landing, users=1, days=len(days), start=days[0], seed=2,
              options=GeneratorOptions(minutes_per_day=10, pairs_per_minute=4))
-    defs = build_definitions(dataclasses.replace(lakehouse.settings, start_date=str(days[0])))
+    defs = build_definitions(lakehouse.settings.model_copy(update={"start_date": str(days[0])}))
     instance = dg.DagsterInstance.ephemeral()
     result = materialize_range(defs, days[0], days[-1], instance=instance)
     assert result.success and result.get_asset_check_evaluations()

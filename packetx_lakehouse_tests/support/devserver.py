@@ -278,8 +278,8 @@ class DagsterDev:
         """Rows of ``day`` in the server's bronze table, read from its catalog directly (not over GraphQL)."""
         from pyiceberg.expressions import EqualTo
 
-        from packetx_lakehouse.defs.resources import build_resources
+        from packetx_lakehouse.defs.resources import open_catalog
         from packetx_lakehouse.settings import Settings
 
-        catalog = build_resources(Settings(data_dir=self.data_dir))["iceberg"].load()
+        catalog = open_catalog(Settings(data_dir=self.data_dir))
         return catalog.load_table("packetx_raw.packets").scan(row_filter=EqualTo("log_date", day)).count()

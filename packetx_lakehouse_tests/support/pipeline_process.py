@@ -10,6 +10,10 @@ Pause points: ``landing-read`` (bronze has read a landing file, before archiving
 ``archived`` (bronze has archived and read the day, before committing), ``tails`` (a refresh has
 archived and read the lines its day's files gained, before committing), ``commit:<table>``
 (about to commit to that Iceberg table), ``serving`` (about to replace days in DuckDB).
+
+Faults (``fault``): ``reap-fails-once`` makes the first reap of the watcher that runs beside a
+waiting run fail as it once did for real (a lazy-import race in SQLAlchemy), so a test can show
+that one failed tick does not leave the run waiting forever.
 """
 
 from __future__ import annotations
@@ -96,6 +100,26 @@ def _install_pause(pause_at: str, marker: Path) -> None:
         raise SystemExit(f"unknown pause point {pause_at!r}")
 
 
+def _install_fault(fault: str) -> None:
+    import threading
+
+    from packetx_lakehouse import runner
+
+    real_reap = runner.reap_dead_runs
+    failed: list[bool] = []
+
+    def reap_failing_once_in_a_watcher(*args: Any, **kwargs: Any) -> list[str]:
+        if not failed and threading.current_thread() is not threading.main_thread():
+            failed.append(True)
+            raise AttributeError("partially initialized module 'sqlalchemy.orm.exc' has no attribute "
+                                 "'StaleDataError' (most likely due to a circular import)")
+        return real_reap(*args, **kwargs)
+
+    if fault != "reap-fails-once":
+        raise SystemExit(f"unknown fault {fault!r}")
+    runner.reap_dead_runs = reap_failing_once_in_a_watcher
+
+
 def main(params: dict[str, Any]) -> None:
     import dagster as dg
 
@@ -106,6 +130,8 @@ def main(params: dict[str, Any]) -> None:
 
     if params.get("pause_at"):
         _install_pause(params["pause_at"], Path(params["marker"]))
+    if params.get("fault"):
+        _install_fault(params["fault"])
     data_dir = Path(params["data_dir"])
     settings = Settings(data_dir=data_dir, traffic_log_dir=data_dir / "traffic_log", start_date=params["start_date"])
     tags = {REFRESH_TAG: NEW_LINES} if params.get("refresh") else {}
@@ -123,7 +149,7 @@ class RunProcess:
     """A run process started by a test; its output goes to ``log`` (a pipe could fill up while it is stopped)."""
 
     def __init__(self, log: Path, **params: Any) -> None:
-        """``params``: data_dir, dagster_home, start_date, first, last[, pause_at, marker, refresh]."""
+        """``params``: data_dir, dagster_home, start_date, first, last[, pause_at, marker, fault, refresh]."""
         self.log = log
         self.marker = Path(params["marker"]) if params.get("marker") else None
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKETX_", "DAGSTER_"))}

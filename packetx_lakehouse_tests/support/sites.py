@@ -35,15 +35,16 @@ class Site:
                                  start_date=START.isoformat())
         self.processes: list[RunProcess] = []
 
-    def run(self, pause_at: str = "", home: Path | None = None, *, refresh: bool = False) -> RunProcess:
-        """Start a run of both days (``home``: another instance than the site's), or with ``refresh``
-        the landing sensor's kind of run: a refresh of the first day with its new lines."""
+    def run(self, pause_at: str = "", home: Path | None = None, fault: str = "", *, refresh: bool = False) -> RunProcess:
+        """Start a run of both days (``home``: another instance than the site's; ``fault``: see
+        ``pipeline_process``), or with ``refresh`` the landing sensor's kind of run: a refresh of the
+        first day with its new lines."""
         number = len(self.processes) + 1
         marker = self.root / f"paused-{number}"
         self.processes.append(RunProcess(
             self.root / f"run-{number}.log", data_dir=self.settings.data_dir, dagster_home=home or self.home,
             start_date=START.isoformat(), first=START, last=START if refresh else LAST, pause_at=pause_at,
-            marker=marker if pause_at else "", refresh="1" if refresh else ""))
+            marker=marker if pause_at else "", fault=fault, refresh="1" if refresh else ""))
         return self.processes[-1]
 
     def stop_all(self) -> None:

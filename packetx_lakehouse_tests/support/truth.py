@@ -8,7 +8,7 @@ import datetime as dt
 import duckdb
 import pyarrow as pa
 
-from packetx_lakehouse.defs.resources import build_resources
+from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
@@ -21,7 +21,7 @@ from packetx_lakehouse.settings import Settings
 
 
 def scan(settings: Settings, table_def) -> pa.Table:
-    return ensure_table(build_resources(settings)["iceberg"].load(), table_def).scan().to_arrow()
+    return ensure_table(open_catalog(settings), table_def).scan().to_arrow()
 
 
 def assert_tables_match_files(settings: Settings) -> None:
@@ -60,7 +60,7 @@ WHEN_COLUMNS = ("ingested_at", "first_seen", "last_seen")
 def table_digests(settings: Settings) -> dict[str, tuple[int, int]]:
     """Every table's row count and an order-independent digest of its rows (the sum of DuckDB's
     row hashes), without the WHEN_COLUMNS: equal for lakehouses with equal tables, cheap for big ones."""
-    catalog = build_resources(settings)["iceberg"].load()
+    catalog = open_catalog(settings)
     digests = {}
     for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):
         rows = ensure_table(catalog, table_def).scan().to_arrow()

@@ -15,9 +15,10 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 
-from packetx_lakehouse.defs.checks import check_spec, problems_check
+from packetx_lakehouse.defs.checks import KB_VALID, ROWS_CONSERVED, UNIQUE_KEY, check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, table_spec
 from packetx_lakehouse.defs.silver.assets import SILVER_PACKETS_KEY
+from packetx_lakehouse.lib.retry import retrying
 from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_TABLES,
     GOLD_DAILY_USER_BANDWIDTH,
@@ -46,7 +47,6 @@ KB_CONSERVED = "kb_conserved"
 HOURLY_KEY = asset_key(GOLD_HOURLY_BANDWIDTH)
 HOURS_ON_ONE_DAY = "hours_on_one_day"
 FACT_KEY = asset_key(GOLD_PACKETS_FACT)
-ROWS_CONSERVED = "rows_conserved"
 KB_COLUMNS = ["total_kb", "inbound_kb", "outbound_kb", "internal_kb", "unknown_kb"]
 
 
@@ -66,9 +66,9 @@ def gold_daily_check_specs() -> list[dg.AssetCheckSpec]:
                    blocking=True),
         check_spec(FACT_KEY, ROWS_CONSERVED, "fact and daily rows both add up to silver's rows excluding restart "
                    "replays: the hourly fact counts every row once", blocking=True),
-        *(check_spec(asset_key(t), "unique_key", f"one row per {', '.join(t.key)}", blocking=True)
+        *(check_spec(asset_key(t), UNIQUE_KEY, f"one row per {', '.join(t.key)}", blocking=True)
           for t in GOLD_DAILY_TABLES),
-        check_spec(DAILY_KEY, "kb_valid", "no negative, NaN or null KB", blocking=True),
+        check_spec(DAILY_KEY, KB_VALID, "no negative, NaN or null KB", blocking=True),
         check_spec(HOURLY_KEY, HOURS_ON_ONE_DAY, "no user-hour appears under two log_dates (it would be counted "
                    "twice); only an hour spanning local midnight in a zone with a half-hour offset may",
                    blocking=True),
@@ -76,11 +76,11 @@ def gold_daily_check_specs() -> list[dg.AssetCheckSpec]:
 
 
 def unique_key(table_def: TableDef, data: pa.Table) -> dg.AssetCheckResult:
-    return problems_check("unique_key", duplicate_keys(data, table_def.key), asset_key(table_def))
+    return problems_check(UNIQUE_KEY, duplicate_keys(data, table_def.key), asset_key(table_def))
 
 
 def kb_valid(daily: pa.Table) -> dg.AssetCheckResult:
-    return problems_check("kb_valid", negative_or_nan(daily, KB_COLUMNS), DAILY_KEY)
+    return problems_check(KB_VALID, negative_or_nan(daily, KB_COLUMNS), DAILY_KEY)
 
 
 def kb_conserved(silver_live_kb: float, gold_kb: Mapping[str, float]) -> dg.AssetCheckResult:
@@ -131,7 +131,7 @@ def upgrade_row_grain_fact(catalog: Catalog) -> int | None:
     Returns:
         The rows written at the hourly grain, or None when there was nothing to upgrade.
     """
-    for _ in range(COMMIT_ATTEMPTS):
+    def upgrade() -> int | None:
         try:
             table = catalog.load_table(GOLD_PACKETS_FACT.identifier)
         except NoSuchTableError:
@@ -139,10 +139,12 @@ def upgrade_row_grain_fact(catalog: Catalog) -> int | None:
         if "rows" in table.schema().column_names:
             return None
         hourly = hourly_fact_from_row_grain(table.scan().to_arrow())
-        try:
-            migrate_table(table, GOLD_PACKETS_FACT, hourly)
-        except CommitFailedException:
-            continue  # written or migrated meanwhile: look again
+        migrate_table(table, GOLD_PACKETS_FACT, hourly)
         return hourly.num_rows
-    raise CommitFailedException(f"{GOLD_PACKETS_FACT.identifier}: the upgrade to the hourly grain lost "
-                                f"{COMMIT_ATTEMPTS} commits in a row to concurrent writers")
+
+    try:
+        # A lost commit: the fact was written or migrated meanwhile, so look again.
+        return retrying(CommitFailedException, attempts=COMMIT_ATTEMPTS)(upgrade)
+    except CommitFailedException as error:
+        raise CommitFailedException(f"{GOLD_PACKETS_FACT.identifier}: the upgrade to the hourly grain lost "
+                                    f"{COMMIT_ATTEMPTS} commits in a row to concurrent writers") from error

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.table import Table
 
-from packetx_lakehouse.defs.checks import check_spec, problems_check
+from packetx_lakehouse.defs.checks import check_spec, problems_check, selected_checks
 from packetx_lakehouse.defs.conventions import (
     ICEBERG_POOL,
     NOT_WITH_PARENTS,
@@ -131,11 +131,10 @@ def dimension_assets(
             return held[table_def] if table_def in held else load(table_def).scan().to_arrow()
 
         # Checks validate what the table holds now, whether or not this step rebuilt it.
-        selected = {check.name for check in context.selected_asset_check_keys}
-        if SCD2_VALID in selected:
+        if SCD2_VALID in selected_checks(context, asset_key(GOLD_USERS_DIM)):
             dim = holds(GOLD_USERS_DIM)
             yield problems_check(SCD2_VALID, checks.scd2_problems(dim), asset_key(GOLD_USERS_DIM))
-        if IP_DIM_UNIQUE in selected:
+        if IP_DIM_UNIQUE in selected_checks(context, asset_key(GOLD_IP_DIM)):
             dim = holds(GOLD_IP_DIM)
             yield problems_check(IP_DIM_UNIQUE, checks.duplicate_keys(dim, ["ip_key"]) + checks.duplicate_keys(dim, ["ip"]),
                                  asset_key(GOLD_IP_DIM))

@@ -25,7 +25,9 @@ from packetx_lakehouse.defs.resources import (
     IcebergCatalogResource,
     MaintenanceResource,
     ObjectStoreResource,
-    build_resources,
+    archive_store,
+    maintenance_resource,
+    open_catalog,
 )
 from packetx_lakehouse.lib.ingest.retention import (
     ArchiveRetention,
@@ -115,9 +117,8 @@ def maintain(catalog: Catalog, archive: ObjectStore, *, now: dt.datetime, policy
 
 def run_maintenance(settings: Settings, *, now: dt.datetime | None = None) -> MaintenanceRun:
     """The job's work outside Dagster, on the resources ``settings`` describe (benchmarks, a shell)."""
-    resources = build_resources(settings)
-    maintenance: MaintenanceResource = resources["maintenance"]
-    return maintain(resources["iceberg"].load(), resources["raw_archive"].store(),
+    maintenance = maintenance_resource(settings)
+    return maintain(open_catalog(settings), archive_store(settings),
                     now=now or dt.datetime.now(dt.UTC), policy=maintenance.policy(),
                     retention=maintenance.archive_retention())
 

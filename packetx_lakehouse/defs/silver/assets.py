@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from packetx_lakehouse.defs.bronze.assets import BRONZE_PACKETS_KEY
-from packetx_lakehouse.defs.checks import check_spec, problems_check
+from packetx_lakehouse.defs.checks import KB_VALID, ROWS_CONSERVED, UNIQUE_KEY, check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, table_spec
 from packetx_lakehouse.lib.schemas import SILVER_CONVERSATIONS, SILVER_PACKETS
 from packetx_lakehouse.lib.transform.checks import (
@@ -21,7 +21,6 @@ from packetx_lakehouse.lib.transform.checks import (
 )
 
 SILVER_PACKETS_KEY = asset_key(SILVER_PACKETS)
-ROWS_CONSERVED = "rows_conserved"
 
 
 def silver_specs() -> list[dg.AssetSpec]:
@@ -35,8 +34,8 @@ def silver_check_specs() -> list[dg.AssetCheckSpec]:
     return [
         check_spec(SILVER_PACKETS_KEY, ROWS_CONSERVED, "bronze rows = silver rows + exact duplicates removed",
                    blocking=True),
-        check_spec(SILVER_PACKETS_KEY, "kb_valid", "no negative, NaN or null KB", blocking=True),
-        check_spec(SILVER_PACKETS_KEY, "unique_key", "one row per source file line", blocking=True),
+        check_spec(SILVER_PACKETS_KEY, KB_VALID, "no negative, NaN or null KB", blocking=True),
+        check_spec(SILVER_PACKETS_KEY, UNIQUE_KEY, "one row per source file line", blocking=True),
     ]
 
 
@@ -67,8 +66,8 @@ def rows_conserved(bronze_rows: int, silver_rows: int, duplicates: int) -> dg.As
 
 
 def kb_valid(silver: pa.Table) -> dg.AssetCheckResult:
-    return problems_check("kb_valid", negative_or_nan(silver, ["kb", "total_kb"]), SILVER_PACKETS_KEY)
+    return problems_check(KB_VALID, negative_or_nan(silver, ["kb", "total_kb"]), SILVER_PACKETS_KEY)
 
 
 def unique_key(silver: pa.Table) -> dg.AssetCheckResult:
-    return problems_check("unique_key", duplicate_keys(silver, SILVER_PACKETS.key), SILVER_PACKETS_KEY)
+    return problems_check(UNIQUE_KEY, duplicate_keys(silver, SILVER_PACKETS.key), SILVER_PACKETS_KEY)

@@ -10,7 +10,7 @@ its date).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -96,8 +96,3 @@ def first_sightings(previous: pa.Table) -> dict[tuple, dt.datetime]:
     columns = ("log_date", "object_key", "reason", "first_seen")
     return {(d, k, r): f for d, k, r, f in zip(*(previous.column(c).to_pylist() for c in columns))}
 
-
-def by_severity(problems: Iterable[LandingProblem]) -> tuple[list[LandingProblem], list[LandingProblem]]:
-    """The failing problems and the warnings."""
-    problems = list(problems)
-    return [p for p in problems if p.fails], [p for p in problems if not p.fails]

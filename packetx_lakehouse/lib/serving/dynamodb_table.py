@@ -9,7 +9,6 @@ bounded exponential backoff; anything else, or exhausting the retries, raises.
 from __future__ import annotations
 
 import datetime as dt
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from typing import Any
 import pyarrow as pa
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
+
+from packetx_lakehouse.lib.retry import retrying
 
 DATE_INDEX = "by_date"
 #: DynamoDB's limit for one BatchWriteItem call.
@@ -150,19 +151,26 @@ def batch_write(
     retries = 0
     for chunk in _chunks(requests):
         pending = chunk
-        for attempt in range(max_attempts):
-            response = client.batch_write_item(RequestItems={table: pending})
-            pending = response.get("UnprocessedItems", {}).get(table, [])
-            if not pending:
-                break
-            if attempt == max_attempts - 1:
-                raise RuntimeError(
-                    f"DynamoDB table {table}: {len(pending)} writes still unprocessed after {max_attempts} attempts"
-                )
-            retries += 1
-            # Full jitter keeps parallel writers from retrying in lockstep.
-            sleep(random.uniform(0, base_delay * 2**attempt))
+        # Full jitter (lib.retry) keeps parallel writers from retrying in lockstep.
+        attempts = retrying(_Unprocessed, attempts=max_attempts, base_delay=base_delay, max_delay=float("inf"),
+                            sleep=sleep)
+        try:
+            for attempt in attempts:
+                with attempt:
+                    response = client.batch_write_item(RequestItems={table: pending})
+                    pending = response.get("UnprocessedItems", {}).get(table, [])
+                    if pending:
+                        raise _Unprocessed()
+        except _Unprocessed:
+            raise RuntimeError(
+                f"DynamoDB table {table}: {len(pending)} writes still unprocessed after {max_attempts} attempts"
+            ) from None
+        retries += attempts.statistics["attempt_number"] - 1
     return retries
+
+
+class _Unprocessed(Exception):
+    """DynamoDB handed part of a batch back (throttling): send that part again."""
 
 
 def write_day(client: Any, table: str, day: dt.date, rows: pa.Table, **retry: Any) -> DayWrite:

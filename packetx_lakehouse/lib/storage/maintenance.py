@@ -31,11 +31,9 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 
+from packetx_lakehouse.lib.retry import retrying
 from packetx_lakehouse.lib.storage.iceberg import snapshots_oldest_first
 from packetx_lakehouse.lib.storage.pyiceberg_internals import list_location, read_metadata_file
-
-#: What a file under a table's location is, by PyIceberg's naming (used for reports only).
-FILE_KINDS = ("data", "manifest", "manifest_list", "metadata_json", "other")
 
 
 @dataclass(frozen=True)
@@ -166,19 +164,15 @@ def expire_snapshots(table: Table, now: dt.datetime, policy: MaintenancePolicy, 
     first (``ValueError``) or the catalog swap lost a race (``CommitFailedException``): both are
     recomputed from fresh metadata.
     """
-    attempt = 1
-    while True:
-        table = table.refresh()
-        expired = expirable_snapshots(table.metadata, now, policy)
+    def expire() -> tuple[Table, int]:
+        fresh = table.refresh()
+        expired = expirable_snapshots(fresh.metadata, now, policy)
         if not expired:
-            return table, 0
-        try:
-            table.maintenance.expire_snapshots().by_ids(expired).commit()
-            return table.refresh(), len(expired)
-        except (CommitFailedException, ValueError):
-            if attempt == retries:
-                raise
-            attempt += 1
+            return fresh, 0
+        fresh.maintenance.expire_snapshots().by_ids(expired).commit()
+        return fresh.refresh(), len(expired)
+
+    return retrying((CommitFailedException, ValueError), attempts=retries)(expire)
 
 
 # --- what the metadata reaches, what storage holds ------------------------------------------
