@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,7 @@ from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import IdentityTransform
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from packetx_lakehouse.lib.retry import retrying
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.pyiceberg_internals import (
     MergingOverwrite,
@@ -563,24 +562,20 @@ def _overwrite(
     target = table.schema().as_arrow()
     data = data if data.schema == target else data.cast(target)
     properties = {**(snapshot_properties or {}), **write.summary}
-    for attempt in range(retries):
-        try:
-            if attempt:
+    # Lost to a concurrent writer, a busy SQLite catalog, or maintenance's expiry of our starting
+    # snapshot: start again from fresh metadata (a refreshed table), after a jittered wait.
+    for attempt in retrying(_lost_a_race, attempts=retries, on_retry=on_retry):
+        with attempt:
+            if attempt.retry_state.attempt_number > 1:
                 table = table.refresh()
             _commit_overwrite(table, data, write, properties)
-            break
-        except (*RETRYABLE_COMMIT_ERRORS, ValueError) as error:
-            # Lost to a concurrent writer, a busy SQLite catalog, or maintenance's expiry of our
-            # starting snapshot: start again from fresh metadata (the loop refreshes the table).
-            unrelated = isinstance(error, ValueError) and not lost_to_concurrent_expiry(error)
-            if attempt == retries - 1 or unrelated:
-                raise
-            if on_retry is not None:
-                on_retry(attempt + 1, error)
-            # Jitter: writers that collided must not retry in lockstep.
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     snapshot = table.current_snapshot()
     return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
+
+
+def _lost_a_race(error: BaseException) -> bool:
+    return isinstance(error, RETRYABLE_COMMIT_ERRORS) or (
+        isinstance(error, ValueError) and lost_to_concurrent_expiry(error))
 
 
 def _commit_overwrite(table: Table, data: pa.Table, write: _Write, properties: dict[str, str]) -> None:

@@ -30,7 +30,8 @@ PACKAGE = Path(packetx_lakehouse.__file__).parent
 #: Modules and names of PyIceberg's documented API that any product module may import.
 PUBLIC_MODULES = {"pyiceberg.catalog", "pyiceberg.exceptions", "pyiceberg.expressions", "pyiceberg.manifest",
                   "pyiceberg.partitioning", "pyiceberg.schema", "pyiceberg.table.metadata", "pyiceberg.table.refs",
-                  "pyiceberg.table.snapshots", "pyiceberg.transforms", "pyiceberg.types", "pyiceberg.io"}
+                  "pyiceberg.table.snapshots", "pyiceberg.transforms", "pyiceberg.types", "pyiceberg.io",
+                  "pyiceberg.conversions"}
 PUBLIC_NAMES = {"pyiceberg.table": {"Table", "Transaction", "FileScanTask", "DataScan", "TableProperties"}}
 #: Names, attributes and keywords outside the public API: only the adapter may use them. (A
 #: transaction's ``_table`` is left out: our own classes have a ``_table`` too.)
