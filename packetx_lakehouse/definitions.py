@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from packetx_lakehouse.dagster_internals import install_claim_wait
 from packetx_lakehouse.defs.automation.freshness import freshness_defs
 from packetx_lakehouse.defs.automation.jobs import daily_pipeline_job
 from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
@@ -93,6 +94,12 @@ def scaffolded_definitions() -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """The code location ``dagster``/``dg`` load: the deployment the environment describes."""
+    """The code location ``dagster``/``dg`` load: the deployment the environment describes.
+
+    Every process that loads it (the code server, each run launched from it) gets the fix for a
+    run waiting for a pool slot, which otherwise busy-waits (``dagster_internals.install_claim_wait``):
+    a live fleet has a refresh waiting behind the running one most of the time.
+    """
     prepare_environment()
+    install_claim_wait()
     return dg.Definitions.merge(build_definitions(Settings.from_env()), scaffolded_definitions())

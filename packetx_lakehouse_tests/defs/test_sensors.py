@@ -11,6 +11,8 @@ from packetx_lakehouse.defs.automation.landing_sensor import (
     MAX_DAYS_PER_TICK,
     landing_sensor,
 )
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.conventions import NEW_LINES, REFRESH_TAG
 from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import ObjectStoreResource
 from packetx_lakehouse.runner import materialize_range
@@ -170,3 +172,24 @@ def test_definitions_run_automation_conditions_by_default_and_leave_the_landing_
     graph = lakehouse.defs.resolve_asset_graph()
     conditioned = {key for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
     assert conditioned and conditioned <= automation.asset_selection.resolve(graph)
+
+
+def test_a_day_is_refreshed_by_one_run_at_a_time_which_takes_in_all_it_gained_meanwhile(lakehouse):
+    """While a refresh of the day is queued or running, growth waits; then one run takes it all in."""
+    instance = dg.DagsterInstance.ephemeral()
+    path = lakehouse.write_log(ALICE, ROWS)
+    pin_mtime(path, T1)
+    first = tick(lakehouse, instance=instance)
+    (request,) = first.run_requests
+    assert request.tags == {REFRESH_TAG: NEW_LINES}
+    running = instance.add_run(dg.DagsterRun(job_name=DAILY_PIPELINE, run_id="refresh-1", status=dg.DagsterRunStatus.STARTED,
+                                             tags={**request.tags, "dagster/partition": request.partition_key}))
+    for minute, mtime in (("09:54", T2), ("09:55", T3)):  # two devices' minutes arrive during that run
+        lakehouse.append_log(ALICE, ROWS.replace("09:53", minute))
+        pin_mtime(path, mtime)
+        held = tick(lakehouse, first.cursor, instance=instance)
+        assert held.run_requests == [] and held.cursor == first.cursor
+    instance.report_run_failed(running)  # ended (a failure or a success alike)
+    after = tick(lakehouse, first.cursor, instance=instance)
+    assert requests(after) == [("2026-11-20", after.run_requests[0].run_key)]
+    assert after.cursor == f'{{"files":{{"{ALICE}":[433,"{T3}"]}}}}'  # everything since, in one run

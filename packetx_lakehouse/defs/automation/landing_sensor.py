@@ -34,15 +34,17 @@ MAX_DAYS_PER_TICK = 5
 
 #: The sensor's runs refresh their day with the lines its files gained (``defs/transform.py``).
 REFRESH = {REFRESH_TAG: NEW_LINES}
-#: A run of a day in one of these states takes in what its files gain before it reads them.
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
+#: A refresh of a day in one of these states holds the day's next one back.
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def days_in_flight(instance: dg.DagsterInstance) -> set[dt.date]:
-    """Days with a refresh of the daily pipeline waiting to start: their growth joins that run.
+    """Days with a refresh of the daily pipeline queued or running: what they gain waits for it.
 
-    A run that has started may have read its files already, so its day can be requested again:
-    at most one run of a day waits at a time, whatever the number of devices growing it.
+    A day is refreshed by one run at a time, back to back, each taking in everything its devices
+    wrote since the one before: a fleet of devices costs a run per cycle, not a run per file, and
+    no refresh waits for the writers' pool behind another of the same day.
     """
     runs = instance.get_runs(filters=dg.RunsFilter(job_name=DAILY_PIPELINE, statuses=IN_FLIGHT, tags=REFRESH))
     return {dt.date.fromisoformat(run.tags["dagster/partition"]) for run in runs if "dagster/partition" in run.tags}
