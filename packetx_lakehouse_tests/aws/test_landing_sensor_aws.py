@@ -14,7 +14,8 @@ ROW = "alice,{day} 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
 
 def _tick(settings, cursor):
     context = dg.build_sensor_context(
-        cursor=cursor, resources={"landing": landing_resource(settings), "raw_archive": archive_resource(settings)})
+        cursor=cursor, instance=dg.DagsterInstance.ephemeral(),
+        resources={"landing": landing_resource(settings), "raw_archive": archive_resource(settings)})
     return landing_sensor(daily_partitions(Settings(start_date=TEST_START_DATE)))(context)
 
 
