@@ -14,7 +14,8 @@ import pytest
 
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL
 from packetx_lakehouse.runner import reap_dead_runs, run_owner_tags
-from packetx_lakehouse_tests.support.devserver import poll
+from packetx_lakehouse_harness.devserver import poll
+from packetx_lakehouse_harness.truth import assert_tables_match_files
 from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     Site,
     blocked_on_slot,
@@ -22,7 +23,6 @@ from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     make_site,
     status,
 )
-from packetx_lakehouse_tests.support.truth import assert_tables_match_files
 
 
 @pytest.fixture

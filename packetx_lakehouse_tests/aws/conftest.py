@@ -20,8 +20,8 @@ import boto3
 import pytest
 
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_harness.postgres import PG_ADMIN_URL, fresh_database  # noqa: F401  (used by tests)
 from packetx_lakehouse_tests.conftest import TEST_START_DATE
-from packetx_lakehouse_tests.support.postgres import PG_ADMIN_URL, fresh_database  # noqa: F401  (used by tests)
 
 REGION = "us-east-1"
 BUCKET = "packetx-test"

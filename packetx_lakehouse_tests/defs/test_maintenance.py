@@ -27,8 +27,8 @@ from packetx_lakehouse.lib.storage.maintenance import table_storage
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_harness.devserver import poll
 from packetx_lakehouse_tests.conftest import TEST_START_DATE
-from packetx_lakehouse_tests.support.devserver import poll
 
 DAYS = [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
 OPTIONS = GeneratorOptions(minutes_per_day=40, pairs_per_minute=8)

@@ -18,14 +18,14 @@ from packetx_lakehouse.lib.ingest.archive import load_manifest
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import reap_dead_runs
-from packetx_lakehouse_tests.support.devserver import poll, write_instance_yaml
+from packetx_lakehouse_harness.devserver import poll, write_instance_yaml
+from packetx_lakehouse_harness.truth import assert_tables_match_files, scan
 from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     START,
     blocked_on_slot,
     logged,
     make_site,
 )
-from packetx_lakehouse_tests.support.truth import assert_tables_match_files, scan
 
 USER = "alice"
 

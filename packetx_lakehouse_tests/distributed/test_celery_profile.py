@@ -10,13 +10,13 @@ from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
-from packetx_lakehouse_tests.support.celery_profile import (
+from packetx_lakehouse_harness.celery_profile import (
     CeleryProfile,
     broker_and_backend,
 )
-from packetx_lakehouse_tests.support.devserver import poll
-from packetx_lakehouse_tests.support.postgres import fresh_database
-from packetx_lakehouse_tests.support.truth import (
+from packetx_lakehouse_harness.devserver import poll
+from packetx_lakehouse_harness.postgres import fresh_database
+from packetx_lakehouse_harness.truth import (
     assert_tables_match_files,
     table_digests,
 )

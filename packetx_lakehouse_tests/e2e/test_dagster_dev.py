@@ -1,6 +1,6 @@
 """End to end through the real webserver and daemon: `dagster dev`, driven over GraphQL.
 
-``packetx_lakehouse_tests.support.devserver`` runs the server: a temporary DAGSTER_HOME and PACKETX_DATA_DIR keep
+``packetx_lakehouse_harness.devserver`` runs the server: a temporary DAGSTER_HOME and PACKETX_DATA_DIR keep
 it away from the developer's ``data/``. One server serves both tests; the sensor test stops its
 sensor, so the backfill sees only the runs it launched.
 """
@@ -20,8 +20,8 @@ from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.lib.storage.objectstore import write_bytes_atomically
 from packetx_lakehouse.runner import RANGE_END_TAG, RANGE_START_TAG
+from packetx_lakehouse_harness.devserver import DagsterDev, poll
 from packetx_lakehouse_tests.conftest import TEST_START_DATE
-from packetx_lakehouse_tests.support.devserver import DagsterDev, poll
 
 #: The day counts as through the lakehouse once this gold table has it.
 TARGET = dg.AssetKey(["packetx_gold", "daily_user_bandwidth"])

@@ -31,7 +31,7 @@ from packetx_lakehouse.lib.storage.maintenance import (
     referenced_files,
     table_storage,
 )
-from packetx_lakehouse_tests.support.devserver import poll
+from packetx_lakehouse_harness.devserver import poll
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 EVENTS = TableDef(

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from packetx_lakehouse_tests.support.devserver import poll
+from packetx_lakehouse_harness.devserver import poll
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 REDIS_PORT, RABBITMQ_PORT = 6379, 5672
 BROKER = f"pyamqp://guest@127.0.0.1:{RABBITMQ_PORT}//"

@@ -24,7 +24,7 @@ from typing import IO, Any, TypeVar
 
 import yaml
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
