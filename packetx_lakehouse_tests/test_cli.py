@@ -102,3 +102,15 @@ def test_a_long_run_shows_progress_per_step_on_stderr_and_keeps_stdout_for_resul
         assert re.search(rf"done\s+{step}: \d+ materialisations", err), err
     assert "5/5" in err
     assert heard.count(dg.DagsterEventType.STEP_SUCCESS) == 5
+
+
+def test_device_commands_run_without_importing_dagster(tmp_path):
+    """``generate`` and ``upload`` run on the devices: neither may pay Dagster's import (seconds)."""
+    program = ("import sys; from packetx_lakehouse import cli; import packetx_lakehouse.devices.upload; "
+               "code = cli.main(['generate', '--users', '1', '--days', '1', '--start', '2026-11-20', '--minutes', '5', "
+               "'--out', sys.argv[1]]); print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))")
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "0 []"
+    assert [p.name for p in tmp_path.iterdir()] == ["alice-2026-11-20.csv"]
