@@ -36,6 +36,7 @@ from packetx_lakehouse.lib.schemas import (
 from packetx_lakehouse.lib.transform import gold
 from packetx_lakehouse.lib.transform.checks import KB_COLUMNS, ROW_COLUMNS, live_kb, live_rows
 from packetx_lakehouse.lib.transform.silver import to_silver
+from packetx_lakehouse.lib.transform.upgrades import upgrade_row_grain_fact
 
 Event = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
 
@@ -103,7 +104,7 @@ def _gold(
     selected = {t: _checks_of(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
     if not build and not any(selected.values()):
         return
-    upgraded = daily.upgrade_row_grain_fact(tables.catalog)
+    upgraded = upgrade_row_grain_fact(tables.catalog)
     if upgraded is not None:
         context.log.info(f"{GOLD_PACKETS_FACT.identifier} upgraded to the hourly grain: {upgraded} rows")
     silver_rows = tables.get(SILVER_PACKETS)

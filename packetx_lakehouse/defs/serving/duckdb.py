@@ -15,7 +15,6 @@ from packetx_lakehouse.defs.bronze.assets import (
 )
 from packetx_lakehouse.defs.checks import DayChecks, check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, serving_spec
-from packetx_lakehouse.defs.gold.daily import upgrade_row_grain_fact
 from packetx_lakehouse.defs.metadata import markdown_preview
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
@@ -36,6 +35,7 @@ from packetx_lakehouse.lib.schemas import (
 from packetx_lakehouse.lib.serving import duckdb_store
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_partitions
 from packetx_lakehouse.lib.transform import checks as checks_lib
+from packetx_lakehouse.lib.transform.upgrades import upgrade_row_grain_fact
 
 SERVING_KEY = dg.AssetKey(["serving", "duckdb"])
 REFERENTIAL_INTEGRITY = "star_schema_referential_integrity"
