@@ -15,7 +15,7 @@ import dagster as dg
 import pyarrow as pa
 
 from packetx_lakehouse.defs.checks import DayChecks, problems_check
-from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, table_spec
+from packetx_lakehouse.defs.conventions import OWNERS, RAW_ARCHIVE_KEY, asset_key, daily_step, table_spec
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
@@ -35,10 +35,8 @@ from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     BRONZE_QUARANTINE,
     LANDING_PROBLEMS,
-    RAW_NAMESPACE,
 )
 
-RAW_ARCHIVE_KEY = dg.AssetKey([RAW_NAMESPACE, "raw_archive"])
 BRONZE_PACKETS_KEY = asset_key(BRONZE_PACKETS)
 BRONZE_QUARANTINE_KEY = asset_key(BRONZE_QUARANTINE)
 LANDING_PROBLEMS_KEY = asset_key(LANDING_PROBLEMS)
