@@ -225,8 +225,9 @@ def test_a_write_keeps_the_files_of_the_version_it_planned_on_through_maintenanc
     assert set(list_table_files(table.refresh())) == referenced_files(table)
 
 
-def _writer(warehouse: str, first_day: int, rounds: int, commits, waiting, passes) -> None:
-    """Re-write three days ``rounds`` times; after every sixth write, wait for a maintenance pass."""
+def _writer(warehouse: str, first_day: int, rounds: int, commits, requested, passes) -> None:
+    """Re-write three days ``rounds`` times; after every sixth write, ask for a maintenance pass of its
+    own (a ticket: the n-th request is served by the n-th pass) and wait for it."""
     catalog = local_catalog(Path(warehouse) / "catalog.db", Path(warehouse) / "warehouse")
     table = ensure_table(catalog, EVENTS)
     for n in range(rounds):
@@ -238,15 +239,14 @@ def _writer(warehouse: str, first_day: int, rounds: int, commits, waiting, passe
         with commits.get_lock():
             commits.value += 1
         if n % 6 == 5:
-            with waiting.get_lock():
-                waiting.value += 1
-            poll("a maintenance pass", lambda: passes.value > seen, 120, interval=0.005)
-            with waiting.get_lock():
-                waiting.value -= 1
+            with requested.get_lock():
+                requested.value += 1
+                ticket = max(requested.value, seen + 1)
+            poll("a maintenance pass", lambda: passes.value >= ticket, interval=0.005)
 
 
-def _maintainer(warehouse: str, stop, commits, waiting, passes, deleted) -> None:
-    """A maintenance pass every three commits, or as soon as a writer waits for one (hourly in production)."""
+def _maintainer(warehouse: str, stop, commits, requested, passes, deleted) -> None:
+    """A maintenance pass every three commits, or while a writer's request is not served (hourly in production)."""
     catalog = local_catalog(Path(warehouse) / "catalog.db", Path(warehouse) / "warehouse")
     table = catalog.load_table(EVENTS.identifier)
     # Every replaced snapshot goes at once: only the safety window (real time, real file ages)
@@ -254,7 +254,8 @@ def _maintainer(warehouse: str, stop, commits, waiting, passes, deleted) -> None
     policy = MaintenancePolicy(snapshot_max_age=dt.timedelta(0), min_snapshots=1, orphan_grace=dt.timedelta(hours=1))
     started = -3
     while True:
-        poll("writes", lambda: stop.is_set() or waiting.value or commits.value >= started + 3, 120, interval=0.005)
+        poll("writes", lambda: stop.is_set() or passes.value < requested.value or commits.value >= started + 3,
+             interval=0.005)
         if stop.is_set():
             return
         started = commits.value
@@ -283,9 +284,9 @@ def test_maintenance_next_to_two_writer_processes_loses_nothing_and_breaks_nothi
 
     spawn = multiprocessing.get_context("spawn")
     stop = spawn.Event()
-    commits, waiting, passes, deleted = (spawn.Value("i", 0) for _ in range(4))
-    maintainer = spawn.Process(target=_maintainer, args=(str(tmp_path), stop, commits, waiting, passes, deleted))
-    writers = [spawn.Process(target=_writer, args=(str(tmp_path), first, 24, commits, waiting, passes))
+    commits, requested, passes, deleted = (spawn.Value("i", 0) for _ in range(4))
+    maintainer = spawn.Process(target=_maintainer, args=(str(tmp_path), stop, commits, requested, passes, deleted))
+    writers = [spawn.Process(target=_writer, args=(str(tmp_path), first, 24, commits, requested, passes))
                for first in (1, 10)]
     maintainer.start()
     for writer in writers:
@@ -295,7 +296,8 @@ def test_maintenance_next_to_two_writer_processes_loses_nothing_and_breaks_nothi
     stop.set()
     maintainer.join(timeout=120)
     assert [w.exitcode for w in writers] == [0, 0] and maintainer.exitcode == 0
-    assert passes.value >= 8 and deleted.value > 0
+    # Each writer waited for a pass of its own four times: at least eight passes ran between writes.
+    assert passes.value >= requested.value == 8 and deleted.value > 0
 
     table = table.refresh()
     expected = [(dt.date(2026, 2, first + n % 3), v) for first in (1, 10) for n in (21, 22, 23)
