@@ -66,6 +66,7 @@ def test_the_extensions_come_from_the_pinned_wheels_and_nothing_is_downloaded(tm
     assert con.execute("SELECT current_setting('autoinstall_known_extensions')").fetchone() == (False,)
 
 
+@pytest.mark.e2e  # the installed command, as a user types it
 def test_the_readme_commands_run_as_written(ran):
     """Every ``packetx-lakehouse sql`` line of the README runs from the project directory's venv."""
     readme = (PROJECT / "README.md").read_text()

@@ -100,7 +100,7 @@ def test_sigterm_stops_a_run_that_waits_for_a_pool_slot(site):
     with site.instance() as instance:
         holder = _hold_slot(instance)
         waiting = site.run()
-        run_id = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
+        run_id = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), interval=0.1)
         waiting.signal(signal.SIGTERM)
         # Before: the signal was only noted, and the run kept waiting for as long as the slot was held.
         waiting.process.wait(timeout=60)
@@ -114,7 +114,7 @@ def test_a_run_killed_while_waiting_for_a_slot_does_not_block_the_next_run(site)
     with site.instance() as instance:
         holder = _hold_slot(instance)
         waiting = site.run()
-        dead = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
+        dead = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), interval=0.1)
         waiting.kill()
         # The holder's step finishes: its slot goes to the first step in the queue, the dead run's.
         instance.event_log_storage.free_concurrency_slots_for_run(holder)
@@ -134,7 +134,7 @@ def test_a_running_run_heals_a_dead_runs_step_queued_ahead_of_it(site):
     holder.wait_until_paused()  # in bronze, holding the only iceberg_writes slot
     with site.instance() as instance:
         waiting = site.run()
-        dead = poll("the second run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120,
+        dead = poll("the second run to wait for the slot", lambda: blocked_on_slot(instance),
                     interval=0.1)
         waiting.kill()
         holder.signal(signal.SIGCONT)

@@ -186,6 +186,7 @@ def _maintenance_passes(data_dir: str, stop, running, passes, removed) -> None:
             passes.value += 1
 
 
+@pytest.mark.e2e  # pipeline runs and maintenance passes in processes of their own
 def test_maintenance_running_next_to_pipeline_runs_loses_nothing(lakehouse):
     settings = lakehouse.settings
     defs = build_definitions(settings)

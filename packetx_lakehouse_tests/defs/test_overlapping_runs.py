@@ -27,6 +27,8 @@ from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     make_site,
 )
 
+#: Real run processes, stopped and resumed mid-write.
+pytestmark = pytest.mark.e2e
 USER = "alice"
 
 
@@ -90,7 +92,7 @@ def test_a_stale_run_on_the_shared_instance_is_serialised_by_the_pool_and_the_ne
         handle.write(rest)
     with site.instance() as instance:
         b = site.run()
-        poll("the newer run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
+        poll("the newer run to wait for the slot", lambda: blocked_on_slot(instance), interval=0.1)
         a.signal(signal.SIGCONT)
         assert a.finish()["success"]
         assert b.finish()["success"]
