@@ -19,6 +19,7 @@ from packetx_lakehouse.lib.serving.lakehouse_sql import (
     lakehouse_connection,
 )
 from packetx_lakehouse.runner import materialize_range
+from packetx_lakehouse_harness.devserver import PATIENCE
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAYS = [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
@@ -74,7 +75,7 @@ def test_the_readme_commands_run_as_written(ran):
     assert commands, "the README documents no sql command"
     executable = Path(sys.executable).parent / "packetx-lakehouse"
     for command in commands:
-        done = subprocess.run(f"{executable} {command}", shell=True, capture_output=True, text=True, timeout=120,
+        done = subprocess.run(f"{executable} {command}", shell=True, capture_output=True, text=True, timeout=PATIENCE,
                               cwd=ran.settings.data_dir.parent)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "alice" in done.stdout and str(DAYS[0]) in done.stdout
@@ -110,7 +111,7 @@ def test_device_commands_run_without_importing_dagster(tmp_path):
     program = ("import sys; from packetx_lakehouse import cli; import packetx_lakehouse.devices.upload; "
                "code = cli.main(['generate', '--users', '1', '--days', '1', '--start', '2026-11-20', '--minutes', '5', "
                "'--out', sys.argv[1]]); print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))")
-    done = subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, timeout=PATIENCE,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "0 []"

@@ -14,6 +14,7 @@ from packetx_lakehouse.devices.samples import sample_captures
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.settings import DEFAULT_START_DATE, Settings
+from packetx_lakehouse_harness.devserver import PATIENCE
 
 
 def test_definitions_load_with_expected_assets_partitions_and_resources(tmp_path, monkeypatch):
@@ -51,10 +52,10 @@ def test_dagster_and_dg_both_load_the_one_definitions_module():
     root = Path(__file__).resolve().parents[1]
     bin_dir = Path(sys.executable).parent
     validate = subprocess.run([bin_dir / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-                              cwd=root, capture_output=True, text=True, timeout=120)
+                              cwd=root, capture_output=True, text=True, timeout=PATIENCE)
     assert validate.returncode == 0, validate.stderr[-2000:]
     assert "All code locations passed validation" in validate.stderr + validate.stdout
-    check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=120)
+    check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=PATIENCE)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "All definitions loaded successfully" in check.stdout + check.stderr
 
@@ -94,7 +95,7 @@ for loaded in (defs(), build_definitions(Settings(env="aws", s3_bucket="b", ware
     [loaded.resolve_schedule_def(s.name) for s in loaded.schedules]
 print("loaded", len(list(graph.get_all_asset_keys())))
 """
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=PATIENCE,
                           cwd=tmp_path)  # no developer's .env
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[1]) >= 16, done.stdout  # aws + warehouse: every asset any deployment has
@@ -128,7 +129,7 @@ def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twi
 
     def dg(*args: str) -> str:
         done = subprocess.run([bin_dir / "dg", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=180)
+                              timeout=PATIENCE)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 

@@ -14,7 +14,7 @@ import pytest
 
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL
 from packetx_lakehouse.runner import reap_dead_runs, run_owner_tags
-from packetx_lakehouse_harness.devserver import poll
+from packetx_lakehouse_harness.devserver import PATIENCE, poll
 from packetx_lakehouse_harness.truth import assert_tables_match_files
 from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     Site,
@@ -76,7 +76,7 @@ def test_sigterm_stops_a_run_and_marks_it_canceled(site):
     run.wait_until_paused()
     run.signal(signal.SIGTERM)
     run.signal(signal.SIGCONT)
-    run.process.wait(timeout=120)
+    run.process.wait(timeout=PATIENCE)
     assert run.process.returncode == 128 + signal.SIGTERM
     with site.instance() as instance:
         run_id = _only_run_id(instance)
