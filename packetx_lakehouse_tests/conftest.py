@@ -103,9 +103,8 @@ def _no_developer_settings() -> Iterator[None]:
     not reach the tests; a test sets what it needs with ``monkeypatch``. PACKETX_TEST_* configure
     the tests themselves (the PostgreSQL server) and stay."""
     with pytest.MonkeyPatch.context() as env:
-        for name in os.environ:
-            if name.startswith("PACKETX_") and not name.startswith("PACKETX_TEST_"):
-                env.delenv(name)
+        for name in [n for n in os.environ if n.startswith("PACKETX_") and not n.startswith("PACKETX_TEST_")]:
+            env.delenv(name)
         yield
 
 
