@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import BENCH_START, FULL, SMALL, Profile, generate_logs, run_worker
+from benchmarks.workload import (
+    BENCH_START,
+    FULL,
+    SMALL,
+    Profile,
+    generate_logs,
+    run_worker,
+)
 
 DAYS = 14
 DAYS_PER_RUN = 7
@@ -44,10 +51,10 @@ def _settings(data_dir: Path, catalog_url: str = ""):
 def measure_celery(root: Path, logs: Path, workers: int, days: list[dt.date]) -> dict[str, Any]:
     """One backfill of ``days`` through the profile with ``workers`` workers, on empty storage."""
     from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
-    from packetx_lakehouse_tests.support.celery_profile import CeleryProfile
-    from packetx_lakehouse_tests.support.devserver import DagsterDev, poll
-    from packetx_lakehouse_tests.support.postgres import fresh_database
-    from packetx_lakehouse_tests.support.truth import table_digests
+    from packetx_lakehouse_harness.celery_profile import CeleryProfile
+    from packetx_lakehouse_harness.devserver import DagsterDev, poll
+    from packetx_lakehouse_harness.postgres import fresh_database
+    from packetx_lakehouse_harness.truth import table_digests
 
     base = root / f"celery-{workers}"
     with fresh_database("packetx_bench_dagster") as dagster_url, fresh_database("packetx_bench_catalog") as catalog_url:
@@ -122,8 +129,8 @@ def _finished(server, backfill_id: str) -> list[dict[str, Any]] | None:
 
 
 def run_celery_bench(profile: Profile, keep: Path | None = None) -> dict[str, Any]:
-    from packetx_lakehouse_tests.support.celery_profile import broker_and_backend
-    from packetx_lakehouse_tests.support.truth import table_digests
+    from packetx_lakehouse_harness.celery_profile import broker_and_backend
+    from packetx_lakehouse_harness.truth import table_digests
 
     root = Path(tempfile.mkdtemp(prefix="packetx-bench-celery-", dir=keep))
     device_days = profile.users * DAYS

@@ -149,7 +149,7 @@ def worker_rebuild(data_dir: Path, day: dt.date) -> dict[str, Any]:
 
 def worker_digests(data_dir: Path, day: dt.date) -> dict[str, Any]:
     from packetx_lakehouse.settings import Settings
-    from packetx_lakehouse_tests.support.truth import table_digests
+    from packetx_lakehouse_harness.truth import table_digests
 
     return {"digests": {name: list(value) for name, value in
                         table_digests(Settings(data_dir=data_dir, traffic_log_dir=data_dir / "traffic_log", start_date=day.isoformat())).items()}}
@@ -178,7 +178,7 @@ WORKERS = {"refresh": worker_refresh, "rebuild": worker_rebuild, "digests": work
 
 
 def run_worker(kind: str, data_dir: Path, day: dt.date) -> dict[str, Any]:
-    from benchmarks.run import run_worker as run
+    from benchmarks.workload import run_worker as run
 
     return run(f"fleet-{kind}", data_dir, day=day.isoformat())
 
@@ -309,7 +309,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def measure_fleet(n: int, minutes: float, *, keep_equal_check: bool = True) -> dict[str, Any]:
     """The whole ``--fleet N`` measurement (see the module docstring)."""
     from packetx_lakehouse.settings import Settings
-    from packetx_lakehouse_tests.support.devserver import DagsterDev
+    from packetx_lakehouse_harness.devserver import DagsterDev
 
     day = dt.datetime.now(dt.UTC).date()
     root = Path(tempfile.mkdtemp(prefix="packetx-fleet-"))

@@ -32,7 +32,7 @@ DEFAULT_RSS_CAP_MB = 8192
 
 
 def _gzip_of_zeros(path: Path, size: int) -> None:
-    from packetx_lakehouse_tests.support.hostile import gzip_of_zeros
+    from packetx_lakehouse_harness.hostile import gzip_of_zeros
 
     path.write_bytes(gzip_of_zeros(size))
 

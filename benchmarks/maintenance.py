@@ -17,6 +17,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from benchmarks.workload import (
+    BENCH_START,
+    SEED,
+    Profile,
+    generator_options,
+    run_worker,
+    worker_settings,
+)
+
 #: Runs of the same day, each after its file grew (the figure the issue measured on main).
 RERUNS = 41
 #: After maintenance: warehouse bytes at most twice what the current snapshots reference, and a
@@ -85,12 +94,11 @@ def worker_maintenance(data_dir: Path, first: dt.date, days: int, pairs: int, ma
 
     import dagster as dg
 
-    from benchmarks.run import SEED, _options, _worker_settings
     from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.devices.generator import generate_day
     from packetx_lakehouse.runner import materialize_range
 
-    settings = _worker_settings(data_dir)
+    settings = worker_settings(data_dir)
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     out: dict[str, Any] = {"reruns": RERUNS, "days": days}
@@ -102,7 +110,7 @@ def worker_maintenance(data_dir: Path, first: dt.date, days: int, pairs: int, ma
         return time.perf_counter() - started
 
     def rerun_phase(name: str, day: dt.date) -> None:
-        text = generate_day(USER, day, seed=SEED, options=_options(pairs))
+        text = generate_day(USER, day, seed=SEED, options=generator_options(pairs))
         seconds = [run_day(day, version) for version in _growing_versions(text, RERUNS)]
         phase: dict[str, Any] = {"run_seconds_first": round(seconds[0], 3), "run_seconds_last": round(seconds[-1], 3)}
         phase["before"] = measure_storage(settings)
@@ -116,7 +124,7 @@ def worker_maintenance(data_dir: Path, first: dt.date, days: int, pairs: int, ma
     rerun_phase("day1", first)
     for offset in range(1, days - 1):
         day = first + dt.timedelta(days=offset)
-        run_day(day, generate_day(USER, day, seed=SEED, options=_options(pairs)))
+        run_day(day, generate_day(USER, day, seed=SEED, options=generator_options(pairs)))
         if maintain:
             _maintain(settings)
     rerun_phase(f"day{days}", first + dt.timedelta(days=days - 1))
@@ -132,10 +140,8 @@ def _maintain(settings) -> dict[str, int]:
     return run_maintenance(settings, now=dt.datetime.now(dt.UTC) + windows + dt.timedelta(minutes=1)).totals()
 
 
-def measure(root: Path, profile, run_worker) -> dict[str, Any]:
+def measure(root: Path, profile: Profile) -> dict[str, Any]:
     """The scenario in a fresh worker; the flat keys ``bench`` reports (``storage_bytes_over_live`` ...)."""
-    from benchmarks.run import BENCH_START
-
     data_dir = root / "maintenance"
     out = run_worker("maintenance", data_dir, first=BENCH_START.isoformat(), days=profile.history_days,
                      pairs=profile.history_pairs)

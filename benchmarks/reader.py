@@ -29,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from benchmarks.run import BENCH_START, generate_logs
+from benchmarks.workload import BENCH_START, generate_logs
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.reader import read_traffic_log_bytes
 

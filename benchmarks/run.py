@@ -12,80 +12,30 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks import maintenance
-
-#: Fixed dates keep the data set byte-identical on every machine and every day it is run.
-BENCH_START = dt.date(2025, 3, 3)
-SEED = 7
-ALL_MINUTES = 1440
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much data each measurement uses.
-
-    Attributes:
-        users, days, pairs_per_minute: The main range (every user writes every minute of
-            every day; 165 pairs a minute is ~250,000 rows per user-day).
-        history_days, history_pairs: One user, one single-day run per day, for day-N vs day-1.
-        rss_pairs: Pairs a minute of the one user-day whose peak RSS is measured (700 = 1 M rows).
-        sensor_pairs: Pairs a minute of the file dropped for the sensor latency.
-        one_day_pairs: Pairs a minute of the landing sensor's one device-day run (165: ~250 k rows).
-    """
-
-    name: str
-    users: int
-    days: int
-    pairs_per_minute: int
-    history_days: int
-    history_pairs: int
-    rss_pairs: int
-    sensor_pairs: int
-    one_day_pairs: int
-
-
-FULL = Profile("full", users=3, days=7, pairs_per_minute=165, history_days=30, history_pairs=165,
-               rss_pairs=700, sensor_pairs=165, one_day_pairs=165)
-SMALL = Profile("small", users=2, days=3, pairs_per_minute=20, history_days=30, history_pairs=5,
-                rss_pairs=165, sensor_pairs=20, one_day_pairs=165)
-
-
-def _options(pairs: int):
-    from packetx_lakehouse.devices.generator import GeneratorOptions
-
-    return GeneratorOptions(minutes_per_day=ALL_MINUTES, pairs_per_minute=pairs)
-
-
-def generate_logs(out: Path, *, users: int, days: int, pairs: int, start: dt.date = BENCH_START) -> list[Path]:
-    """The deterministic data set: ``users`` x ``days`` full days at ``pairs`` pairs a minute."""
-    from packetx_lakehouse.devices.generator import generate
-
-    return generate(out, users=users, days=days, start=start, seed=SEED, options=_options(pairs))
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
+from benchmarks.workload import (
+    BENCH_START,
+    FULL,
+    SEED,
+    SMALL,
+    Profile,
+    generate_logs,
+    generator_options,
+    peak_rss_mb,
+    run_worker,
+    worker_settings,
+)
 
 # --- in the worker process -------------------------------------------------------------------
-
-
-def _worker_settings(data_dir: Path):
-    from packetx_lakehouse.settings import Settings
-
-    return Settings(data_dir=data_dir, traffic_log_dir=data_dir / "traffic_log", start_date=BENCH_START.isoformat())
 
 
 #: The steps of a run (ops of the daily job) that take data from bronze to gold, without serving.
@@ -125,7 +75,7 @@ def worker_pipeline(data_dir: Path, first: dt.date, last: dt.date, reference: bo
     from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.runner import materialize_range
 
-    settings = _worker_settings(data_dir)
+    settings = worker_settings(data_dir)
     paths = sorted(settings.traffic_log_dir.glob("*.csv"))
     out: dict[str, Any] = {"files": len(paths), "csv_mb": round(sum(p.stat().st_size for p in paths) / 1e6, 1)}
     if reference:
@@ -156,7 +106,7 @@ def worker_history(data_dir: Path, first: dt.date, days: int) -> dict[str, Any]:
     from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.runner import materialize_range
 
-    defs = build_definitions(_worker_settings(data_dir))
+    defs = build_definitions(worker_settings(data_dir))
     instance = dg.DagsterInstance.ephemeral()
     seconds, cpu_seconds = [], []
     for offset in range(days):
@@ -184,7 +134,7 @@ def worker_one_day(data_dir: Path, first: dt.date) -> dict[str, Any]:
     from packetx_lakehouse.lib.storage.objectstore import write_bytes_atomically
     from packetx_lakehouse.runner import materialize_range
 
-    settings = _worker_settings(data_dir)
+    settings = worker_settings(data_dir)
     second = first + dt.timedelta(days=1)
     (grown,) = settings.traffic_log_dir.glob(f"*-{second.isoformat()}.csv")
     whole = grown.read_bytes()
@@ -219,11 +169,11 @@ def worker_profile(data_dir: Path, first: dt.date, last: dt.date) -> dict[str, A
     """One in-process run of first..last under ``CpuSampler``: every CPU second, step by step."""
     import dagster as dg
 
-    from benchmarks.cpu_profile import CpuSampler, by_step
     from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.runner import materialize_range
+    from packetx_lakehouse_harness.cpu_profile import CpuSampler, by_step
 
-    defs = build_definitions(_worker_settings(data_dir))
+    defs = build_definitions(worker_settings(data_dir))
     instance = dg.DagsterInstance.ephemeral()
     started, cpu = time.perf_counter(), time.process_time()
     with CpuSampler() as sampler:
@@ -275,25 +225,6 @@ def _worker_main(argv: list[str]) -> None:
 
 
 # --- in the parent ---------------------------------------------------------------------------
-
-
-def _worker_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKETX_", "AWS_", "DAGSTER_"))}
-    return env | {"PACKETX_DATA_DIR": str(data_dir), "PACKETX_START_DATE": BENCH_START.isoformat(),
-                  "PACKETX_ENV": "local"}
-
-
-def run_worker(kind: str, data_dir: Path, **params: Any) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter and return what it reported."""
-    project = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "worker", kind, json.dumps({"data_dir": str(data_dir), **params})],
-        cwd=project, env=_worker_env(data_dir), capture_output=True, text=True,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"benchmark worker {kind} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return json.loads(lines[-1].removeprefix("BENCH_RESULT "))
 
 
 def measure_range(root: Path, profile: Profile) -> dict[str, Any]:
@@ -349,7 +280,7 @@ def measure_dagster(root: Path, profile: Profile, range_logs: Path) -> dict[str,
     from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
     from packetx_lakehouse.devices.generator import generate_day
     from packetx_lakehouse.lib.storage.objectstore import write_bytes_atomically
-    from packetx_lakehouse_tests.support.devserver import DagsterDev, poll
+    from packetx_lakehouse_harness.devserver import DagsterDev, poll
 
     gold = ["packetx_gold", "daily_user_bandwidth"]
     days = [BENCH_START + dt.timedelta(days=n) for n in range(profile.days)]
@@ -382,7 +313,7 @@ def measure_dagster(root: Path, profile: Profile, range_logs: Path) -> dict[str,
         poll("the landing sensor's first tick",
              lambda: [t for t in server.sensor_ticks("landing_sensor") if t["status"] != "STARTED"], timeout=120)
         today = dt.datetime.now(dt.UTC).date()
-        data = generate_day("sensor-bench", today, seed=SEED, options=_options(profile.sensor_pairs))
+        data = generate_day("sensor-bench", today, seed=SEED, options=generator_options(profile.sensor_pairs))
         dropped = time.time()
         write_bytes_atomically(landing / f"sensor-bench-{today}.csv", data)
         arrived = poll("the dropped file to reach gold", lambda: server.materializations(gold, today.isoformat()),
@@ -401,7 +332,7 @@ def run_bench(profile: Profile, *, dagster: bool = True, keep: Path | None = Non
                         ("history: day after day", measure_history), ("peak RSS of one big day", measure_rss_day),
                         ("one device-day: the landing sensor's run", measure_one_day),
                         ("storage: 41 re-runs of a day, then maintenance",
-                         lambda root, profile: maintenance.measure(root, profile, run_worker))]
+                         maintenance.measure)]
         if dagster:
             measurements.append(("dagster dev: start, sensor, backfill",
                                  lambda root, profile: measure_dagster(root, profile, root / "range" / "traffic_log")))
@@ -575,7 +506,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         "growth of decompression bombs and a giant line")
     parser.add_argument("--profile", action="store_true",
                         help="instead: the range's in-process run under a sampler that charges every CPU second to "
-                        "the call it went to (benchmarks/cpu_profile.py), printed by step")
+                        "the call it went to (packetx_lakehouse_harness/cpu_profile.py), printed by step")
     parser.add_argument("--fleet", type=int, default=None, metavar="N", nargs="?", const=100,
                         help="instead: N busy devices (default 100) kept live by the landing sensor under a real "
                         "dagster dev, each appending a minute every 60 s (benchmarks/fleet.py)")

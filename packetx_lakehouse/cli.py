@@ -4,6 +4,7 @@ import argparse
 import collections
 import datetime as dt
 import getpass
+import importlib.util
 import os
 import subprocess
 import sys
@@ -157,6 +158,9 @@ def _add_dashboard(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("streamlit") is None:
+        print("the dashboard needs Streamlit: pip install 'packetx-lakehouse[dashboard]'", file=sys.stderr)
+        return 2
     command = streamlit_command(args.port, args.address)
     print(f"PacketX dashboard on http://{args.address}:{args.port}", flush=True)
     # exec, not a child: the PID a caller holds is the server's, so stopping it by PID stops it.

@@ -3,7 +3,7 @@
 import collections
 import time
 
-from benchmarks.cpu_profile import OWN_CODE, CpuSampler, by_step
+from packetx_lakehouse_harness.cpu_profile import OWN_CODE, CpuSampler, by_step
 
 
 def _burn(seconds: float) -> None:

@@ -19,6 +19,7 @@ from packetx_lakehouse.lib.serving.lakehouse_sql import (
     lakehouse_connection,
 )
 from packetx_lakehouse.runner import materialize_range
+from packetx_lakehouse_harness.devserver import PATIENCE
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAYS = [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
@@ -66,6 +67,7 @@ def test_the_extensions_come_from_the_pinned_wheels_and_nothing_is_downloaded(tm
     assert con.execute("SELECT current_setting('autoinstall_known_extensions')").fetchone() == (False,)
 
 
+@pytest.mark.e2e  # the installed command, as a user types it
 def test_the_readme_commands_run_as_written(ran):
     """Every ``packetx-lakehouse sql`` line of the README runs from the project directory's venv."""
     readme = (PROJECT / "README.md").read_text()
@@ -73,7 +75,7 @@ def test_the_readme_commands_run_as_written(ran):
     assert commands, "the README documents no sql command"
     executable = Path(sys.executable).parent / "packetx-lakehouse"
     for command in commands:
-        done = subprocess.run(f"{executable} {command}", shell=True, capture_output=True, text=True, timeout=120,
+        done = subprocess.run(f"{executable} {command}", shell=True, capture_output=True, text=True, timeout=PATIENCE,
                               cwd=ran.settings.data_dir.parent)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "alice" in done.stdout and str(DAYS[0]) in done.stdout
@@ -102,3 +104,15 @@ def test_a_long_run_shows_progress_per_step_on_stderr_and_keeps_stdout_for_resul
         assert re.search(rf"done\s+{step}: \d+ materialisations", err), err
     assert "5/5" in err
     assert heard.count(dg.DagsterEventType.STEP_SUCCESS) == 5
+
+
+def test_device_commands_run_without_importing_dagster(tmp_path):
+    """``generate`` and ``upload`` run on the devices: neither may pay Dagster's import (seconds)."""
+    program = ("import sys; from packetx_lakehouse import cli; import packetx_lakehouse.devices.upload; "
+               "code = cli.main(['generate', '--users', '1', '--days', '1', '--start', '2026-11-20', '--minutes', '5', "
+               "'--out', sys.argv[1]]); print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))")
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, timeout=PATIENCE,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "0 []"
+    assert [p.name for p in tmp_path.iterdir()] == ["alice-2026-11-20.csv"]

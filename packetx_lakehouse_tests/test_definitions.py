@@ -14,9 +14,11 @@ from packetx_lakehouse.devices.samples import sample_captures
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.settings import DEFAULT_START_DATE, Settings
+from packetx_lakehouse_harness.devserver import PATIENCE
 
 
-def test_definitions_load_with_expected_assets_partitions_and_resources():
+def test_definitions_load_with_expected_assets_partitions_and_resources(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the code location reads .env from here: not a developer's
     defs = load_defs()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
@@ -28,7 +30,8 @@ def test_definitions_load_with_expected_assets_partitions_and_resources():
     assert {"iceberg", "landing", "raw_archive", "device_timezones", "duckdb"} <= set(defs.resources)
 
 
-def test_embedded_default_points_at_local_storage_under_data():
+def test_embedded_default_points_at_local_storage_under_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the code location reads .env from here: not a developer's
     resources = load_defs().resources
     assert resources["iceberg"].kind == "sql"
     assert resources["iceberg"].sqlite_path == "data/lakehouse/catalog.db"
@@ -43,15 +46,16 @@ def test_partitions_and_schedules_follow_the_settings_passed_in():
     assert {s.execution_timezone for s in defs.schedules} == {"Europe/Berlin"}
 
 
+@pytest.mark.e2e  # `dagster definitions validate` and `dg check defs`, as a user types them
 def test_dagster_and_dg_both_load_the_one_definitions_module():
     """workspace.yaml (dagster dev) and [tool.dg] (dg dev) point at the same module, and it validates."""
     root = Path(__file__).resolve().parents[1]
     bin_dir = Path(sys.executable).parent
     validate = subprocess.run([bin_dir / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-                              cwd=root, capture_output=True, text=True, timeout=120)
+                              cwd=root, capture_output=True, text=True, timeout=PATIENCE)
     assert validate.returncode == 0, validate.stderr[-2000:]
     assert "All code locations passed validation" in validate.stderr + validate.stdout
-    check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=120)
+    check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=PATIENCE)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "All definitions loaded successfully" in check.stdout + check.stderr
 
@@ -76,7 +80,8 @@ def test_the_default_start_is_the_first_day_of_data_the_project_ships(monkeypatc
     assert Settings.from_env().start_date == Settings().start_date == DEFAULT_START_DATE
 
 
-def test_loading_the_code_location_raises_no_warning_at_all():
+@pytest.mark.e2e  # a fresh interpreter loads the code location
+def test_loading_the_code_location_raises_no_warning_at_all(tmp_path):
     """No DeprecationWarning, BetaWarning or PreviewWarning from our definitions, on any deployment."""
     program = """
 import warnings
@@ -90,8 +95,8 @@ for loaded in (defs(), build_definitions(Settings(env="aws", s3_bucket="b", ware
     [loaded.resolve_schedule_def(s.name) for s in loaded.schedules]
 print("loaded", len(list(graph.get_all_asset_keys())))
 """
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=PATIENCE,
+                          cwd=tmp_path)  # no developer's .env
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[1]) >= 16, done.stdout  # aws + warehouse: every asset any deployment has
 
@@ -112,6 +117,7 @@ def test_the_project_instance_evaluates_automation_in_a_sensor_that_runs_by_defa
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
+@pytest.mark.e2e  # `dg scaffold` and `dg check` in a copy of the project
 def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twice(tmp_path):
     """`dg scaffold defs` writes into packetx_lakehouse/defs/; definitions.py loads that folder too."""
     root = Path(__file__).resolve().parents[1]
@@ -126,7 +132,7 @@ def test_dg_scaffold_defs_adds_an_asset_beside_ours_without_loading_anything_twi
 
     def dg(*args: str) -> str:
         done = subprocess.run([bin_dir / "dg", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=180)
+                              timeout=PATIENCE)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 

@@ -11,6 +11,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from packetx_lakehouse_harness.devserver import PATIENCE
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -27,13 +29,14 @@ def _copy_of_checkout(target: Path) -> Path:
 
 def test_the_wheel_holds_only_the_product_and_runs_the_demo_outside_the_checkout(tmp_path):
     source = _copy_of_checkout(tmp_path / "source")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source),
-                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    # The build backend is the locked setuptools of this environment (nothing downloaded).
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=PATIENCE)
     (wheel,) = (tmp_path / "dist").glob("packetx_lakehouse-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"packetx_lakehouse/lib/serving/migrations/0001_star_schema.sql",
             "packetx_lakehouse/devices/samples/alice-2026-11-21.csv"} <= set(names)
-    assert not [n for n in names if n.startswith(("benchmarks/", "packetx_lakehouse_tests/"))]
+    assert not [n for n in names if n.startswith(("benchmarks/", "packetx_lakehouse_tests/", "packetx_lakehouse_harness/"))]
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
 
     work = tmp_path / "elsewhere"
@@ -45,7 +48,7 @@ def test_the_wheel_holds_only_the_product_and_runs_the_demo_outside_the_checkout
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PACKETX_DATA_DIR": str(work / "data")}
     done = subprocess.run([sys.executable, "-c", program, str(tmp_path / "site")], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "Seeded" in done.stdout and "alice-2026-11-21.csv" not in done.stderr
     assert "checks: " in done.stdout and ", 0 failed" in done.stdout

@@ -17,7 +17,8 @@ import pytest
 
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL
 from packetx_lakehouse.runner import reap_dead_runs, run_owner_tags
-from packetx_lakehouse_tests.support.devserver import poll
+from packetx_lakehouse_harness.devserver import PATIENCE, poll
+from packetx_lakehouse_harness.truth import assert_tables_match_files
 from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     Site,
     blocked_on_slot,
@@ -25,7 +26,6 @@ from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     make_site,
     status,
 )
-from packetx_lakehouse_tests.support.truth import assert_tables_match_files
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_sigterm_stops_a_run_and_marks_it_canceled(site):
     run.wait_until_paused()
     run.signal(signal.SIGTERM)
     run.signal(signal.SIGCONT)
-    run.process.wait(timeout=120)
+    run.process.wait(timeout=PATIENCE)
     assert run.process.returncode == 128 + signal.SIGTERM
     with site.instance() as instance:
         run_id = _only_run_id(instance)
@@ -104,7 +104,7 @@ def test_a_signal_stops_a_run_that_waits_for_a_pool_slot(site, signum):
     with site.instance() as instance:
         holder = _hold_slot(instance)
         waiting = site.run()
-        run_id = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
+        run_id = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), interval=0.1)
         waiting.signal(signum)
         # Before: the signal was only noted, and the run kept waiting for as long as the slot was held.
         waiting.process.wait(timeout=60)
@@ -145,7 +145,7 @@ def test_a_run_killed_while_waiting_for_a_slot_does_not_block_the_next_run(site)
     with site.instance() as instance:
         holder = _hold_slot(instance)
         waiting = site.run()
-        dead = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
+        dead = poll("the run to wait for the slot", lambda: blocked_on_slot(instance), interval=0.1)
         waiting.kill()
         # The holder's step finishes: its slot goes to the first step in the queue, the dead run's.
         instance.event_log_storage.free_concurrency_slots_for_run(holder)
@@ -169,7 +169,7 @@ def test_a_running_run_heals_a_dead_runs_step_queued_ahead_of_it(site, fault):
     holder.wait_until_paused()  # in bronze, holding the only iceberg_writes slot
     with site.instance() as instance:
         waiting = site.run()
-        dead = poll("the second run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120,
+        dead = poll("the second run to wait for the slot", lambda: blocked_on_slot(instance),
                     interval=0.1)
         waiting.kill()
         holder.signal(signal.SIGCONT)

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from packetx_lakehouse.defs.metadata import column_lineage, column_schema
-from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS, TableDef
+from packetx_lakehouse.lib.schemas import RAW_NAMESPACE, STAR_DIMENSIONS, TableDef
 from packetx_lakehouse.settings import DEFAULT_BACKFILL_DAYS_PER_RUN
 
 OWNERS = ["team:packetx-data"]
@@ -48,6 +48,10 @@ def refreshes_new_lines(context: dg.AssetExecutionContext) -> bool:
 def asset_key(table_def: TableDef) -> dg.AssetKey:
     """An Iceberg table's asset key: ``<namespace>/<table>``, as shown in the UI."""
     return dg.AssetKey([table_def.namespace, table_def.name])
+
+
+#: The raw archive, bronze's audit trail (not a table): here, since maintenance observes it too.
+RAW_ARCHIVE_KEY = dg.AssetKey([RAW_NAMESPACE, "raw_archive"])
 
 
 def table_spec(

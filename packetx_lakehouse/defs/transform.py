@@ -57,6 +57,7 @@ from packetx_lakehouse.lib.transform import gold
 from packetx_lakehouse.lib.transform.checks import KB_COLUMNS, ROW_COLUMNS, kb_totals, live_kb, live_rows, row_totals
 from packetx_lakehouse.lib.transform.frames import MICRO_KB
 from packetx_lakehouse.lib.transform.silver import SilverChange, extend_silver, to_silver
+from packetx_lakehouse.lib.transform.upgrades import upgrade_row_grain_fact
 
 Event = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
 SILVER_TABLES = (SILVER_PACKETS, SILVER_CONVERSATIONS)
@@ -139,7 +140,7 @@ def _gold(
     selected = {t: selected_checks(context, asset_key(t)) for t in GOLD_DAILY_TABLES}
     if not build and not any(selected.values()):
         return
-    upgraded = daily.upgrade_row_grain_fact(tables.catalog)
+    upgraded = upgrade_row_grain_fact(tables.catalog)
     if upgraded is not None:
         context.log.info(f"{GOLD_PACKETS_FACT.identifier} upgraded to the hourly grain: {upgraded} rows")
     silver_rows = tables.get(SILVER_PACKETS)

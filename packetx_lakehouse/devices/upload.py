@@ -16,13 +16,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from packetx_lakehouse.defs.resources import s3_resource
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.ingest.gzipio import (
     GZIP_MAGIC,
     decompress_if_gzip,
     gzip_deterministic,
 )
+from packetx_lakehouse.lib.storage.objectstore import s3_client
 from packetx_lakehouse.settings import Settings
 
 SHA256_METADATA = "sha256"
@@ -91,8 +91,8 @@ def upload_files(
     """Upload ``paths`` to the landing prefix of ``settings.s3_bucket``; ``on_file`` hears of each as it is done."""
     if not settings.s3_bucket:
         raise ValueError("upload needs PACKETX_S3_BUCKET (or s3_bucket_name)")
-    # The same client the pipeline's landing resource uses (a fresh session: the credential chain now).
-    client = client or s3_resource(settings.aws_region, settings.aws_endpoint_url).get_client()
+    # Configured as the pipeline's landing client is (a fresh session: the credential chain now).
+    client = client or s3_client(settings.aws_region, settings.aws_endpoint_url)
     results = []
     for path in paths:
         results.append(upload_file(client, settings.s3_bucket, settings.s3_landing_prefix, path))

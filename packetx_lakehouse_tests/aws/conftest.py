@@ -8,10 +8,8 @@ protocol). Credentials are fake but distinctive, so a leak test can search every
 from __future__ import annotations
 
 import secrets
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +18,9 @@ import boto3
 import pytest
 
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_harness.devserver import free_port, poll
+from packetx_lakehouse_harness.postgres import PG_ADMIN_URL, fresh_database  # noqa: F401  (used by tests)
 from packetx_lakehouse_tests.conftest import TEST_START_DATE
-from packetx_lakehouse_tests.support.postgres import PG_ADMIN_URL, fresh_database  # noqa: F401  (used by tests)
 
 REGION = "us-east-1"
 BUCKET = "packetx-test"
@@ -30,32 +29,30 @@ ACCESS_KEY_ID = "AKIAPACKETXTEST0001"
 SECRET_ACCESS_KEY = "pxSECRET-" + secrets.token_hex(12)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto server subprocess with fake credentials in the environment for the whole session."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
+    def answers() -> bool:
+        if server.poll() is not None:
+            raise RuntimeError(f"moto server on {endpoint} exited with {server.returncode}")
         try:
             urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-            break
         except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(f"moto server did not come up on {endpoint}")
-            time.sleep(0.1)
+            return False
+        return True
+
+    try:
+        poll(f"moto server to answer on {endpoint}", answers, interval=0.1)
+    except BaseException:
+        server.kill()
+        raise
     with pytest.MonkeyPatch.context() as env:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "aws_access_key_id", "aws_secret_access_key"):
             env.delenv(name, raising=False)

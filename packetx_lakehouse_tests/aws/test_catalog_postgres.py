@@ -8,11 +8,11 @@ from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_harness.postgres import fresh_database
+from packetx_lakehouse_harness.truth import assert_tables_match_files
 from packetx_lakehouse_tests.lib.storage.test_iceberg import (
     assert_concurrent_writers_lose_nothing,
 )
-from packetx_lakehouse_tests.support.postgres import fresh_database
-from packetx_lakehouse_tests.support.truth import assert_tables_match_files
 
 FIRST = dt.date(2026, 11, 18)
 

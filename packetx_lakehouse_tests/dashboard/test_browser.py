@@ -7,10 +7,8 @@ work here, so the binary is given explicitly.
 import contextlib
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -21,17 +19,15 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from packetx_lakehouse.dashboard.queries import format_kb
+from packetx_lakehouse_harness.devserver import free_port, poll
 
+pytestmark = pytest.mark.browser
+#: How long the page may take to show what the test waits for (a loaded machine renders slowly).
+UI_PATIENCE_MS = 120_000
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: A chart Vega has drawn (the element exists a moment before its marks do).
 DRAWN_CHART = "[data-testid='stVegaLiteChart'] svg.marks"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -43,15 +39,14 @@ def dashboard_server(data_dir: Path, log: Path) -> Iterator[str]:
         server = subprocess.Popen([sys.executable, "-m", "packetx_lakehouse.cli", "dashboard", "--port", str(port)],
                                   env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    def healthy() -> bool:
+        assert server.poll() is None, f"dashboard exited:\n{log.read_text()}"
+        with contextlib.suppress(OSError):
+            return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok"
+        return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"dashboard exited:\n{log.read_text()}"
-            with contextlib.suppress(OSError):
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            assert time.monotonic() < deadline, f"dashboard not healthy after 60 s:\n{log.read_text()}"
-            time.sleep(0.3)
+        poll("the dashboard to be healthy", healthy, interval=0.3)
         yield url
     finally:
         server.terminate()
@@ -90,7 +85,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def loaded(page: Page) -> Page:
     """Wait for the charts (they render after the text), and fail on any traceback shown."""
-    expect(page.locator(DRAWN_CHART).first).to_be_visible(timeout=30_000)
+    expect(page.locator(DRAWN_CHART).first).to_be_visible(timeout=UI_PATIENCE_MS)
     expect(page.get_by_test_id("stException")).to_have_count(0)
     return page
 
@@ -114,7 +109,7 @@ def gold_totals(served, where: str = "true", params: tuple = ()) -> dict[str, fl
 def test_totals_users_and_charts_match_gold_and_follow_the_user_filter(served, dashboard_url, page):
     totals = gold_totals(served)
     page.goto(dashboard_url)
-    expect(page.get_by_text(f"total {sum(totals.values()):,.0f} KB across 3 user(s)")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"total {sum(totals.values()):,.0f} KB across 3 user(s)")).to_be_visible(timeout=UI_PATIENCE_MS)
     expect_metrics(loaded(page), totals)
     expect(page.locator(DRAWN_CHART)).to_have_count(4)  # one per user + quarantined lines
     for heading in ("Bandwidth per hour", "Daily totals per user", "Top external hosts", "Anomalies",
@@ -137,7 +132,7 @@ def test_an_anomaly_link_opens_its_user_and_hour(served, dashboard_url, page):
     user, hour = query["user"][0], dt.datetime.strptime(query["hour"][0], "%Y-%m-%dT%H:%MZ")
 
     page.goto(dashboard_url + "/" + href)
-    expect(page.get_by_role("heading", name=f"{user}, {hour:%Y-%m-%d %H:00} UTC")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name=f"{user}, {hour:%Y-%m-%d %H:00} UTC")).to_be_visible(timeout=UI_PATIENCE_MS)
     loaded(page)
     day_total = gold_totals(served, "user = ? AND log_date = ?", (user, hour.date()))
     expect_metrics(page, day_total)
@@ -148,7 +143,7 @@ def test_an_empty_lakehouse_says_how_to_fill_it(tmp_path, browser):
     with dashboard_server(tmp_path / "data", tmp_path / "streamlit.log") as url:
         page = browser.new_page()
         page.goto(url)
-        expect(page.get_by_text("No data yet — run")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("No data yet — run")).to_be_visible(timeout=UI_PATIENCE_MS)
         expect(page.get_by_text("packetx-lakehouse demo")).to_be_visible()
         expect(page.get_by_test_id("stException")).to_have_count(0)
         page.close()

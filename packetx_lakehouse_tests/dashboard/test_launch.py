@@ -1,5 +1,6 @@
 """``packetx-lakehouse dashboard`` execs Streamlit on loopback with the environment untouched."""
 
+import importlib.util
 import os
 import sys
 
@@ -21,3 +22,12 @@ def test_dashboard_command_runs_streamlit_headless_on_loopback(monkeypatch, argv
     options = dict(zip(args[5::2], args[6::2]))
     assert options == {"--server.address": address, "--server.port": port, "--server.headless": "true",
                        "--browser.gatherUsageStats": "false"}
+
+
+def test_without_the_dashboard_extra_the_command_says_what_to_install(monkeypatch, capsys):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "streamlit" else
+                        real_find_spec(name, *a))
+    monkeypatch.setattr(os, "execv", lambda *a: pytest.fail("started Streamlit"))
+    assert cli.main(["dashboard"]) == 2
+    assert "pip install 'packetx-lakehouse[dashboard]'" in capsys.readouterr().err

@@ -28,8 +28,8 @@ from packetx_lakehouse.lib.ingest.gzipio import gunzip
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
+from packetx_lakehouse_harness.hostile import gzip_of_zeros
 from packetx_lakehouse_tests.conftest import HEADER, Lakehouse
-from packetx_lakehouse_tests.support.hostile import gzip_of_zeros
 
 DAY = "2026-11-20"
 ROW = "alice,2026-11-20 10:00,8.8.8.8,192.168.1.20,210,948.173\n"

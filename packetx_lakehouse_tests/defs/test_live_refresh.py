@@ -22,9 +22,9 @@ from packetx_lakehouse.lib.schemas import (
 from packetx_lakehouse.lib.storage.iceberg import CHANGES_SUMMARY, ensure_table
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse_tests.conftest import Lakehouse
-from packetx_lakehouse_tests.support.devserver import write_instance_yaml
+from packetx_lakehouse_harness.devserver import write_instance_yaml
 from packetx_lakehouse_tests.support.sites import START, logged, make_site  # noqa: F401 - a fixture
-from packetx_lakehouse_tests.support.truth import assert_tables_match_files, table_digests
+from packetx_lakehouse_harness.truth import assert_tables_match_files, table_digests
 
 DAY = dt.date(2026, 3, 10)
 REFRESH = {REFRESH_TAG: NEW_LINES}
@@ -187,6 +187,7 @@ def _rebuilt_digests(site, tmp_path) -> dict:
     return table_digests(settings)
 
 
+@pytest.mark.e2e  # run processes, killed and resumed
 def test_a_refresh_killed_before_any_layers_commit_is_caught_up_by_the_next_refresh(make_site, tmp_path):
     sites = {point: make_site(point.replace(":", "-"), seed_landing=False) for point in KILL_POINTS}
     files = _site_files(None)  # the same files for every site
@@ -211,6 +212,7 @@ def test_a_refresh_killed_before_any_layers_commit_is_caught_up_by_the_next_refr
         assert table_digests(site.settings) == expected, point
 
 
+@pytest.mark.e2e
 def test_a_stalled_refresh_overtaken_by_a_newer_one_is_refused_and_redone(make_site, tmp_path):
     """Separate instances: nothing serialises A and B, so A's commits must be refused, not stale."""
     site = make_site("stalled", seed_landing=False)

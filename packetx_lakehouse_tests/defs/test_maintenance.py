@@ -26,8 +26,8 @@ from packetx_lakehouse.lib.storage.maintenance import table_storage
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
+from packetx_lakehouse_harness.devserver import PATIENCE, poll
 from packetx_lakehouse_tests.conftest import TEST_START_DATE
-from packetx_lakehouse_tests.support.devserver import poll
 
 DAYS = [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
 OPTIONS = GeneratorOptions(minutes_per_day=40, pairs_per_minute=8)
@@ -188,6 +188,7 @@ def _maintenance_passes(data_dir: str, stop, running, passes, removed) -> None:
             passes.value += 1
 
 
+@pytest.mark.e2e  # pipeline runs and maintenance passes in processes of their own
 def test_maintenance_running_next_to_pipeline_runs_loses_nothing(lakehouse):
     settings = lakehouse.settings
     defs = build_definitions(settings)
@@ -206,11 +207,17 @@ def test_maintenance_running_next_to_pipeline_runs_loses_nothing(lakehouse):
     maintainer = spawn.Process(target=_maintenance_passes,
                                args=(str(settings.data_dir), stop, running, passes, removed))
     runner = spawn.Process(target=_pipeline_rounds, args=(str(settings.data_dir), 2, parts, running, passes))
-    maintainer.start()
-    runner.start()
-    runner.join(timeout=600)
-    stop.set()
-    maintainer.join(timeout=300)
+    try:
+        maintainer.start()
+        runner.start()
+        runner.join(timeout=PATIENCE)
+        stop.set()
+        maintainer.join(timeout=PATIENCE)
+    finally:  # a failed or timed-out test leaves no process behind
+        for process in (runner, maintainer):
+            if process.is_alive():
+                process.kill()
+                process.join()
     assert (runner.exitcode, maintainer.exitcode) == (0, 0)
     assert passes.value >= parts - 1 and removed.value > 0
 

@@ -18,15 +18,17 @@ from packetx_lakehouse.lib.ingest.archive import load_manifest
 from packetx_lakehouse.lib.schemas import BRONZE_PACKETS
 from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import reap_dead_runs
-from packetx_lakehouse_tests.support.devserver import poll, write_instance_yaml
+from packetx_lakehouse_harness.devserver import poll, write_instance_yaml
+from packetx_lakehouse_harness.truth import assert_tables_match_files, scan
 from packetx_lakehouse_tests.support.sites import (  # noqa: F401
     START,
     blocked_on_slot,
     logged,
     make_site,
 )
-from packetx_lakehouse_tests.support.truth import assert_tables_match_files, scan
 
+#: Real run processes, stopped and resumed mid-write.
+pytestmark = pytest.mark.e2e
 USER = "alice"
 
 
@@ -90,7 +92,7 @@ def test_a_stale_run_on_the_shared_instance_is_serialised_by_the_pool_and_the_ne
         handle.write(rest)
     with site.instance() as instance:
         b = site.run()
-        poll("the newer run to wait for the slot", lambda: blocked_on_slot(instance), timeout=120, interval=0.1)
+        poll("the newer run to wait for the slot", lambda: blocked_on_slot(instance), interval=0.1)
         a.signal(signal.SIGCONT)
         assert a.finish()["success"]
         assert b.finish()["success"]

@@ -10,13 +10,13 @@ from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
-from packetx_lakehouse_tests.support.celery_profile import (
+from packetx_lakehouse_harness.celery_profile import (
     CeleryProfile,
     broker_and_backend,
 )
-from packetx_lakehouse_tests.support.devserver import poll
-from packetx_lakehouse_tests.support.postgres import fresh_database
-from packetx_lakehouse_tests.support.truth import (
+from packetx_lakehouse_harness.devserver import poll
+from packetx_lakehouse_harness.postgres import fresh_database
+from packetx_lakehouse_harness.truth import (
     assert_tables_match_files,
     table_digests,
 )
@@ -50,7 +50,11 @@ def test_a_backfill_on_two_celery_workers_gives_the_tables_of_one_in_process_run
             # `dagster job backfill` submits one run per day; the daemon launches them onto the workers.
             profile.command("job", "backfill", "-w", "workspace.yaml", "-j", "daily_pipeline",
                             "--from", DAYS[0].isoformat(), "--to", DAYS[-1].isoformat(), "--noprompt")
-            runs = poll("both runs to finish", lambda: _finished_runs(instance, len(DAYS)), timeout=300)
+            try:
+                runs = poll("both runs to finish", lambda: _finished_runs(instance, len(DAYS)))
+            except TimeoutError as exc:  # say where the runs are, and what the workers said
+                states = {run.run_id: run.status.value for run in instance.get_runs()}
+                raise AssertionError(f"{exc}: {states}\n{profile.logs['workers'].read_text()[-3000:]}") from None
             assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
             # Each ran inside a Celery worker process, not in the daemon or this test.
             workers = {run.run_id: [e.message for e in instance.all_logs(run.run_id)

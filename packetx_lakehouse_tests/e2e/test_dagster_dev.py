@@ -1,6 +1,6 @@
 """End to end through the real webserver and daemon: `dagster dev`, driven over GraphQL.
 
-``packetx_lakehouse_tests.support.devserver`` runs the server: a temporary DAGSTER_HOME and PACKETX_DATA_DIR keep
+``packetx_lakehouse_harness.devserver`` runs the server: a temporary DAGSTER_HOME and PACKETX_DATA_DIR keep
 it away from the developer's ``data/``. One server serves both tests; the sensor test stops its
 sensor, so the backfill sees only the runs it launched.
 """
@@ -8,6 +8,7 @@ sensor, so the backfill sees only the runs it launched.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,24 +21,38 @@ from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.lib.storage.objectstore import write_bytes_atomically
 from packetx_lakehouse.runner import RANGE_END_TAG, RANGE_START_TAG
+from packetx_lakehouse_harness.devserver import DagsterDev, poll
 from packetx_lakehouse_tests.conftest import TEST_START_DATE
-from packetx_lakehouse_tests.support.devserver import DagsterDev, poll
 
 #: The day counts as through the lakehouse once this gold table has it.
 TARGET = dg.AssetKey(["packetx_gold", "daily_user_bandwidth"])
 BRONZE_PACKETS_KEY = dg.AssetKey(["packetx_raw", "packets"])
-defs = load_defs()
 OPTIONS = GeneratorOptions(minutes_per_day=20, pairs_per_minute=10)
 
 
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
     # The backfill test's days are before the default start (the samples' day) on some dates.
-    server = DagsterDev.start(tmp_path_factory.mktemp("e2e"), env={"PACKETX_START_DATE": TEST_START_DATE}, timeout=90)
+    server = DagsterDev.start(tmp_path_factory.mktemp("e2e"), env={"PACKETX_START_DATE": TEST_START_DATE})
     try:
         yield server
     finally:
         server.stop(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
+    """The code location the server loads, as ``dagster dev`` loads it: from an empty directory (no
+    developer's ``.env``), with the environment the server gets; what loading it sets is undone after."""
+    with pytest.MonkeyPatch.context() as env:
+        env.chdir(tmp_path_factory.mktemp("code_location"))
+        env.setenv("PACKETX_START_DATE", TEST_START_DATE)
+        saved = dict(os.environ)
+        try:
+            return load_defs()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def finished_runs(server: DagsterDev, backfill_id: str) -> list[dict[str, Any]] | None:
@@ -46,7 +61,8 @@ def finished_runs(server: DagsterDev, backfill_id: str) -> list[dict[str, Any]] 
     return runs if runs and all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs) else None
 
 
-def test_a_dropped_then_grown_file_reaches_gold(dagster_dev: DagsterDev, record_testsuite_property):
+def test_a_dropped_then_grown_file_reaches_gold(dagster_dev: DagsterDev, defs: dg.Definitions,
+                                                record_testsuite_property):
     assert TARGET in defs.resolve_job_def(DAILY_PIPELINE).asset_layer.selected_asset_keys
     sensor = dagster_dev.start_sensor("landing_sensor")
     assert sensor["status"] == "RUNNING", sensor
@@ -68,8 +84,8 @@ def drop_and_grow_a_file(dagster_dev: DagsterDev) -> tuple[float, float]:
     first = generate_day("alice", today, seed=1, options=OPTIONS)
     dropped = time.monotonic()
     write_bytes_atomically(path, first)
-    run_id = poll(f"{TARGET.to_user_string()} {today}", lambda: dagster_dev.materializations(TARGET.path, str(today)),
-                  timeout=90)[0]["runId"]
+    run_id = poll(f"{TARGET.to_user_string()} {today}",
+                  lambda: dagster_dev.materializations(TARGET.path, str(today)))[0]["runId"]
     drop_seconds = time.monotonic() - dropped
     assert dagster_dev.bronze_rows(today) == first.count(b"\n") - 1
 
@@ -92,12 +108,12 @@ def drop_and_grow_a_file(dagster_dev: DagsterDev) -> tuple[float, float]:
         gold_runs = {m["runId"] for m in dagster_dev.materializations(TARGET.path, str(today))}
         return newest_bronze if newest_bronze in gold_runs - {run_id} else None
 
-    poll(f"{TARGET.to_user_string()} {today} to be re-materialised with the new rows", regrown_gold, timeout=90)
+    poll(f"{TARGET.to_user_string()} {today} to be re-materialised with the new rows", regrown_gold)
     grow_seconds = time.monotonic() - grown
     return drop_seconds, grow_seconds
 
 
-def test_a_backfill_range_from_the_ui_is_one_run_with_every_day(dagster_dev: DagsterDev):
+def test_a_backfill_range_from_the_ui_is_one_run_with_every_day(dagster_dev: DagsterDev, defs: dg.Definitions):
     today = dt.datetime.now(dt.UTC).date()
     days = [today - dt.timedelta(days=n) for n in (12, 11, 10)]
     landing = dagster_dev.data_dir / "traffic_log"
@@ -112,7 +128,7 @@ def test_a_backfill_range_from_the_ui_is_one_run_with_every_day(dagster_dev: Dag
     keys = defs.resolve_job_def(DAILY_PIPELINE).asset_layer.selected_asset_keys
     try:
         backfill_id = dagster_dev.launch_backfill([str(day) for day in days], job=DAILY_PIPELINE)
-        runs = poll("the backfill's run", lambda: finished_runs(dagster_dev, backfill_id), timeout=300)
+        runs = poll("the backfill's run", lambda: finished_runs(dagster_dev, backfill_id))
     finally:  # the device cleans up; the archive keeps the files
         for day in days:
             (landing / f"carol-{day}.csv").unlink()

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from packetx_lakehouse_harness.devserver import PATIENCE
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -166,7 +168,7 @@ class RunProcess:
     def output(self) -> str:
         return self.log.read_text()[-4000:]
 
-    def finish(self, timeout: float = 240) -> dict[str, Any]:
+    def finish(self, timeout: float = PATIENCE) -> dict[str, Any]:
         """Wait for the run; its ``{"run_id", "success"}`` (killed and reported on timeout)."""
         try:
             self.process.wait(timeout=timeout)
@@ -179,7 +181,7 @@ class RunProcess:
             raise AssertionError(f"run process exited with {self.process.returncode}:\n{self.output()}")
         return json.loads(lines[-1])
 
-    def wait_until_paused(self, timeout: float = 180) -> None:
+    def wait_until_paused(self, timeout: float = PATIENCE) -> None:
         """Until the process has written its marker and is stopped (``T`` in /proc)."""
         assert self.marker is not None, "started without a pause point"
         deadline = time.monotonic() + timeout

@@ -16,7 +16,7 @@ import pytest
 
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.settings import Settings
-from packetx_lakehouse_tests.support.devserver import write_instance_yaml
+from packetx_lakehouse_harness.devserver import write_instance_yaml
 from packetx_lakehouse_tests.support.pipeline_process import RunProcess
 
 START = dt.date(2026, 11, 16)

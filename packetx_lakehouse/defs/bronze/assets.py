@@ -16,7 +16,14 @@ import dagster as dg
 import pyarrow as pa
 
 from packetx_lakehouse.defs.checks import DayChecks, problems_check
-from packetx_lakehouse.defs.conventions import OWNERS, asset_key, daily_step, refreshes_new_lines, table_spec
+from packetx_lakehouse.defs.conventions import (
+    OWNERS,
+    RAW_ARCHIVE_KEY,
+    asset_key,
+    daily_step,
+    refreshes_new_lines,
+    table_spec,
+)
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
@@ -37,7 +44,6 @@ from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     BRONZE_QUARANTINE,
     LANDING_PROBLEMS,
-    RAW_NAMESPACE,
     TableDef,
 )
 from packetx_lakehouse.lib.storage.iceberg import recorded_totals, source_generations
@@ -46,7 +52,6 @@ from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
 #: The bronze tables with a row per line of a file: a refresh appends to both.
 BRONZE_LINE_TABLES = (BRONZE_PACKETS, BRONZE_QUARANTINE)
 
-RAW_ARCHIVE_KEY = dg.AssetKey([RAW_NAMESPACE, "raw_archive"])
 BRONZE_PACKETS_KEY = asset_key(BRONZE_PACKETS)
 BRONZE_QUARANTINE_KEY = asset_key(BRONZE_QUARANTINE)
 LANDING_PROBLEMS_KEY = asset_key(LANDING_PROBLEMS)

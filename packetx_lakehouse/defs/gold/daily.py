@@ -11,8 +11,6 @@ from collections.abc import Mapping
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.checks import KB_VALID, ROWS_CONSERVED, UNIQUE_KEY, check_spec, problems_check
@@ -28,11 +26,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_PACKETS_FACT,
     TableDef,
 )
-from packetx_lakehouse.lib.storage.iceberg import (
-    COMMIT_ATTEMPTS,
-    migrate_table,
-    read_between,
-)
+from packetx_lakehouse.lib.storage.iceberg import read_between
 from packetx_lakehouse.lib.transform.checks import (
     duplicate_keys,
     hours_under_two_days,
@@ -40,7 +34,6 @@ from packetx_lakehouse.lib.transform.checks import (
     negative_or_nan,
     rows_conservation,
 )
-from packetx_lakehouse.lib.transform.gold import hourly_fact_from_row_grain
 
 DAILY_KEY = asset_key(GOLD_DAILY_USER_BANDWIDTH)
 KB_CONSERVED = "kb_conserved"
@@ -117,34 +110,3 @@ def hours_on_one_day(
         results[day] = problems_check(HOURS_ON_ONE_DAY, hours_under_two_days(shared, device_timezones, default_timezone),
                                       HOURLY_KEY)
     return results
-
-
-def upgrade_row_grain_fact(catalog: Catalog) -> int | None:
-    """Sum a ``packets_fact`` written at the former row grain to the hourly grain, once.
-
-    Every step that reads or writes the fact calls this first, so a lakehouse made by an earlier
-    version keeps all its days without a backfill. The table is migrated in place, in one commit
-    (``migrate_table``): its per-day source generations stay, and a run killed half-way leaves
-    the old fact whole. Runs upgrading at the same time race on that commit; the losers find the
-    fact hourly when they look again.
-
-    Returns:
-        The rows written at the hourly grain, or None when there was nothing to upgrade.
-    """
-    def upgrade() -> int | None:
-        try:
-            table = catalog.load_table(GOLD_PACKETS_FACT.identifier)
-        except NoSuchTableError:
-            return None
-        if "rows" in table.schema().column_names:
-            return None
-        hourly = hourly_fact_from_row_grain(table.scan().to_arrow())
-        migrate_table(table, GOLD_PACKETS_FACT, hourly)
-        return hourly.num_rows
-
-    try:
-        # A lost commit: the fact was written or migrated meanwhile, so look again.
-        return retrying(CommitFailedException, attempts=COMMIT_ATTEMPTS)(upgrade)
-    except CommitFailedException as error:
-        raise CommitFailedException(f"{GOLD_PACKETS_FACT.identifier}: the upgrade to the hourly grain lost "
-                                    f"{COMMIT_ATTEMPTS} commits in a row to concurrent writers") from error

@@ -18,8 +18,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.table import Table
 
-from packetx_lakehouse.defs.bronze.assets import RAW_ARCHIVE_KEY
-from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key
+from packetx_lakehouse.defs.conventions import ICEBERG_POOL, RAW_ARCHIVE_KEY, asset_key
 from packetx_lakehouse.defs.metadata import markdown_table
 from packetx_lakehouse.defs.resources import (
     IcebergCatalogResource,

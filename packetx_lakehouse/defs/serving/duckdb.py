@@ -16,7 +16,6 @@ from packetx_lakehouse.defs.bronze.assets import (
 )
 from packetx_lakehouse.defs.checks import DayChecks, check_spec, problems_check
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, refreshes_new_lines, serving_spec
-from packetx_lakehouse.defs.gold.daily import upgrade_row_grain_fact
 from packetx_lakehouse.defs.metadata import markdown_preview
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
@@ -43,6 +42,7 @@ from packetx_lakehouse.lib.storage.iceberg import (
     touched_since,
 )
 from packetx_lakehouse.lib.transform import checks as checks_lib
+from packetx_lakehouse.lib.transform.upgrades import upgrade_row_grain_fact
 
 SERVING_KEY = dg.AssetKey(["serving", "duckdb"])
 REFERENTIAL_INTEGRITY = "star_schema_referential_integrity"

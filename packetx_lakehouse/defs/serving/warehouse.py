@@ -13,12 +13,12 @@ from packetx_lakehouse.defs.conventions import (
     daily_step,
     serving_spec,
 )
-from packetx_lakehouse.defs.gold.daily import upgrade_row_grain_fact
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, WarehouseResource
 from packetx_lakehouse.defs.tables import add_day_metadata, split_days
 from packetx_lakehouse.lib.schemas import STAR_DIMENSIONS, STAR_FACT
 from packetx_lakehouse.lib.storage.iceberg import ensure_table, read_partitions
+from packetx_lakehouse.lib.transform.upgrades import upgrade_row_grain_fact
 
 WAREHOUSE_KEY = dg.AssetKey(["serving", "warehouse"])
 

@@ -224,6 +224,16 @@ class LocalObjectStore:
             write_bytes_atomically(path, data)
 
 
+def s3_client(region: str, endpoint_url: str = "") -> Any:
+    """A boto3 S3 client as dagster-aws's ``S3Resource`` makes the pipeline's (5 attempts, standard
+    retries), for callers outside Dagster: the device uploader must not import it."""
+    import boto3  # ~0.3 s: only what talks to S3 pays it (``generate`` imports this module too)
+    from botocore.config import Config
+
+    return boto3.session.Session().client("s3", region_name=region or None, endpoint_url=endpoint_url or None,
+                                          config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+
+
 class S3ObjectStore:
     """Objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client."""
 

@@ -12,7 +12,7 @@ from packetx_lakehouse.lib.ingest.limits import (
     IngestLimits,
     text_refusal,
 )
-from packetx_lakehouse_tests.support.hostile import gzip_of_zeros
+from packetx_lakehouse_harness.hostile import gzip_of_zeros
 
 TEXT = b"".join(b"alice,2026-11-20 10:%02d,8.8.8.8,192.168.1.20,%d,1\n" % (m % 60, m) for m in range(5000))
 

@@ -31,7 +31,7 @@ from packetx_lakehouse.lib.storage.maintenance import (
     referenced_files,
     table_storage,
 )
-from packetx_lakehouse_tests.support.devserver import poll
+from packetx_lakehouse_harness.devserver import PATIENCE, poll
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 EVENTS = TableDef(
@@ -227,8 +227,9 @@ def test_a_write_keeps_the_files_of_the_version_it_planned_on_through_maintenanc
     assert set(list_table_files(table.refresh())) == referenced_files(table)
 
 
-def _writer(warehouse: str, first_day: int, rounds: int, commits, waiting, passes) -> None:
-    """Re-write three days ``rounds`` times; after every sixth write, wait for a maintenance pass."""
+def _writer(warehouse: str, first_day: int, rounds: int, commits, wanted, passes) -> None:
+    """Re-write three days ``rounds`` times; after every sixth write, wait for a maintenance pass of its
+    own: a ticket, the number of a pass that ends after this write and after every earlier ticket."""
     catalog = local_catalog(Path(warehouse) / "catalog.db", Path(warehouse) / "warehouse")
     table = ensure_table(catalog, EVENTS)
     for n in range(rounds):
@@ -240,15 +241,13 @@ def _writer(warehouse: str, first_day: int, rounds: int, commits, waiting, passe
         with commits.get_lock():
             commits.value += 1
         if n % 6 == 5:
-            with waiting.get_lock():
-                waiting.value += 1
-            poll("a maintenance pass", lambda: passes.value > seen, 120, interval=0.005)
-            with waiting.get_lock():
-                waiting.value -= 1
+            with wanted.get_lock():
+                wanted.value = ticket = max(wanted.value + 1, seen + 1)
+            poll("a maintenance pass", lambda: passes.value >= ticket, interval=0.005)
 
 
-def _maintainer(warehouse: str, stop, commits, waiting, passes, deleted) -> None:
-    """A maintenance pass every three commits, or as soon as a writer waits for one (hourly in production)."""
+def _maintainer(warehouse: str, stop, commits, wanted, passes, deleted) -> None:
+    """A maintenance pass every three commits, or while a writer's ticket is not served (hourly in production)."""
     catalog = local_catalog(Path(warehouse) / "catalog.db", Path(warehouse) / "warehouse")
     table = catalog.load_table(EVENTS.identifier)
     # Every replaced snapshot goes at once: only the safety window (real time, real file ages)
@@ -256,7 +255,8 @@ def _maintainer(warehouse: str, stop, commits, waiting, passes, deleted) -> None
     policy = MaintenancePolicy(snapshot_max_age=dt.timedelta(0), min_snapshots=1, orphan_grace=dt.timedelta(hours=1))
     started = -3
     while True:
-        poll("writes", lambda: stop.is_set() or waiting.value or commits.value >= started + 3, 120, interval=0.005)
+        poll("writes", lambda: stop.is_set() or passes.value < wanted.value or commits.value >= started + 3,
+             interval=0.005)
         if stop.is_set():
             return
         started = commits.value
@@ -285,19 +285,26 @@ def test_maintenance_next_to_two_writer_processes_loses_nothing_and_breaks_nothi
 
     spawn = multiprocessing.get_context("spawn")
     stop = spawn.Event()
-    commits, waiting, passes, deleted = (spawn.Value("i", 0) for _ in range(4))
-    maintainer = spawn.Process(target=_maintainer, args=(str(tmp_path), stop, commits, waiting, passes, deleted))
-    writers = [spawn.Process(target=_writer, args=(str(tmp_path), first, 24, commits, waiting, passes))
+    commits, wanted, passes, deleted = (spawn.Value("i", 0) for _ in range(4))
+    maintainer = spawn.Process(target=_maintainer, args=(str(tmp_path), stop, commits, wanted, passes, deleted))
+    writers = [spawn.Process(target=_writer, args=(str(tmp_path), first, 24, commits, wanted, passes))
                for first in (1, 10)]
-    maintainer.start()
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(timeout=300)
-    stop.set()
-    maintainer.join(timeout=120)
+    try:
+        maintainer.start()
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(timeout=PATIENCE)
+        stop.set()
+        maintainer.join(timeout=PATIENCE)
+    finally:  # a failed or timed-out test leaves no process behind
+        for process in (*writers, maintainer):
+            if process.is_alive():
+                process.kill()
+                process.join()
     assert [w.exitcode for w in writers] == [0, 0] and maintainer.exitcode == 0
-    assert passes.value >= 8 and deleted.value > 0
+    # Each writer waited for a pass of its own four times (eight distinct tickets): eight passes at least.
+    assert passes.value >= wanted.value >= 8 and deleted.value > 0
 
     table = table.refresh()
     expected = [(dt.date(2026, 2, first + n % 3), v) for first in (1, 10) for n in (21, 22, 23)

@@ -24,12 +24,16 @@ from typing import IO, Any, TypeVar
 
 import yaml
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
+#: How long a wait for something that must happen (a run, a sensor tick, a server) may take before it
+#: counts as hung: generous, since a loaded 2-core machine is slow, not wrong. A test's own timeout
+#: (packetx_lakehouse_tests/conftest.py) bounds the test as a whole.
+PATIENCE = 600.0
 
 
-def poll(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
-    """Call ``probe`` until it returns something truthy.
+def poll(what: str, probe: Callable[[], T | None], timeout: float = PATIENCE, interval: float = 0.5) -> T:
+    """Call ``probe`` until it returns something truthy: waiting on the event itself, never a fixed sleep.
 
     Raises:
         TimeoutError: naming ``what`` when ``timeout`` seconds pass first.
@@ -82,7 +86,7 @@ class DagsterDev:
 
     @classmethod
     def start(
-        cls, root: Path, *, env: Mapping[str, str] | None = None, timeout: float = 120,
+        cls, root: Path, *, env: Mapping[str, str] | None = None, timeout: float = PATIENCE,
         dagster_home: Path | None = None,
     ) -> DagsterDev:
         """Start ``dagster dev`` with DAGSTER_HOME and PACKETX_DATA_DIR under ``root``.

@@ -30,10 +30,14 @@ class CpuSampler:
         self.stacks: collections.Counter[tuple[Frame, ...]] = collections.Counter()
         self._main = threading.main_thread().ident
         self._stop = threading.Event()
+        self._reading = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def __enter__(self) -> CpuSampler:
+        """Returns once the sampler has read the clock: the block's every CPU second is charged, however
+        late a loaded machine schedules the sampler's thread."""
         self._thread.start()
+        self._reading.wait()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -42,6 +46,7 @@ class CpuSampler:
 
     def _run(self) -> None:
         last = time.process_time()
+        self._reading.set()
         while not self._stop.wait(self.interval):
             now = time.process_time()
             self.stacks[_stack(sys._current_frames().get(self._main))] += now - last

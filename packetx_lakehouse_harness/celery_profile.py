@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from packetx_lakehouse_tests.support.devserver import poll
+from packetx_lakehouse_harness.devserver import PATIENCE, poll
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 REDIS_PORT, RABBITMQ_PORT = 6379, 5672
 BROKER = f"pyamqp://guest@127.0.0.1:{RABBITMQ_PORT}//"
@@ -48,11 +48,11 @@ def broker_and_backend() -> Iterator[None]:
             subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
                             "--save", "", "--appendonly", "no", "--pidfile", str(pid_dir / "redis.pid")], check=True)
             started.append("redis")
-            poll("redis-server to listen", lambda: _listening(REDIS_PORT), timeout=30, interval=0.1)
+            poll("redis-server to listen", lambda: _listening(REDIS_PORT), interval=0.1)
         if not _listening(RABBITMQ_PORT):
             subprocess.run(["rabbitmq-server", "-detached"], check=True)
             started.append("rabbitmq")
-            poll("rabbitmq-server to listen", lambda: _listening(RABBITMQ_PORT), timeout=120, interval=0.5)
+            poll("rabbitmq-server to listen", lambda: _listening(RABBITMQ_PORT))
         yield
     finally:
         if "redis" in started:
@@ -144,7 +144,7 @@ class CeleryProfile:
         """The workers (ready when Celery says so), then the daemon that launches runs onto them
         (``daemon=False``: the caller serves the instance itself, e.g. with ``dagster dev``)."""
         self._start("workers", [str(PROJECT / "deploy" / "start-workers.sh"), str(self.workers)])
-        poll("the Celery workers to be ready", lambda: self._ready("workers"), timeout=120, interval=0.2)
+        poll("the Celery workers to be ready", lambda: self._ready("workers"), interval=0.2)
         if daemon:
             self._start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")])
         return self
@@ -165,7 +165,7 @@ class CeleryProfile:
                                f"{self.logs[name].read_text()[-3000:]}")
         return " ready." in self.logs[name].read_text()
 
-    def command(self, *args: str, timeout: float = 180) -> str:
+    def command(self, *args: str, timeout: float = PATIENCE) -> str:
         """A ``dagster`` CLI command against the profile's instance and workspace; its output."""
         done = subprocess.run([str(BIN / "dagster"), *args], cwd=PROJECT, env=self.env, capture_output=True,
                               text=True, timeout=timeout)
