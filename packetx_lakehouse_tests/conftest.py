@@ -38,6 +38,7 @@ TIERS = {
     "dashboard": "unit",
     "test_bench_profile.py": "unit",
     "test_cli.py": "unit",
+    "test_dagster_internals.py": "unit",
     "test_definitions.py": "unit",
     "test_dependencies.py": "unit",
     "test_layout.py": "unit",
