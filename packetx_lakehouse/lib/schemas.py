@@ -403,6 +403,48 @@ GOLD_USER_IP_HOURLY = TableDef(
     },
 )
 
+#: Every user-hour's activity, summed from the fact's cells of that hour alone (so it can be kept
+#: up to date hour by hour): the small table device silence is learnt from.
+GOLD_USER_HOURLY = TableDef(
+    GOLD_NAMESPACE,
+    "user_hourly",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", STRING, False),
+        _f("hour_utc", TS_UTC, False),
+        _f("kb", pa.float64(), False),
+        _f("rows", pa.int64(), False),
+        _f("minutes", pa.int64(), False),
+        _f("minute_mask", pa.int64(), False),
+        _f("remote_hosts", pa.int64(), False),
+        _f("first_minute_utc", TS_UTC, False),
+        _f("last_minute_utc", TS_UTC, False),
+    ),
+    key=("log_date", "user", "hour_utc"),
+    description=(
+        "Per user and UTC hour: KB, counted rows, active minutes and which minutes they were (a bit "
+        "mask), distinct remote hosts, first and last minute seen. The small table device silence "
+        "is learnt from."
+    ),
+    column_notes={
+        "kb": "KB of the user's counted rows in the hour (every remote and direction).",
+        "minutes": "Distinct minutes of the hour with a counted row (the bits set in minute_mask).",
+        "minute_mask": "Bit m (0-59) is set when minute m of the hour has a counted row: OR the masks of one "
+                       "hour to merge them, bit_count(minute_mask) = minutes.",
+        "remote_hosts": "Distinct remote IPs of the hour's counted rows.",
+        "first_minute_utc": "The hour's first minute with a counted row (UTC).",
+        "last_minute_utc": "The hour's last minute with a counted row (UTC).",
+    },
+    derived_from=SILVER_PACKETS,
+    lineage={
+        "log_date": ("log_date",), "user": ("user",), "hour_utc": ("ts_utc",), "kb": ("kb", "is_restart_replay"),
+        "rows": ("is_restart_replay",),
+        **dict.fromkeys(("minutes", "minute_mask", "first_minute_utc", "last_minute_utc"),
+                        ("ts_utc", "is_restart_replay")),
+        "remote_hosts": ("remote_ip", "is_restart_replay"),
+    },
+)
+
 #: Every address a day's counted rows mention: the small table ``ip_dim`` is rebuilt from.
 GOLD_DAILY_IPS = TableDef(
     GOLD_NAMESPACE,
@@ -547,7 +589,7 @@ BRONZE_LINE_TABLES: tuple[TableDef, ...] = (BRONZE_PACKETS, BRONZE_QUARANTINE)
 #: The per-day gold tables built from one read of the day's silver rows.
 GOLD_DAILY_TABLES: tuple[TableDef, ...] = (
     GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS, GOLD_USER_IP_HOURLY,
-    GOLD_DAILY_IPS, GOLD_PACKETS_FACT,
+    GOLD_DAILY_IPS, GOLD_PACKETS_FACT, GOLD_USER_HOURLY,
 )  # fmt: skip
 #: The star schema's dimensions, rebuilt in full; every consumer (DuckDB, warehouse) copies these.
 STAR_DIMENSIONS: tuple[TableDef, ...] = (GOLD_DATE_DIM, GOLD_IP_DIM, GOLD_USERS_DIM, GOLD_DIRECTION_DIM)

@@ -18,6 +18,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_USER_BANDWIDTH,
     GOLD_HOURLY_BANDWIDTH,
     GOLD_PACKETS_FACT,
+    GOLD_USER_HOURLY,
     TableDef,
 )
 from packetx_lakehouse.lib.transform.frames import run_heads
@@ -119,12 +120,14 @@ def kb_mismatches(reference: str, reference_kb: float, totals: Mapping[str, floa
 
 #: Where each gold table that must add up to silver's KB keeps it.
 KB_COLUMNS: dict[TableDef, str] = {
-    GOLD_DAILY_USER_BANDWIDTH: "total_kb", GOLD_HOURLY_BANDWIDTH: "kb", GOLD_PACKETS_FACT: "kb",
+    GOLD_DAILY_USER_BANDWIDTH: "total_kb", GOLD_HOURLY_BANDWIDTH: "kb", GOLD_PACKETS_FACT: "kb", GOLD_USER_HOURLY: "kb",
 }
 
 
 #: Where each gold table that must count every one of silver's live rows keeps the count.
-ROW_COLUMNS: dict[TableDef, str] = {GOLD_DAILY_USER_BANDWIDTH: "rows", GOLD_PACKETS_FACT: "rows"}
+ROW_COLUMNS: dict[TableDef, str] = {
+    GOLD_DAILY_USER_BANDWIDTH: "rows", GOLD_PACKETS_FACT: "rows", GOLD_USER_HOURLY: "rows",
+}
 
 
 def _live(silver: pa.Table) -> pa.ChunkedArray:

@@ -28,6 +28,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_PACKETS_FACT,
     GOLD_TOP_EXTERNAL_HOSTS,
     GOLD_TRAFFIC_ANOMALIES,
+    GOLD_USER_HOURLY,
     GOLD_USER_IP_HOURLY,
     GOLD_USERS_DIM,
     TableDef,
@@ -314,6 +315,27 @@ def user_ip_hourly(source: Silver | HourlyCells) -> pa.Table:
     return _table(frame, GOLD_USER_IP_HOURLY)
 
 
+def user_hourly(source: Silver | HourlyCells) -> pa.Table:
+    """KB, rows and which minutes per user-hour: the cells of one hour are all it needs.
+
+    The minute mask is the OR of the hour's cell masks, so the first and last minute seen are its
+    lowest and highest bit.
+    """
+    mask = pl.col("minute_mask")
+    frame = (
+        _cells(source)
+        .group_by(_HOUR_USER)
+        .agg(kb=kb_sum(), rows=pl.col("rows").sum(), minute_mask=mask.bitwise_or(),
+             remote_hosts=pl.col("remote_ip").n_unique().cast(pl.Int64))
+        .with_columns(
+            minutes=_minutes(mask),
+            first_minute_utc=pl.col("hour_utc") + pl.duration(minutes=mask.bitwise_trailing_zeros()),
+            last_minute_utc=pl.col("hour_utc") + pl.duration(minutes=63 - mask.bitwise_leading_zeros()),
+        )
+    )
+    return _table(frame, GOLD_USER_HOURLY)
+
+
 def daily_ips(silver: Silver) -> pa.Table:
     """Every address at either end of a day's counted rows: a superset of the fact's IP keys."""
     pairs = _live(silver).select("log_date", "source_ip", "destination_ip").unique()
@@ -483,7 +505,7 @@ def build_daily_tables(silver: pa.Table) -> dict[TableDef, pa.Table]:
     """Every per-day gold table (``GOLD_DAILY_TABLES``) from one read of a run's silver rows.
 
     Rows are grouped to the fact's hourly cells once; the fact, ``hourly_bandwidth``,
-    ``top_external_hosts`` and ``user_ip_hourly`` are built from those cells.
+    ``top_external_hosts``, ``user_ip_hourly`` and ``user_hourly`` are built from those cells.
     """
     frame = pl.from_arrow(silver.select(list(BUILDER_COLUMNS)))  # once, not once per builder
     cells = hourly_cells(frame)
@@ -494,5 +516,6 @@ def build_daily_tables(silver: pa.Table) -> dict[TableDef, pa.Table]:
         GOLD_USER_IP_HOURLY: user_ip_hourly(cells),
         GOLD_DAILY_IPS: daily_ips(frame),
         GOLD_PACKETS_FACT: packets_fact(cells),
+        GOLD_USER_HOURLY: user_hourly(cells),
     }
     return {table_def: built[table_def] for table_def in GOLD_DAILY_TABLES}

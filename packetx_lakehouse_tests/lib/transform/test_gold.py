@@ -12,6 +12,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_HOURLY_BANDWIDTH,
     GOLD_PACKETS_FACT,
     GOLD_TOP_EXTERNAL_HOSTS,
+    GOLD_USER_HOURLY,
     GOLD_USER_IP_HOURLY,
     SILVER_PACKETS,
     TableDef,
@@ -86,6 +87,7 @@ def test_daily_totals_equal_silver_non_replay_totals(day_silver: pa.Table) -> No
         (gold.user_ip_hourly, GOLD_USER_IP_HOURLY),
         (gold.daily_ips, GOLD_DAILY_IPS),
         (gold.packets_fact, GOLD_PACKETS_FACT),
+        (gold.user_hourly, GOLD_USER_HOURLY),
     ],
 )
 def test_an_empty_day_gives_empty_tables_of_the_exact_schema(build, table_def: TableDef) -> None:
@@ -301,6 +303,33 @@ def test_an_ip_change_within_an_hour_keeps_two_fact_rows() -> None:
     dim = gold.users_dim(gold.user_ip_hourly(silver))
     assert dim["local_ip"].to_pylist() == ["192.168.1.3"]
     assert gold.resolve_user_versions(fact, dim)["user_key"].to_pylist() == dim["user_key"].to_pylist() * 2
+
+
+def test_user_hourly_holds_each_hours_minutes_as_a_mask_and_sums_to_the_fact() -> None:
+    rows = [
+        *minute("2026-11-21 10:00", [1.25, 2, None]),
+        *minute("2026-11-21 10:59", [3.5, None, 4]),
+        ("alice", "2026-11-21 10:30", "8.8.8.8", DEVICE, 0.75, 2.0),
+        ("alice", "2026-11-21 10:30", "8.8.8.8", DEVICE, 0.25, 2.0),  # the pair twice in one minute
+        *minute("2026-11-21 11:07", [0.001, None, None]),
+        *minute("2026-11-21 11:08", [3, 3, 3]),
+        *minute("2026-11-21 11:09", [3, 3, 3]),  # a restart's replay of every pair: not counted
+    ]
+    silver = silver_of(rows)
+    assert pl.from_arrow(silver).filter(pl.col("is_restart_replay")).height == 3
+    hourly = gold.user_hourly(silver)
+    assert hourly.schema == GOLD_USER_HOURLY.schema
+    got = [(r["hour_utc"].hour, r["kb"], r["rows"], r["minutes"], r["minute_mask"], r["remote_hosts"],
+            r["first_minute_utc"].minute, r["last_minute_utc"].minute) for r in hourly.to_pylist()]
+    assert got == [
+        (10, 1.25 + 2 + 3.5 + 4 + 0.75 + 0.25, 6, 3, (1 << 0) | (1 << 30) | (1 << 59), 3, 0, 59),
+        (11, 9.001, 4, 2, (1 << 7) | (1 << 8), 3, 7, 8),
+    ]
+    # The same hours from the fact's cells: the builder needs nothing finer.
+    assert gold.user_hourly(gold.hourly_cells(silver)) == hourly
+    fact = gold.packets_fact(silver)
+    assert sum(hourly["kb"].to_pylist()) == pytest.approx(sum(fact["kb"].to_pylist()))
+    assert sum(hourly["rows"].to_pylist()) == sum(fact["rows"].to_pylist()) == checks.live_rows(silver)
 
 
 def test_the_fact_leaves_restart_replays_out_and_conserves_kb_and_rows(day_silver: pa.Table) -> None:
