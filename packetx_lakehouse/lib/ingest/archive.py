@@ -168,6 +168,18 @@ def read_manifest(archive: ObjectStore, key: str) -> DayManifest:
     return _parse_manifest(archive.get(key))
 
 
+def manifest_at(archive: ObjectStore, day: dt.date, generation: int) -> DayManifest | None:
+    """The day's source set as it was at ``generation`` (0: before the first run); None when
+    archive retention has deleted that generation's copy."""
+    if generation == 0:
+        return DayManifest(0, {})
+    current = load_manifest(archive, day)
+    if current.generation == generation:
+        return current
+    key = _history_key(day, generation)
+    return read_manifest(archive, key) if archive.exists(key) else None
+
+
 def _load_manifest_versioned(archive: ObjectStore, day: dt.date) -> tuple[DayManifest, str | None]:
     """The manifest and the storage version it was read at (None: no manifest yet)."""
     found = archive.get_versioned(_manifest_key(day))
