@@ -163,6 +163,9 @@ class Settings:
     iceberg_warehouse: str = ""
     executor: str = "in_process"
     backfill_days_per_run: int = DEFAULT_BACKFILL_DAYS_PER_RUN
+    #: Minutes of its active hours a device may go without data before it counts as silent
+    #: (a device with longer usual gaps gets twice its usual gap; ``lib/transform/silence.py``).
+    silence_minutes: int = 30
 
     @property
     def is_aws(self) -> bool:
@@ -252,4 +255,5 @@ class Settings:
             iceberg_warehouse=_env("PACKETX_ICEBERG_WAREHOUSE"),
             executor=executor,
             backfill_days_per_run=_positive_int("PACKETX_BACKFILL_DAYS_PER_RUN", DEFAULT_BACKFILL_DAYS_PER_RUN),
+            silence_minutes=_positive_int("PACKETX_SILENCE_MINUTES", 30),
         )
