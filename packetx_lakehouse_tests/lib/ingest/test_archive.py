@@ -10,6 +10,7 @@ from packetx_lakehouse.lib.ingest.archive import (
     LandingRef,
     collect_day,
     load_manifest,
+    manifest_at,
     restore,
     retract,
 )
@@ -154,6 +155,21 @@ def test_a_retracted_file_leaves_the_source_set_is_never_read_again_and_can_be_r
     again = collect(stores)
     assert again.generation == 4 and again.newly_archived == [ALICE]  # the landing copy is longer
     assert len(list(archive.list("date=2026-11-20/manifests/"))) == 4
+
+
+def test_each_generation_of_a_day_reads_back_as_it_was_until_retention_deletes_it(stores):
+    landing, archive = stores
+    landing.put(ALICE, HEADER + rows(2))
+    collect(stores)
+    landing.put(ALICE, HEADER + rows(5))
+    collect(stores)
+    retract(archive, ALICE, by="carol", reason="wrong day", now=NOW)
+    assert manifest_at(archive, DAY, 0).files == {}
+    assert manifest_at(archive, DAY, 1).files[ALICE].lines == 3
+    assert manifest_at(archive, DAY, 2).files[ALICE].lines == 6
+    assert manifest_at(archive, DAY, 3) == load_manifest(archive, DAY) and ALICE in manifest_at(archive, DAY, 3).retracted
+    archive.delete("date=2026-11-20/manifests/generation-000001.json")
+    assert manifest_at(archive, DAY, 1) is None
 
 
 def test_manifests_written_before_generations_and_before_landing_refs_still_load(tmp_path):
