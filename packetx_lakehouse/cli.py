@@ -229,6 +229,7 @@ def cmd_explain_anomaly(args: argparse.Namespace) -> int:
     from packetx_lakehouse.defs.resources import build_resources
     from packetx_lakehouse.lib.schemas import GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES, GOLD_USER_HOURLY
     from packetx_lakehouse.lib.serving.lakehouse_sql import lakehouse_connection, metadata_locations
+    from packetx_lakehouse.lib.units import format_kb
 
     settings = Settings.from_env()
     catalog = build_resources(settings)["iceberg"].load()
@@ -241,11 +242,11 @@ def cmd_explain_anomaly(args: argparse.Namespace) -> int:
     if found.hosts.filter(pl.col("kb") > 0).is_empty():
         raise ValueError(f"no traffic of {args.user} in {args.hour:%Y-%m-%d %H:00} UTC")
     mb = 1024
-    print(f"{found.user}, {found.hour:%Y-%m-%d %H:00} UTC: {found.kb / mb:,.1f} MB against a typical "
-          f"{found.typical_kb / mb:,.1f} MB in this hour (the same hour of the 7 days before)")
+    print(f"{found.user}, {found.hour:%Y-%m-%d %H:00} UTC: {format_kb(found.kb)} against a typical "
+          f"{format_kb(found.typical_kb)} in this hour (the same hour of the 7 days before)")
     if flagged:
         print(f"Flagged: robust z {flagged['robust_z']:.1f} over the user's 7-day baseline (median "
-              f"{flagged['baseline_median_kb'] / mb:,.1f} MB of {flagged['baseline_hours']} active hours)")
+              f"{format_kb(flagged['baseline_median_kb'])} of {flagged['baseline_hours']} active hours)")
     else:
         print("Not flagged in packetx_gold.traffic_anomalies.")
     print(f"\nWhat changed most: {found.what_changed_most}")

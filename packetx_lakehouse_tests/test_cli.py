@@ -175,10 +175,10 @@ def spiky(lakehouse, monkeypatch):
 def test_explain_anomaly_names_what_changed_most(spiky, capsys):
     assert cli.main(["explain-anomaly", "alice", f"{ANOMALY_DAY}T14"]) == 0
     out = capsys.readouterr().out
-    usual = (114 + 144 + 200 + 230) / 1024  # 14:00 and 14:30 with both hosts
-    assert out.startswith(f"alice, {ANOMALY_DAY} 14:00 UTC: {usual + 500_000 / 1024:,.1f} MB against a typical "
-                          f"{usual:.1f} MB in this hour (the same hour of the 7 days before)\nFlagged: robust z ")
-    assert "What changed most: a new host\n  - new host 203.0.113.7 (outbound): 488.3 MB, 100% of the rise" in out
+    usual = 114 + 144 + 200 + 230  # KB at 14:00 and 14:30 with both hosts
+    assert out.startswith(f"alice, {ANOMALY_DAY} 14:00 UTC: {(usual + 500_000) / 1024:,.2f} MB against a typical "
+                          f"{usual:.1f} KB in this hour (the same hour of the 7 days before)\nFlagged: robust z ")
+    assert "What changed most: a new host\n  - new host 203.0.113.7 (outbound): 488.28 MB, 100% of the rise" in out
     hosts = out.split("Remote hosts, largest change first:\n")[1].splitlines()
     assert hosts[1].split() == ["203.0.113.7", "outbound", "488.3", "0.0", "488.3", "10", "0", "yes"]
     assert hosts[2].split()[:2] == ["1.1.1.1", "outbound"] and hosts[2].split()[-1] == "7"  # days seen of 7

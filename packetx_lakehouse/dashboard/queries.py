@@ -106,14 +106,6 @@ def connect(
         con.close()
 
 
-def format_kb(kb: float) -> str:
-    """KB in the largest unit that keeps it readable; the one formatter the page and its tests share."""
-    for unit, size in (("TB", 1024.0**3), ("GB", 1024.0**2), ("MB", 1024.0)):
-        if abs(kb) >= size:
-            return f"{kb / size:,.2f} {unit}"
-    return f"{kb:,.1f} KB"
-
-
 def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
     return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
@@ -181,14 +173,6 @@ def anomalies(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
     return _frame(con, f"""
         SELECT user, hour_utc, kb, baseline_median_kb, robust_z, baseline_hours
         FROM gold.traffic_anomalies WHERE {where} ORDER BY robust_z DESC, hour_utc""", params)
-
-
-def hour_detail(con: duckdb.DuckDBPyConnection, user: str, hour_utc: dt.datetime) -> pl.DataFrame:
-    """What one user-hour consisted of: the target of an anomaly's link."""
-    return _frame(con, """
-        SELECT remote_ip, direction, sum(kb) AS kb, max(minutes) AS minutes
-        FROM gold.hourly_bandwidth WHERE user = ? AND hour_utc = ?
-        GROUP BY ALL ORDER BY kb DESC, remote_ip""", [user, hour_utc])
 
 
 def ip_history(con: duckdb.DuckDBPyConnection, selected: Sequence[str] = ()) -> pl.DataFrame:

@@ -162,3 +162,18 @@ def _run_end(tables, snapshot: Snapshot) -> int:
         return snapshot.timestamp_ms
     return max([snapshot.timestamp_ms] + [s.timestamp_ms for table in tables for s in table.snapshots()
                                           if s.summary and s.summary.get("dagster.run_id") == run])
+
+
+@dataclass(frozen=True)
+class KeptState:
+    """One state of a table that Iceberg still keeps: what an "as of" picker offers."""
+
+    snapshot_id: int
+    committed_at: dt.datetime
+    run_id: str | None
+
+
+def kept_states(table: Table) -> list[KeptState]:
+    """The table's kept states, newest first."""
+    return [KeptState(s.snapshot_id, _utc(s.timestamp_ms), s.summary.get("dagster.run_id") if s.summary else None)
+            for s in reversed(snapshots_oldest_first(table.snapshots()))]

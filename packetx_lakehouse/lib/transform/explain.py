@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from packetx_lakehouse.lib.transform.gold import BASELINE_DAYS
+from packetx_lakehouse.lib.units import format_kb
 
 NEW_HOST = "a new host"
 ONE_HOST = "one host's volume"
@@ -29,10 +30,6 @@ NEW_HOST_SHARE, ONE_HOST_SHARE, DIRECTION_POINTS = 0.25, 0.5, 0.3
 def window(hour: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """The hours an explanation reads: from the same hour 7 days before to ``hour`` itself."""
     return hour - dt.timedelta(days=BASELINE_DAYS), hour
-
-
-def _mb(kb: float) -> str:
-    return f"{kb / 1024:,.1f} MB"
 
 
 @dataclass(frozen=True)
@@ -118,24 +115,24 @@ def _findings(
     """What changed most, and every notable change, largest first."""
     rise = kb - typical_kb
     if rise <= 0 or hosts.is_empty():
-        return NOT_HIGHER, [f"{_mb(kb)} against a typical {_mb(typical_kb)} in this hour"]
+        return NOT_HIGHER, [f"{format_kb(kb)} against a typical {format_kb(typical_kb)} in this hour"]
     found: list[tuple[str, str]] = []
     new = hosts.filter(pl.col("new") & (pl.col("change_kb") > 0))
     if new.height and new["change_kb"][0] >= NEW_HOST_SHARE * rise:
         top = new.row(0, named=True)
         also = f" (+{new.height - 1} more new)" if new.height > 1 else ""
-        found.append((NEW_HOST, f"new host {top['remote_ip']} ({top['direction']}): {_mb(top['kb'])}, "
+        found.append((NEW_HOST, f"new host {top['remote_ip']} ({top['direction']}): {format_kb(top['kb'])}, "
                                 f"{top['change_kb'] / rise:.0%} of the rise; never seen in the 7 days before{also}"))
     known = hosts.filter(~pl.col("new"))
     if known.height and known["change_kb"][0] >= ONE_HOST_SHARE * rise:
         top = known.row(0, named=True)
-        found.append((ONE_HOST, f"host {top['remote_ip']} ({top['direction']}): {_mb(top['kb'])} against a typical "
-                                f"{_mb(top['typical_kb'])} in this hour, {top['change_kb'] / rise:.0%} of the rise"))
+        found.append((ONE_HOST, f"host {top['remote_ip']} ({top['direction']}): {format_kb(top['kb'])} against a typical "
+                                f"{format_kb(top['typical_kb'])} in this hour, {top['change_kb'] / rise:.0%} of the rise"))
     shift = directions.with_columns(points=pl.col("share") - pl.col("typical_share")).sort("points", descending=True)
     if shift.height and shift["points"][0] >= DIRECTION_POINTS:
         top = shift.row(0, named=True)
-        found.append((DIRECTION, f"{top['direction']} traffic: {top['share']:.0%} of the hour ({_mb(top['kb'])}), "
-                                 f"usually {top['typical_share']:.0%} ({_mb(top['typical_kb'])})"))
+        found.append((DIRECTION, f"{top['direction']} traffic: {top['share']:.0%} of the hour ({format_kb(top['kb'])}), "
+                                 f"usually {top['typical_share']:.0%} ({format_kb(top['typical_kb'])})"))
     if not found:
         top = hosts.row(0, named=True)
         found.append((MANY_HOSTS, f"the rise is spread over {hosts.filter(pl.col('change_kb') > 0).height} hosts; "

@@ -34,7 +34,7 @@ def test_a_new_host_is_named_with_its_share_of_the_rise():
     found = explain_hour(hourly([*USUAL, ("203.0.113.7", "outbound", 5000.0)]), "alice", HOUR)
     assert (found.kb, found.typical_kb, found.change_kb) == (5200.0, 200.0, 5000.0)
     assert found.what_changed_most == NEW_HOST
-    assert found.findings[0] == ("new host 203.0.113.7 (outbound): 4.9 MB, 100% of the rise; never seen in the 7 days "
+    assert found.findings[0] == ("new host 203.0.113.7 (outbound): 4.88 MB, 100% of the rise; never seen in the 7 days "
                                  "before")
     top = found.hosts.row(0, named=True)
     assert (top["remote_ip"], top["new"], top["days_seen"], top["typical_kb"]) == ("203.0.113.7", True, 0, 0.0)
@@ -44,7 +44,7 @@ def test_a_new_host_is_named_with_its_share_of_the_rise():
 def test_one_known_hosts_volume():
     found = explain_hour(hourly([("8.8.8.8", "outbound", 4100.0), ("1.1.1.1", "outbound", 100.0)]), "alice", HOUR)
     assert found.what_changed_most == ONE_HOST
-    assert found.findings == ["host 8.8.8.8 (outbound): 4.0 MB against a typical 0.1 MB in this hour, 100% of the rise"]
+    assert found.findings == ["host 8.8.8.8 (outbound): 4.00 MB against a typical 100.0 KB in this hour, 100% of the rise"]
 
 
 def test_a_direction_that_is_usually_a_small_part():
@@ -52,7 +52,7 @@ def test_a_direction_that_is_usually_a_small_part():
     rows = [*USUAL, *((ip, direction, 150.0) for ip, direction, _ in lan)]  # no one host carries half the rise
     found = explain_hour(hourly(rows, USUAL + lan), "alice", HOUR)
     assert found.what_changed_most == DIRECTION
-    assert found.findings == ["internal traffic: 75% of the hour (0.6 MB), usually 2% (0.0 MB)"]
+    assert found.findings == ["internal traffic: 75% of the hour (600.0 KB), usually 2% (4.0 KB)"]
     directions = dict(found.directions.select("direction", "change_kb").iter_rows())
     assert directions == {"internal": 596.0, "outbound": 0.0}
 
@@ -73,4 +73,4 @@ def test_many_hosts_at_once_and_more_active_minutes():
 
 def test_an_hour_at_its_usual_level_says_so():
     found = explain_hour(hourly(USUAL), "alice", HOUR)
-    assert (found.what_changed_most, found.findings) == (NOT_HIGHER, ["0.2 MB against a typical 0.2 MB in this hour"])
+    assert (found.what_changed_most, found.findings) == (NOT_HIGHER, ["200.0 KB against a typical 200.0 KB in this hour"])
