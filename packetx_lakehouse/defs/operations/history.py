@@ -22,6 +22,7 @@ from packetx_lakehouse.defs.tables import log_lost_commits
 from packetx_lakehouse.lib.ingest.archive import manifest_at
 from packetx_lakehouse.lib.schemas import DAILY_TOTAL_CHANGES, GOLD_DAILY_USER_BANDWIDTH
 from packetx_lakehouse.lib.storage.iceberg import (
+    WriteResult,
     ensure_table,
     read_partitions,
     replace_partitions,
@@ -106,42 +107,52 @@ def total_changes_assets() -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         catalog = iceberg.load()
         gold = ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH)
-        history = ensure_table(catalog, DAILY_TOTAL_CHANGES)
-        current, recorded = gold.current_snapshot(), _recorded(history)
-        if current is None or (recorded is not None and recorded[0] == current.snapshot_id):
-            return dg.MaterializeResult(metadata={"days_changed": 0, "recorded_up_to": str(recorded and recorded[0])})
-        now = _day_files(gold, current.snapshot_id)
-        touched = set(now) if recorded is None else {day for day, (seq, _) in now.items() if seq > recorded[1]}
-        if recorded is not None:
-            # Days whose every row went (all their files retracted): recorded with traffic, gone now.
-            rows = history.scan(selected_fields=("log_date", "user", "changed_at", "kb_after")).to_arrow()
-            latest = {(r["log_date"], r["user"]): r["kb_after"] for r in rows.sort_by("changed_at").to_pylist()}
-            touched |= {day for (day, _), kb in latest.items() if kb} - set(now)
-        metadata = {"recorded_up_to": str(current.snapshot_id)}
-        if not touched:
-            return dg.MaterializeResult(metadata={**metadata, "days_changed": 0})
-        days = sorted(touched)
-        commits = {day: _commit(context.instance, gold, day, now.get(day, (0, current.snapshot_id))[1])
-                   for day in days}
-        old = read_partitions(history, values=days)
-        rows = record_changes(old, read_partitions(gold, values=days), touched=days, commits=commits,
-                              generations=source_generations(gold, days), describe=_describer(raw_archive.store()),
-                              first=recorded is None)
-        written = replace_partitions(history, rows, values=days,
-                                     snapshot_properties={"dagster.run_id": context.run.run_id,
-                                                          RECORDED_SNAPSHOT: str(current.snapshot_id),
-                                                          RECORDED_SEQUENCE: str(current.sequence_number)},
-                                     on_retry=log_lost_commits(context, DAILY_TOTAL_CHANGES))
-        new = _new_rows(old, rows)
+        new, written = _record(context, gold, ensure_table(catalog, DAILY_TOTAL_CHANGES), raw_archive.store())
         for row in new.to_pylist():
             context.log.info(f"{row['log_date']} {row['user']}: {row['kind']}, {row['delta_kb']:+,.3f} KB "
                              f"({row['files']})")
+        current = gold.current_snapshot()
         return dg.MaterializeResult(metadata={
-            **iceberg_metadata(DAILY_TOTAL_CHANGES.identifier, written), **metadata,
-            "days_changed": len(set(new.column("log_date").to_pylist())), **table_metadata(new),
+            **iceberg_metadata(DAILY_TOTAL_CHANGES.identifier, written), **table_metadata(new),
+            "recorded_up_to": str(current.snapshot_id if current else None),
+            "days_changed": len(set(new.column("log_date").to_pylist())),
         })
 
     return daily_total_changes
+
+
+def _record(
+    context: dg.AssetExecutionContext, gold: Table, history: Table, archive: ObjectStore
+) -> tuple[pa.Table, WriteResult]:
+    """Record what changed in ``gold`` since the last record: the rows added (or grown by a merge), and the
+    history's state after."""
+    snapshot = history.current_snapshot()
+    nothing = (DAILY_TOTAL_CHANGES.schema.empty_table(),
+               WriteResult(0, snapshot.snapshot_id if snapshot else None, history.location()))
+    current, recorded = gold.current_snapshot(), _recorded(history)
+    if current is None or (recorded is not None and recorded[0] == current.snapshot_id):
+        return nothing
+    now = _day_files(gold, current.snapshot_id)
+    touched = set(now) if recorded is None else {day for day, (seq, _) in now.items() if seq > recorded[1]}
+    if recorded is not None:
+        # Days whose every row went (all their files retracted): recorded with traffic, gone now.
+        rows = history.scan(selected_fields=("log_date", "user", "changed_at", "kb_after")).to_arrow()
+        latest = {(r["log_date"], r["user"]): r["kb_after"] for r in rows.sort_by("changed_at").to_pylist()}
+        touched |= {day for (day, _), kb in latest.items() if kb} - set(now)
+    if not touched:
+        return nothing
+    days = sorted(touched)
+    commits = {day: _commit(context.instance, gold, day, now.get(day, (0, current.snapshot_id))[1]) for day in days}
+    old = read_partitions(history, values=days)
+    rows = record_changes(old, read_partitions(gold, values=days), touched=days, commits=commits,
+                          generations=source_generations(gold, days), describe=_describer(archive),
+                          first=recorded is None)
+    written = replace_partitions(history, rows, values=days,
+                                 snapshot_properties={"dagster.run_id": context.run.run_id,
+                                                      RECORDED_SNAPSHOT: str(current.snapshot_id),
+                                                      RECORDED_SEQUENCE: str(current.sequence_number)},
+                                 on_retry=log_lost_commits(context, DAILY_TOTAL_CHANGES))
+    return _new_rows(old, rows), written
 
 
 def _new_rows(old: pa.Table, rows: pa.Table) -> pa.Table:
