@@ -13,10 +13,8 @@ as the data. A commit built from an older generation than the table already hold
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,32 +42,24 @@ from pyiceberg.expressions import (
     LessThanOrEqual,
     Or,
 )
-from pyiceberg.io.pyarrow import (
-    ArrowScan,
-    _check_pyarrow_schema_compatible,
-    _dataframe_to_data_files,
-    bin_pack_arrow_table,
-    pyarrow_to_schema,
-    write_file,
-)
 from pyiceberg.manifest import DataFile
-from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
-from pyiceberg.table import (
-    DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE,
-    Table,
-    TableProperties,
-    Transaction,
-    WriteTask,
-)
-from pyiceberg.table.metadata import TableMetadata
-from pyiceberg.table.snapshots import Operation, Snapshot
-from pyiceberg.table.update.snapshot import ExpireSnapshots, _MergeAppendFiles, _OverwriteFiles
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.transforms import IdentityTransform
-from pyiceberg.utils.config import Config
-from pyiceberg.utils.properties import property_as_bool, property_as_int
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from packetx_lakehouse.lib.schemas import TableDef
+from packetx_lakehouse.lib.storage.pyiceberg_internals import (
+    MergingOverwrite,
+    MetadataReusingTransaction,
+    check_schema_compatible,
+    delete_as_overwrite,
+    lost_to_concurrent_expiry,
+    plan_files,
+    read_tasks,
+    stage_expiry,
+    write_data_files,
+)
 
 CATALOG_NAME = "packetx"
 TABLE_PROPERTIES = {
@@ -389,7 +379,7 @@ def _overwrite(
         except (*RETRYABLE_COMMIT_ERRORS, ValueError) as error:
             # Lost to a concurrent writer, a busy SQLite catalog, or maintenance's expiry of our
             # starting snapshot: start again from fresh metadata (the loop refreshes the table).
-            unrelated = isinstance(error, ValueError) and not _lost_to_concurrent_expiry(error)
+            unrelated = isinstance(error, ValueError) and not lost_to_concurrent_expiry(error)
             if attempt == retries - 1 or unrelated:
                 raise
             if on_retry is not None:
@@ -398,16 +388,6 @@ def _overwrite(
             time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     snapshot = table.current_snapshot()
     return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
-
-
-def _lost_to_concurrent_expiry(error: ValueError) -> bool:
-    """Whether our in-commit expiry named a snapshot that maintenance expired meanwhile.
-
-    Maintenance's expiry moves no branch, so our commit's requirements still hold and PyIceberg
-    applies our "remove snapshot X" to the fresh metadata, where X is gone: a lost race too.
-    """
-    message = str(error)
-    return message.startswith("Snapshot with snapshot id") and "does not exist" in message
 
 
 def _commit_overwrite(
@@ -424,16 +404,15 @@ def _commit_overwrite(
     the table's snapshot is still the one this transaction started from, and every change of a
     generation comes with a new snapshot, so the check below cannot be overtaken by another writer.
     """
-    _check_pyarrow_schema_compatible(table.schema(), provided_schema=data.schema,
-                                     format_version=table.metadata.format_version)
-    with _MetadataReusingTransaction(table) as txn:
+    check_schema_compatible(table.metadata, data.schema)
+    with MetadataReusingTransaction(table) as txn:
         raised = _check_generations(".".join(table.name()), txn.table_metadata.properties, generations, whole_table)
         _expire_old_snapshots(txn)
         replaced = _whole_files_matching(txn, expression)
         if replaced is None:
             _delete_then_append(txn, table, data, expression, properties)
         else:
-            with _MergingOverwrite(txn, properties) as overwrite:
+            with MergingOverwrite(txn, properties) as overwrite:
                 for data_file in replaced:
                     overwrite.delete_data_file(data_file)
                 if data.num_rows:
@@ -441,25 +420,6 @@ def _commit_overwrite(
                         overwrite.append_data_file(data_file)
         if raised:
             txn.set_properties(raised)
-
-
-class _MetadataReusingTransaction(Transaction):
-    """``Table.transaction()``, minus a deep copy of the whole table metadata on every read of it.
-
-    PyIceberg's ``Transaction.table_metadata`` applies the staged updates to a deep copy of the
-    metadata (every snapshot, every property) each time it is read, and one commit reads it
-    dozens of times: measured, a third of a commit's CPU time. The metadata is immutable (frozen
-    models), so the copy is reused until an update is staged or the table's metadata changes.
-    """
-
-    _reused: tuple[object, tuple, object] | None = None
-
-    @property
-    def table_metadata(self) -> TableMetadata:
-        base, updates = self._table.metadata, self._updates
-        if self._reused is None or self._reused[0] is not base or self._reused[1] is not updates:
-            self._reused = (base, updates, super().table_metadata)
-        return self._reused[2]
 
 
 def _whole_files_matching(txn: Transaction, expression: BooleanExpression) -> list[DataFile] | None:
@@ -470,42 +430,17 @@ def _whole_files_matching(txn: Transaction, expression: BooleanExpression) -> li
     """
     if txn.table_metadata.current_snapshot() is None:
         return []
-    tasks = list(txn._scan(row_filter=expression).plan_files())
+    tasks = plan_files(txn, expression)
     if any(task.residual != AlwaysTrue() or task.delete_files for task in tasks):
         return None
     return [task.file for task in tasks]
-
-
-class _MergingOverwrite(_OverwriteFiles):
-    """PyIceberg's overwrite (drop files, add files: one snapshot) merging manifests as a merge-append does.
-
-    ``Table.overwrite`` would make two snapshots (a delete, then an append) and its plain
-    overwrite never merges manifests, so a table written day after day would plan from one
-    manifest per day (``commit.manifest-merge.enabled`` in ``TABLE_PROPERTIES``).
-    """
-
-    _process_manifests = _MergeAppendFiles._process_manifests
-
-    def __init__(self, txn: Transaction, snapshot_properties: dict[str, str]) -> None:
-        super().__init__(operation=Operation.OVERWRITE if txn.table_metadata.current_snapshot() else Operation.APPEND,
-                         transaction=txn, io=txn._table.io, snapshot_properties=snapshot_properties)
-        props = txn.table_metadata.properties
-        self._target_size_bytes = property_as_int(props, TableProperties.MANIFEST_TARGET_SIZE_BYTES,
-                                                  TableProperties.MANIFEST_TARGET_SIZE_BYTES_DEFAULT)
-        self._min_count_to_merge = property_as_int(props, TableProperties.MANIFEST_MIN_MERGE_COUNT,
-                                                   TableProperties.MANIFEST_MIN_MERGE_COUNT_DEFAULT)
-        self._merge_enabled = property_as_bool(props, TableProperties.MANIFEST_MERGE_ENABLED,
-                                               TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT)
 
 
 def _delete_then_append(
     txn: Transaction, table: Table, data: pa.Table, expression: BooleanExpression, properties: dict[str, str]
 ) -> None:
     """``Table.overwrite``'s way (a delete and an append snapshot), for rows that only part of a file holds."""
-    with warnings.catch_warnings():
-        # The first write of a day has nothing to delete; PyIceberg warns, we expect it.
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        txn.delete(expression, snapshot_properties=properties, _isolation_operation=Operation.OVERWRITE)
+    delete_as_overwrite(txn, expression, properties)
     with txn.update_snapshot(snapshot_properties=properties).merge_append() as append:
         if data.num_rows:
             for data_file in _write_data_files(txn, table, data, append.commit_uuid):
@@ -544,7 +479,7 @@ def _expire_old_snapshots(txn: Transaction) -> None:
     expired = snapshots_beyond_budget(txn.table_metadata.snapshots, recent=RECENT_SNAPSHOTS - 1,
                                       hourly=HOURLY_SNAPSHOTS)
     if expired:
-        ExpireSnapshots(txn).by_ids(expired).commit()
+        stage_expiry(txn, expired)
 
 
 def snapshots_beyond_budget(snapshots: Iterable[Snapshot], *, recent: int, hourly: int) -> list[int]:
@@ -572,34 +507,10 @@ def snapshots_oldest_first(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
 
 
 def _write_data_files(txn: Transaction, table: Table, data: pa.Table, write_uuid) -> Iterable[DataFile]:
-    """PyIceberg's ``_dataframe_to_data_files``, minus its cost of rows x partitions.
-
-    PyIceberg splits a partitioned input by filtering the *whole* table once per partition (a
-    week of silver: 21 filtered copies of 5 M rows). Our inputs arrive grouped by partition, so
-    zero-copy slices give the same files; all are still written in parallel by PyIceberg's pool.
-    """
-    metadata = txn.table_metadata
-    spec, schema = metadata.spec(), metadata.schema()
+    """Write ``data`` as the table's data files, one or more per partition (zero-copy slices)."""
     columns = _identity_partition_columns(table)
-    if spec.is_unpartitioned() or columns is None:
-        return _dataframe_to_data_files(table_metadata=metadata, df=data, io=table.io, write_uuid=write_uuid)
-    target_size = property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-                                  TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
-    task_schema = pyarrow_to_schema(
-        data.schema, name_mapping=schema.name_mapping, format_version=metadata.format_version,
-        downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False,
-    )
-    counter = itertools.count()
-    tasks = (
-        WriteTask(write_uuid=write_uuid, task_id=next(counter), record_batches=batches, schema=task_schema,
-                  partition_key=PartitionKey(
-                      field_values=[PartitionFieldValue(field, part.column(column)[0].as_py())
-                                    for field, column in zip(spec.fields, columns)],
-                      partition_spec=spec, schema=schema))
-        for part in partition_slices(data, columns)
-        for batches in bin_pack_arrow_table(part, target_size)
-    )
-    return write_file(io=table.io, table_metadata=metadata, tasks=tasks)
+    parts = [data] if columns is None or not columns else partition_slices(data, columns)
+    return write_data_files(txn, table, parts, columns or None, write_uuid)
 
 
 def _identity_partition_columns(table: Table) -> list[str] | None:
@@ -657,7 +568,7 @@ def read_partitions(
         return scan.to_arrow()
     # Whole partitions were asked for: every row of every planned file matches, and PyIceberg
     # would still evaluate the filter row by row (a full copy of the data).
-    return ArrowScan(table.metadata, table.io, scan.projection(), AlwaysTrue()).to_table(tasks)
+    return read_tasks(table, tasks, scan.projection())
 
 
 def read_between(table: Table, column: str, low: object, high: object, columns: tuple[str, ...]) -> pa.Table:

@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import ManifestContent
-from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot
 
 from packetx_lakehouse.lib.storage.iceberg import snapshots_oldest_first
+from packetx_lakehouse.lib.storage.pyiceberg_internals import list_location, read_metadata_file
 
 #: What a file under a table's location is, by PyIceberg's naming (used for reports only).
 FILE_KINDS = ("data", "manifest", "manifest_list", "metadata_json", "other")
@@ -232,7 +231,7 @@ def _snapshots_of_versions_current_since(table: Table, since: dt.datetime) -> li
         if replaced_ms < since_ms:
             continue
         try:
-            found += FromInputFile.table_metadata(table.io.new_input(entry.metadata_file)).snapshots
+            found += read_metadata_file(table.io, entry.metadata_file).snapshots
         except FileNotFoundError:
             continue  # dropped from the log by a commit since: a newer version covers it
     return found
@@ -255,42 +254,12 @@ def current_state(table: Table) -> tuple[set[str], list[tuple[tuple, str]]]:
 
 
 def list_table_files(table: Table) -> dict[str, StoredFile]:
-    """Every file under the table's location, through the table's own FileIO (local disk or S3).
-
-    FileIO has no listing, so the filesystem behind it is asked directly: PyArrow's for the
-    default local FileIO, fsspec's (s3fs) for the S3 warehouse.
-    """
+    """Every file under the table's location, through the table's own FileIO (local disk or S3)."""
     location = table.location().rstrip("/")
     prefix = normalise_uri(location) + "/"
-    io = table.io
-    found: dict[str, StoredFile] = {}
-    if isinstance(io, PyArrowFileIO):
-        import pyarrow.fs as pafs
-
-        scheme, netloc, path = io.parse_location(location, io.properties)
-        filesystem = io.fs_by_scheme(scheme, netloc)
-        for info in filesystem.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True)):
-            if info.type == pafs.FileType.File:
-                uri = normalise_uri(f"{scheme}://{info.path}" if scheme != "file" else info.path)
-                found[uri] = StoredFile(info.size, info.mtime.astimezone(dt.UTC))
-    else:
-        scheme = urlparse(location).scheme or "file"
-        filesystem = io.get_fs(scheme)  # FsspecFileIO
-        filesystem.invalidate_cache(location)  # s3fs caches listings per instance
-        for path, info in filesystem.find(location, detail=True).items():
-            if info.get("type") != "file":
-                continue
-            uri = normalise_uri(path if "://" in path else f"{scheme}://{path}" if scheme != "file" else path)
-            found[uri] = StoredFile(int(info["size"]), _modified(info))
+    found = {normalise_uri(uri): StoredFile(size, modified) for uri, size, modified in list_location(table.io, location)}
     # A listing of ".../t" must never reach a sibling ".../t2".
     return {uri: stored for uri, stored in found.items() if uri.startswith(prefix)}
-
-
-def _modified(info: dict) -> dt.datetime:
-    value = info.get("LastModified") or info.get("mtime") or info.get("created")
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return dt.datetime.fromtimestamp(float(value), dt.UTC)
 
 
 def table_storage(table: Table, listing: dict[str, StoredFile] | None = None) -> TableStorage:
