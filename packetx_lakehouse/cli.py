@@ -122,11 +122,8 @@ def _add_sql(sub: argparse._SubParsersAction) -> None:
 def _s3_access(settings: Settings):
     from packetx_lakehouse.lib.serving.lakehouse_sql import S3Access
 
-    if not settings.is_aws:
-        return None
-    return S3Access(region=settings.aws_region, key_id=os.environ.get("AWS_ACCESS_KEY_ID", ""),
-                    secret=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-                    session_token=os.environ.get("AWS_SESSION_TOKEN", ""), endpoint_url=settings.aws_endpoint_url)
+    return S3Access.from_environment(os.environ, settings.aws_region, settings.aws_endpoint_url) if settings.is_aws \
+        else None
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ of then instead of the serving copy, which keeps no history.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import urllib.parse
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_DAILY_USER_BANDWIDTH,
     GOLD_USER_HOURLY,
 )
-from packetx_lakehouse.lib.serving.lakehouse_sql import metadata_locations, views_as_of
+from packetx_lakehouse.lib.serving.lakehouse_sql import S3Access, metadata_locations, views_as_of
 from packetx_lakehouse.lib.storage.time_travel import AsOf, AsOfOutOfReach, kept_states, parse_as_of
 from packetx_lakehouse.lib.transform.explain import Explanation
 from packetx_lakehouse.lib.units import format_kb
@@ -377,7 +378,9 @@ def main() -> None:
             lakehouse |= metadata_locations(catalog, (DEVICE_STATUS, DAILY_TOTAL_CHANGES))
             note = (f"As of {resolved.at:%Y-%m-%d %H:%M:%S} UTC: gold as it was then, read from Iceberg's snapshots; "
                     "devices, landing problems, quarantine and freshness are as of now.")
-        with queries.connect(database, lakehouse, gold_from_lakehouse=as_of is not None) as con:
+        s3 = S3Access.from_environment(os.environ, settings.aws_region, settings.aws_endpoint_url) \
+            if settings.is_aws else None
+        with queries.connect(database, lakehouse, gold_from_lakehouse=as_of is not None, s3=s3) as con:
             bounds = queries.date_bounds(con)
             if bounds is None:
                 raise NoDataYet(f"{database} holds no gold rows yet")

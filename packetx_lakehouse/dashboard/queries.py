@@ -24,7 +24,7 @@ from packetx_lakehouse.lib.schemas import (
     GOLD_USER_HOURLY,
     STAR_DIMENSIONS,
 )
-from packetx_lakehouse.lib.serving.lakehouse_sql import TableView, lakehouse_connection
+from packetx_lakehouse.lib.serving.lakehouse_sql import S3Access, TableView, lakehouse_connection
 from packetx_lakehouse.lib.transform.explain import Explanation, explain_hour, window
 from packetx_lakehouse.lib.transform.silence import STATUS_ORDER
 
@@ -68,7 +68,8 @@ class Filters:
 
 @contextlib.contextmanager
 def connect(
-    database: Path, lakehouse: Mapping[str, str | TableView] | None = None, *, gold_from_lakehouse: bool = False
+    database: Path, lakehouse: Mapping[str, str | TableView] | None = None, *, gold_from_lakehouse: bool = False,
+    s3: S3Access | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the serving database read-only for one batch of queries, and close it.
 
@@ -79,6 +80,7 @@ def connect(
         lakehouse: Iceberg tables to read beside it (``lakehouse_sql``: ``packetx_gold.*`` views).
         gold_from_lakehouse: Read ``gold.*`` from those Iceberg views instead of the serving copy
             (the page as of an earlier time: the copy has no history).
+        s3: How to reach Iceberg tables on S3.
     """
     if not database.is_file():
         raise NoDataYet(f"no serving database at {database}")
@@ -86,7 +88,7 @@ def connect(
         if lakehouse is None:
             con = duckdb.connect(str(database), read_only=True)
         else:
-            con = lakehouse_connection(lakehouse, database)
+            con = lakehouse_connection(lakehouse, database, s3)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise ServingBusy("the pipeline is writing the serving database") from exc

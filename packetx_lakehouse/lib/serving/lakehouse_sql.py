@@ -106,6 +106,13 @@ class S3Access:
     #: An emulator such as ``http://127.0.0.1:5000``; empty for AWS itself.
     endpoint_url: str = ""
 
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], region: str, endpoint_url: str = "") -> "S3Access":
+        """The standard AWS variables of ``environ`` (never logged, never in settings)."""
+        return cls(region=region, key_id=environ.get("AWS_ACCESS_KEY_ID", ""),
+                   secret=environ.get("AWS_SECRET_ACCESS_KEY", ""), session_token=environ.get("AWS_SESSION_TOKEN", ""),
+                   endpoint_url=endpoint_url)
+
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
