@@ -62,7 +62,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     freshness = freshness_defs(partitions)
     maintenance = maintenance_job()
     # About now and about commits made: on their own schedule, outside the pipeline's runs.
-    operations = [silence_assets(SilencePolicy(threshold_minutes=settings.silence_minutes)), total_changes_assets()]
+    operations = [silence_assets(SilencePolicy(threshold_minutes=settings.silence_minutes), **retry),
+                  total_changes_assets(**retry)]
     watch = watch_defs(operations, settings.partition_timezone)
     return dg.Definitions(
         assets=assets + operations,

@@ -90,8 +90,9 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
           + (f" ({', '.join(failed)})" if failed else "") + ".")
     # The generated days end yesterday: judge the devices as they stood at the end of the data.
     judged = dt.datetime.combine(last, dt.time(23, 59), dt.UTC)
-    watch = defs.resolve_job_def(WATCH_JOB).execute_in_process(
-        instance=instance, run_config={"ops": {"device_silence": {"config": {"at": judged.isoformat()}}}})
+    watch = defs.resolve_job_def(WATCH_JOB).execute_in_process(instance=instance, run_config={
+        "ops": {"device_silence": {"config": {"at": judged.isoformat()}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     print(f"Run {watch.run_id} of {WATCH_JOB} succeeded: devices judged as at {judged:%Y-%m-%d %H:%M} UTC, "
           "each day's totals recorded.\n")
     where = f"Glue, warehouse {settings.s3_warehouse_uri}" if settings.is_aws else settings.catalog_path

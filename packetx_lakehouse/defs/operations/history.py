@@ -30,6 +30,7 @@ from packetx_lakehouse.lib.storage.iceberg import (
 )
 from packetx_lakehouse.lib.storage.objectstore import ObjectStore
 from packetx_lakehouse.lib.transform.total_changes import (
+    FIRST_RECORDED,
     Commit,
     Describe,
     SourceChange,
@@ -38,7 +39,6 @@ from packetx_lakehouse.lib.transform.total_changes import (
     record_changes,
 )
 
-CHANGES_KEY = asset_key(DAILY_TOTAL_CHANGES)
 DAILY_KEY = asset_key(GOLD_DAILY_USER_BANDWIDTH)
 #: Snapshot-summary properties of each history commit: the gold state it recorded up to.
 RECORDED_SNAPSHOT, RECORDED_SEQUENCE = "packetx.recorded-snapshot", "packetx.recorded-sequence-number"
@@ -97,20 +97,29 @@ def _describer(archive: ObjectStore) -> Describe:
     return describe
 
 
-def total_changes_assets() -> dg.AssetsDefinition:
+#: Changes named one by one in a run's log; the rest are counted (all are in the table).
+MAX_LOGGED_CHANGES = 20
+
+
+def total_changes_assets(*, retry_policy: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
     spec = table_spec(DAILY_TOTAL_CHANGES, group="operations", deps=[asset_key(GOLD_DAILY_USER_BANDWIDTH)],
                       automation_condition=None)
 
-    @dg.multi_asset(name="daily_total_changes", specs=[spec], pool=ICEBERG_POOL)
+    @dg.multi_asset(name="daily_total_changes", specs=[spec], pool=ICEBERG_POOL, retry_policy=retry_policy)
     def daily_total_changes(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, raw_archive: ObjectStoreResource
     ) -> dg.MaterializeResult:
         catalog = iceberg.load()
         gold = ensure_table(catalog, GOLD_DAILY_USER_BANDWIDTH)
         new, written = _record(context, gold, ensure_table(catalog, DAILY_TOTAL_CHANGES), raw_archive.store())
-        for row in new.to_pylist():
+        # A first record lists every user-day; what is worth a line is what changed after.
+        later = [row for row in new.to_pylist() if row["kind"] != FIRST_RECORDED]
+        for row in later[:MAX_LOGGED_CHANGES]:
             context.log.info(f"{row['log_date']} {row['user']}: {row['kind']}, {row['delta_kb']:+,.3f} KB "
                              f"({row['files']})")
+        if len(later) > MAX_LOGGED_CHANGES:
+            context.log.info(f"... and {len(later) - MAX_LOGGED_CHANGES:,} more changes in "
+                             f"{DAILY_TOTAL_CHANGES.identifier}")
         current = gold.current_snapshot()
         return dg.MaterializeResult(metadata={
             **iceberg_metadata(DAILY_TOTAL_CHANGES.identifier, written), **table_metadata(new),

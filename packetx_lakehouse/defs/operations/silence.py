@@ -39,7 +39,9 @@ def judged_at(config: SilenceConfig) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def silence_assets(policy: SilencePolicy = SilencePolicy()) -> dg.AssetsDefinition:
+def silence_assets(
+    policy: SilencePolicy = SilencePolicy(), *, retry_policy: dg.RetryPolicy | None = None
+) -> dg.AssetsDefinition:
     """``device_status`` and ``device_silence``, and the check that fails while a device is silent."""
     deps = [asset_key(GOLD_USER_HOURLY)]
     specs = [table_spec(t, group="operations", deps=deps, automation_condition=None) for t in (DEVICE_STATUS,
@@ -49,7 +51,8 @@ def silence_assets(policy: SilencePolicy = SilencePolicy()) -> dg.AssetsDefiniti
                        f"({policy.threshold_minutes} minutes of its active hours, or twice its usual gap if longer), "
                        "naming it and since when; clears by itself once it sends again")
 
-    @dg.multi_asset(name="device_silence", specs=specs, check_specs=[check], pool=ICEBERG_POOL)
+    @dg.multi_asset(name="device_silence", specs=specs, check_specs=[check], pool=ICEBERG_POOL,
+                    retry_policy=retry_policy)
     def device_silence(
         context: dg.AssetExecutionContext, config: SilenceConfig, iceberg: IcebergCatalogResource,
         device_timezones: DeviceTimezonesResource,
