@@ -6,6 +6,7 @@ import datetime as dt
 import getpass
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -113,6 +114,17 @@ def _add_sql(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", nargs="?", help="the SQL (default: read it from standard input)")
     p.add_argument("--csv", action="store_true", help="print CSV with a header instead of a table")
     p.add_argument("--max-rows", type=int, default=40, help="rows shown as a table (default 40)")
+    p.add_argument("--as-of", metavar="TIME|SNAPSHOT",
+                   help="the Iceberg tables as they were then: an ISO time (UTC unless it names a zone), 90m / 2h "
+                   "ago, or a snapshot id; within PACKETX_SNAPSHOT_RETENTION_HOURS (24 h). The serving copy "
+                   "(gold.*, ops.*) keeps no history and is left out")
+
+
+def _s3_access(settings: Settings):
+    from packetx_lakehouse.lib.serving.lakehouse_sql import S3Access
+
+    return S3Access.from_environment(os.environ, settings.aws_region, settings.aws_endpoint_url) if settings.is_aws \
+        else None
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -123,31 +135,133 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from packetx_lakehouse.defs.resources import open_catalog
     from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER
     from packetx_lakehouse.lib.serving.lakehouse_sql import (
-        S3Access,
         lakehouse_connection,
         metadata_locations,
+        views_as_of,
     )
+    from packetx_lakehouse.lib.storage.time_travel import parse_as_of
 
     query = args.query if args.query is not None else sys.stdin.read()
     if not query.strip():
         raise ValueError("no SQL given (pass it as an argument or on standard input)")
     settings = Settings.from_env()
     catalog = open_catalog(settings)
-    tables = metadata_locations(catalog, [t for layer in TABLES_BY_LAYER.values() for t in layer])
-    s3 = S3Access(region=settings.aws_region, key_id=os.environ.get("AWS_ACCESS_KEY_ID", ""),
-                  secret=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-                  session_token=os.environ.get("AWS_SESSION_TOKEN", ""), endpoint_url=settings.aws_endpoint_url)
-    with lakehouse_connection(tables, settings.serving_path, s3 if settings.is_aws else None) as con:
+    every_table = [t for layer in TABLES_BY_LAYER.values() for t in layer]
+    serving = settings.serving_path
+    if args.as_of:
+        now = dt.datetime.now(dt.UTC)
+        resolved, tables = views_as_of(catalog, every_table, parse_as_of(args.as_of, now), now)
+        serving = None
+        missing = f"; not kept then: {', '.join(sorted(resolved.out_of_reach))}" if resolved.out_of_reach else ""
+        print(f"-- as of {resolved.at:%Y-%m-%d %H:%M:%S} UTC (Iceberg tables only){missing}", file=sys.stderr)
+    else:
+        tables = metadata_locations(catalog, every_table)
+    with lakehouse_connection(tables, serving, _s3_access(settings)) as con:
+        # Relations are lazy: a query fails when its rows are fetched as much as when it is parsed.
         try:
             relation = con.sql(query)
+            if relation is None:  # a statement without a result
+                return 0
+            if args.csv:
+                pyarrow.csv.write_csv(relation.to_arrow_table(), sys.stdout.buffer)
+            else:
+                relation.show(max_rows=args.max_rows, max_width=10_000)
+        except duckdb.CatalogException as exc:
+            hint = (" (as of an earlier time only the Iceberg tables (packetx_*) are there: the serving copy "
+                    "keeps no history)") if args.as_of else ""
+            raise ValueError(f"{exc}{hint}") from exc
         except duckdb.Error as exc:
             raise ValueError(str(exc)) from exc
-        if relation is None:  # a statement without a result
-            return 0
-        if args.csv:
-            pyarrow.csv.write_csv(relation.to_arrow_table(), sys.stdout.buffer)
-        else:
-            relation.show(max_rows=args.max_rows, max_width=10_000)
+    return 0
+
+
+def _add_explain_anomaly(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain-anomaly",
+                       help="why a user-hour stands out: its remote hosts, directions and minutes against the same "
+                       "hour of the 7 days before, and what changed most")
+    p.add_argument("user", help="the user (device), as in its file names")
+    p.add_argument("hour", type=_hour, help="the UTC hour, e.g. 2026-11-24T14 or '2026-11-24 14:00'")
+
+
+_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2})(:\d{2}(?::\d{2})?)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+def _hour(text: str) -> dt.datetime:
+    """A UTC hour from ``2026-11-24T14``, ``2026-11-24 14:00``, ``2026-11-24T15:00+01:00`` or ``...Z``."""
+    found = _HOUR.match(text.strip())
+    if not found:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an hour such as 2026-11-24T14 (UTC)")
+    day, hour, rest, zone = found.groups()
+    zone = "+00:00" if zone in (None, "Z") else zone
+    try:
+        moment = dt.datetime.fromisoformat(f"{day}T{hour}{rest or ':00'}{zone}").astimezone(dt.UTC)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from exc
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _text_table(frame, columns: dict[str, str], limit: int = 15) -> str:
+    """A few rows as aligned text: ``columns`` maps each column to its heading."""
+    rows = [[_cell(row[c]) for c in columns] for row in frame.head(limit).iter_rows(named=True)]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(columns.values())]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(columns.values(), widths))]
+    lines += ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))) for row in rows]
+    if frame.height > limit:
+        lines.append(f"... {frame.height - limit:,} more")
+    return "\n".join("  " + line for line in lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def cmd_explain_anomaly(args: argparse.Namespace) -> int:
+    """The same explanation as the dashboard's anomaly link, over the live Iceberg tables."""
+    import polars as pl
+
+    from packetx_lakehouse.dashboard.queries import anomaly, explanation
+    from packetx_lakehouse.defs.resources import open_catalog
+    from packetx_lakehouse.lib.schemas import GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES, GOLD_USER_HOURLY
+    from packetx_lakehouse.lib.serving.lakehouse_sql import lakehouse_connection, metadata_locations
+    from packetx_lakehouse.lib.units import format_kb
+
+    settings = Settings.from_env()
+    catalog = open_catalog(settings)
+    tables = metadata_locations(catalog, [GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES, GOLD_USER_HOURLY])
+    if GOLD_HOURLY_BANDWIDTH.identifier not in tables:
+        raise ValueError(f"{GOLD_HOURLY_BANDWIDTH.identifier} holds nothing yet: run the pipeline first")
+    with lakehouse_connection(tables, None, _s3_access(settings)) as con:
+        found = explanation(con, args.user, args.hour, gold="packetx_gold")
+        flagged = anomaly(con, args.user, args.hour, gold="packetx_gold")
+    if found.hosts.filter(pl.col("kb") > 0).is_empty():
+        raise ValueError(f"no traffic of {args.user} in {args.hour:%Y-%m-%d %H:00} UTC")
+    mb = 1024
+    print(f"{found.user}, {found.hour:%Y-%m-%d %H:00} UTC: {format_kb(found.kb)} against a typical "
+          f"{format_kb(found.typical_kb)} in this hour (the same hour of the 7 days before)")
+    if flagged:
+        print(f"Flagged: robust z {flagged['robust_z']:.1f} over the user's 7-day baseline (median "
+              f"{format_kb(flagged['baseline_median_kb'])} of {flagged['baseline_hours']} active hours)")
+    else:
+        print("Not flagged in packetx_gold.traffic_anomalies.")
+    print(f"\nWhat changed most: {found.what_changed_most}")
+    for finding in found.findings:
+        print(f"  - {finding}")
+    hosts = found.hosts.with_columns(pl.col("kb", "typical_kb", "change_kb") / mb)
+    print("\nRemote hosts, largest change first:")
+    print(_text_table(hosts, {"remote_ip": "remote host", "direction": "direction", "kb": "MB",
+                              "typical_kb": "typical MB", "change_kb": "change MB", "minutes": "minutes",
+                              "days_seen": "days seen of 7", "new": "new"}))
+    directions = found.directions.with_columns(pl.col("kb", "typical_kb", "change_kb") / mb,
+                                               pl.col("share", "typical_share") * 100)
+    print("\nDirections:")
+    print(_text_table(directions, {"direction": "direction", "kb": "MB", "typical_kb": "typical MB",
+                                   "change_kb": "change MB", "share": "% of hour", "typical_share": "typical %"}))
+    if found.minutes is not None:
+        print(f"\nActive minutes: {found.minutes}, typically {found.typical_minutes:.1f}")
     return 0
 
 
@@ -246,6 +360,7 @@ COMMANDS = {
     "demo": (_add_demo, cmd_demo),
     "upload": (_add_upload, cmd_upload),
     "sql": (_add_sql, cmd_sql),
+    "explain-anomaly": (_add_explain_anomaly, cmd_explain_anomaly),
     "dashboard": (_add_dashboard, cmd_dashboard),
     "retract": (_add_retract, cmd_retract),
     "bench": (_add_bench, cmd_bench),

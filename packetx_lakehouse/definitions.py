@@ -20,12 +20,16 @@ from packetx_lakehouse.defs.conventions import NETWORK_RETRY
 from packetx_lakehouse.defs.gold.anomalies import anomalies_assets
 from packetx_lakehouse.defs.gold.dimensions import dimension_assets
 from packetx_lakehouse.defs.maintenance.job import maintenance_job, maintenance_schedule
+from packetx_lakehouse.defs.operations.history import total_changes_assets
+from packetx_lakehouse.defs.operations.silence import silence_assets
+from packetx_lakehouse.defs.operations.watch import watch_defs
 from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import build_resources
 from packetx_lakehouse.defs.serving.duckdb import serving_duckdb_assets
 from packetx_lakehouse.defs.serving.dynamodb import dynamodb_assets
 from packetx_lakehouse.defs.serving.warehouse import warehouse_assets
 from packetx_lakehouse.defs.transform import transform_assets
+from packetx_lakehouse.lib.transform.silence import SilencePolicy
 from packetx_lakehouse.settings import (
     DEFAULT_BACKFILL_DAYS_PER_RUN,
     Settings,
@@ -58,12 +62,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets = [a.with_attributes(backfill_policy=policy) if a.partitions_def else a for a in assets]
     freshness = freshness_defs(partitions)
     maintenance = maintenance_job()
+    # About now and about commits made: on their own schedule, outside the pipeline's runs.
+    operations = [silence_assets(SilencePolicy(threshold_minutes=settings.silence_minutes), **retry),
+                  total_changes_assets(**retry)]
+    watch = watch_defs(operations, settings.partition_timezone)
     return dg.Definitions(
-        assets=assets,
+        assets=assets + operations,
         asset_checks=[freshness.check],
-        jobs=[daily_pipeline_job(assets, without_checks=[freshness.check]), freshness.job, maintenance],
+        jobs=[daily_pipeline_job(assets, without_checks=[freshness.check]), freshness.job, maintenance, watch.job],
         schedules=[daily_schedule(partitions), freshness.schedule,
-                   maintenance_schedule(maintenance, settings.partition_timezone)],
+                   maintenance_schedule(maintenance, settings.partition_timezone), watch.schedule],
         sensors=[
             landing_sensor(partitions),
             # Declared so that it runs by default: Dagster's implicit default sensor starts stopped.

@@ -10,13 +10,14 @@ from pyiceberg.catalog import Catalog
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.operations.watch import WATCH_JOB
 from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
 from packetx_lakehouse.defs.resources import landing_store, open_catalog
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
 from packetx_lakehouse.devices.samples import sample_captures
 from packetx_lakehouse.devices.upload import upload_files
 from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
-from packetx_lakehouse.lib.schemas import TABLES_BY_LAYER, TableDef
+from packetx_lakehouse.lib.schemas import DAILY_TOTAL_CHANGES, DEVICE_STATUS, TABLES_BY_LAYER, TableDef
 from packetx_lakehouse.lib.storage.iceberg import ensure_table
 from packetx_lakehouse.progress import run_progress
 from packetx_lakehouse.runner import landing_days, materialize_range, project_instance
@@ -78,19 +79,27 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
     first, last = ingestible[0], ingestible[-1]
     print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...", flush=True)
     steps = len(defs.resolve_job_def(DAILY_PIPELINE).graph.node_defs)  # one per multi-asset
+    instance = project_instance()
     with run_progress(steps, f"daily_pipeline {first} .. {last}") as on_event:
-        result = materialize_range(defs, first, last, instance=project_instance(), log_level="WARNING",
-                                   on_event=on_event)
+        result = materialize_range(defs, first, last, instance=instance, log_level="WARNING", on_event=on_event)
     checks = result.get_asset_check_evaluations()
     failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in checks if not e.passed]
     print(f"Run {result.run_id} succeeded; asset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
-          + (f" ({', '.join(failed)})" if failed else "") + ".\n")
+          + (f" ({', '.join(failed)})" if failed else "") + ".")
+    # The generated days end yesterday: judge the devices as they stood at the end of the data.
+    judged = dt.datetime.combine(last, dt.time(23, 59), dt.UTC)
+    watch = defs.resolve_job_def(WATCH_JOB).execute_in_process(instance=instance, run_config={
+        "ops": {"device_silence": {"config": {"at": judged.isoformat()}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    print(f"Run {watch.run_id} of {WATCH_JOB} succeeded: devices judged as at {judged:%Y-%m-%d %H:%M} UTC, "
+          "each day's totals recorded.\n")
     where = f"Glue, warehouse {settings.s3_warehouse_uri}" if settings.is_aws else settings.catalog_path
     print(f"Iceberg tables (catalog 'packetx' at {where}):")
     catalog = open_catalog(settings)
     for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):
         print(f"  {table_def.identifier:<40} {table_rows(catalog, table_def):>10,} rows")
     print_answers(settings.serving_path)
+    print_devices(catalog)
     print("\nOpen the Dagster UI:  DAGSTER_HOME=$PWD .venv/bin/dagster dev   -> http://127.0.0.1:3000")
     return 0
 
@@ -112,19 +121,37 @@ ANSWERS = {
 }
 
 
+def _print_rows(title: str, header: list[str], rows: list[tuple]) -> None:
+    print(f"\n{title}:")
+    if not rows:
+        print("  (none)")
+        return
+    widths = [max(len(str(v)) for v in [h, *(r[i] for r in rows)]) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+
+
 def print_answers(database: Path) -> None:
     """A few real answers from the serving database, as a user would query it."""
     with duckdb.connect(str(database), read_only=True) as con:
         for title, sql in ANSWERS.items():
             cursor = con.execute(sql)
-            header = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-            print(f"\n{title}:")
-            if not rows:
-                print("  (none)")
-                continue
-            widths = [max(len(str(v)) for v in [h, *(r[i] for r in rows)]) for i, h in enumerate(header)]
-            for row in [header, *rows]:
-                print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+            _print_rows(title, [d[0] for d in cursor.description], cursor.fetchall())
+        top = con.execute("SELECT user, strftime(hour_utc AT TIME ZONE 'UTC', '%Y-%m-%dT%H') "
+                          "FROM gold.traffic_anomalies ORDER BY robust_z DESC LIMIT 1").fetchone()
+    if top:
+        print(f"\nWhy the first one stands out:  .venv/bin/packetx-lakehouse explain-anomaly {top[0]} {top[1]}")
     print(f"\nServing database: {database}\nAsk your own questions:  .venv/bin/packetx-lakehouse sql "
-          "\"SELECT * FROM packetx_gold.daily_user_bandwidth\"")
+          "\"SELECT * FROM packetx_gold.daily_user_bandwidth\"  (add --as-of 10m: as it was 10 minutes ago)")
+
+
+def print_devices(catalog: Catalog) -> None:
+    """Each device's state (from Iceberg: the serving copy holds only the pipeline's tables)."""
+    status = ensure_table(catalog, DEVICE_STATUS).scan(
+        selected_fields=("user", "status", "last_seen_utc", "active_hours", "history_days")).to_arrow()
+    rows = [(r["user"], r["status"], f"{r['last_seen_utc']:%Y-%m-%d %H:%M}", r["active_hours"] or "-",
+             r["history_days"]) for r in status.to_pylist()]
+    _print_rows("Devices, silent ones first (packetx_gold.device_status)",
+                ["user", "status", "last_seen_utc", "active_hours", "history_days"], rows)
+    print(f"Each day's totals and every later change of them: packetx_gold.daily_total_changes "
+          f"({table_rows(catalog, DAILY_TOTAL_CHANGES):,} rows)")

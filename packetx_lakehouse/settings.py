@@ -158,6 +158,9 @@ class Settings(BaseSettings):
         "in_process", validation_alias=_env("PACKETX_EXECUTOR"))
     backfill_days_per_run: PositiveCount = Field(DEFAULT_BACKFILL_DAYS_PER_RUN,
                                                  validation_alias=_env("PACKETX_BACKFILL_DAYS_PER_RUN"))
+    #: Minutes of its active hours a device may go without data before it counts as silent
+    #: (a device with longer usual gaps gets twice its usual gap; ``lib/transform/silence.py``).
+    silence_minutes: PositiveCount = Field(30, validation_alias=_env("PACKETX_SILENCE_MINUTES"))
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -18,6 +18,7 @@ from packetx_lakehouse.lib.serving.lakehouse_sql import (
     extension_path,
     lakehouse_connection,
 )
+from packetx_lakehouse.lib.storage.iceberg import RECENT_SNAPSHOTS
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse_harness.devserver import PATIENCE
 
@@ -116,3 +117,91 @@ def test_device_commands_run_without_importing_dagster(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "0 []"
     assert [p.name for p in tmp_path.iterdir()] == ["alice-2026-11-20.csv"]
+
+
+def _daily_kb(capsys, *args: str) -> dict[str, float]:
+    rows = _csv(capsys, *args, f"SELECT user, total_kb FROM packetx_gold.daily_user_bandwidth WHERE log_date = "
+                               f"'{DAYS[0]}' ORDER BY user")
+    return {row["user"]: float(row["total_kb"]) for row in rows}
+
+
+def _commit_time(ran) -> tuple[int, dt.datetime]:
+    snapshot = ran.catalog().load_table("packetx_gold.daily_user_bandwidth").current_snapshot()
+    return snapshot.snapshot_id, dt.datetime.fromtimestamp(snapshot.timestamp_ms / 1000, dt.UTC)
+
+
+def test_sql_as_of_answers_as_the_lakehouse_stood_then_and_refuses_what_is_not_kept(ran, capsys):
+    before = _daily_kb(capsys)
+    snapshot, written = _commit_time(ran)
+    ran.append_log(f"alice-{DAYS[0]}.csv", f"alice,{DAYS[0]} 23:59,8.8.8.8,192.168.1.20,1000,1000\n")
+    assert materialize_range(ran.defs, DAYS[0], DAYS[0], log_level="ERROR").success
+    after = _daily_kb(capsys)
+    assert after["alice"] == pytest.approx(before["alice"] + 1000) and after["bob-smith"] == before["bob-smith"]
+    _, rewritten = _commit_time(ran)
+
+    between = (written + (rewritten - written) / 2).isoformat()
+    assert cli.main(["sql", "--as-of", between, "SELECT 1"]) == 0
+    assert capsys.readouterr().err.startswith(f"-- as of {between[:10]} {between[11:19]} UTC (Iceberg tables only)")
+    assert _daily_kb(capsys, "--as-of", between) == before
+    assert _daily_kb(capsys, "--as-of", str(snapshot)) == before
+    assert _daily_kb(capsys, "--as-of", rewritten.isoformat()) == after
+    assert _daily_kb(capsys, "--as-of", "2020-01-01") == {}  # before the first write: no rows yet
+
+    # The serving copy keeps no history: as of a time, only the Iceberg tables are there.
+    assert cli.main(["sql", "--as-of", between, "SELECT * FROM gold.daily_user_bandwidth"]) == 2
+    assert "only the Iceberg tables (packetx_*) are there" in capsys.readouterr().err
+
+    # More writes than a table keeps: the first two states are gone.
+    for extra in range(1, RECENT_SNAPSHOTS + 1):
+        ran.append_log(f"alice-{DAYS[0]}.csv", f"alice,{DAYS[0]} 23:59,1.1.1.1,192.168.1.20,{extra},{extra}\n")
+        assert materialize_range(ran.defs, DAYS[0], DAYS[0], log_level="ERROR").success
+    assert cli.main(["sql", "--as-of", between, "SELECT * FROM packetx_gold.daily_user_bandwidth"]) == 2
+    err = capsys.readouterr().err
+    assert "not kept then: " in err and "packetx_gold.daily_user_bandwidth" in err.splitlines()[0]
+    assert "packetx_gold.daily_user_bandwidth: its oldest state kept is from " in err.splitlines()[1]
+    assert cli.main(["sql", "--as-of", str(snapshot), "SELECT 1"]) == 2
+    assert f"no table keeps snapshot {snapshot}" in capsys.readouterr().err
+    assert cli.main(["sql", "--as-of", "next tuesday", "SELECT 1"]) == 2
+    assert "expected an ISO time" in capsys.readouterr().err
+
+
+ANOMALY_DAY = dt.date(2026, 11, 28)
+
+
+@pytest.fixture
+def spiky(lakehouse, monkeypatch):
+    """alice talks to two hosts every half hour for a week; then, one afternoon, to a new one."""
+    for n in range(8, -1, -1):
+        day = ANOMALY_DAY - dt.timedelta(days=n)
+        # Values differ from block to block: a block repeating every pair with its last value is a restart's replay.
+        lines = [f"alice,{day} {h:02d}:{m:02d},8.8.8.8,192.168.1.20,{100 + h + m},{300 + h + 2 * m}\n"
+                 f"alice,{day} {h:02d}:{m:02d},192.168.1.20,1.1.1.1,{200 + m},{300 + h + 2 * m}\n"
+                 for h in range(24) for m in (0, 30)]
+        if n == 0:
+            lines += [f"alice,{day} 14:{m:02d},203.0.113.7,192.168.1.20,50000,50000\n" for m in range(10)]
+        lakehouse.write_log(f"alice-{day}.csv", "".join(lines))
+    assert materialize_range(lakehouse.defs, ANOMALY_DAY - dt.timedelta(days=8), ANOMALY_DAY,
+                             log_level="ERROR").success
+    monkeypatch.setenv("PACKETX_DATA_DIR", str(lakehouse.settings.data_dir))
+    monkeypatch.chdir(lakehouse.settings.data_dir.parent)
+    return lakehouse
+
+
+def test_explain_anomaly_names_what_changed_most(spiky, capsys):
+    assert cli.main(["explain-anomaly", "alice", f"{ANOMALY_DAY}T14"]) == 0
+    out = capsys.readouterr().out
+    usual = 114 + 144 + 200 + 230  # KB at 14:00 and 14:30 with both hosts
+    assert out.startswith(f"alice, {ANOMALY_DAY} 14:00 UTC: {(usual + 500_000) / 1024:,.2f} MB against a typical "
+                          f"{usual:.1f} KB in this hour (the same hour of the 7 days before)\nFlagged: robust z ")
+    assert "What changed most: a new host\n  - new host 203.0.113.7 (outbound): 488.28 MB, 100% of the rise" in out
+    hosts = out.split("Remote hosts, largest change first:\n")[1].splitlines()
+    assert hosts[1].split() == ["203.0.113.7", "outbound", "488.3", "0.0", "488.3", "10", "0", "yes"]
+    assert hosts[2].split()[:2] == ["1.1.1.1", "outbound"] and hosts[2].split()[-1] == "7"  # days seen of 7
+    assert out.endswith("Active minutes: 11, typically 2.0\n")
+
+    # The same answer for an ordinary hour says nothing stood out; an hour without traffic is an error.
+    assert cli.main(["explain-anomaly", "alice", f"{ANOMALY_DAY} 09:00"]) == 0
+    out = capsys.readouterr().out
+    assert "Not flagged" in out and "What changed most: nothing: the hour is not above its usual level" in out
+    assert cli.main(["explain-anomaly", "bob", f"{ANOMALY_DAY}T14"]) == 2
+    assert f"no traffic of bob in {ANOMALY_DAY} 14:00 UTC" in capsys.readouterr().err

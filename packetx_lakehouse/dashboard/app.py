@@ -2,12 +2,15 @@
 
 All SQL lives in :mod:`packetx_lakehouse.dashboard.queries`; this file only lays out what the
 queries return. The serving database is opened read-only once per page run and closed, so the
-pipeline can write between runs.
+pipeline can write between runs. A few small Iceberg tables (device status, changes of the daily
+totals) are read beside it, and "as of" an earlier state the gold panels read Iceberg's snapshots
+of then instead of the serving copy, which keeps no history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import urllib.parse
 from dataclasses import dataclass
 
@@ -15,18 +18,34 @@ import altair as alt
 import duckdb
 import polars as pl
 import streamlit as st
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
 from packetx_lakehouse.dashboard import queries
 from packetx_lakehouse.dashboard.queries import (
+    LAKEHOUSE_TABLES,
+    SERVED_GOLD,
     Filters,
     NoDataYet,
     ServingBusy,
-    format_kb,
 )
-from packetx_lakehouse.lib.schemas import DIRECTIONS
+from packetx_lakehouse.defs.resources import open_catalog
+from packetx_lakehouse.lib.schemas import (
+    DAILY_TOTAL_CHANGES,
+    DEVICE_STATUS,
+    DIRECTIONS,
+    GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_USER_HOURLY,
+)
+from packetx_lakehouse.lib.serving.lakehouse_sql import S3Access, metadata_locations, views_as_of
+from packetx_lakehouse.lib.storage.time_travel import AsOf, AsOfOutOfReach, kept_states, parse_as_of
+from packetx_lakehouse.lib.transform.explain import Explanation
+from packetx_lakehouse.lib.units import format_kb
 from packetx_lakehouse.settings import Settings
 
 HOUR_FORMAT = "%Y-%m-%dT%H:%MZ"  # no '+' in links: a query string would decode it as a space
+#: Rows a markdown list shows (silent devices, changes); the rest are counted.
+MAX_LISTED = 30
 DIRECTION_ORDER = {direction: i for i, direction in enumerate(DIRECTIONS)}
 DIRECTION_COLOURS = alt.Scale(domain=list(DIRECTIONS), range=["#4c78a8", "#f58518", "#54a24b", "#9d9d9d"])
 
@@ -45,7 +64,10 @@ class Page:
     freshness: pl.DataFrame
     quarantine: pl.DataFrame
     landing_problems: pl.DataFrame
-    hour_detail: pl.DataFrame | None
+    devices: pl.DataFrame | None
+    changes: pl.DataFrame | None
+    explanation: Explanation | None
+    flagged: dict | None
 
 
 def readable(frame: pl.DataFrame) -> pl.DataFrame:
@@ -95,8 +117,47 @@ def load_page(filters: Filters, con: duckdb.DuckDBPyConnection, linked: tuple[st
         freshness=queries.freshness(con),
         quarantine=queries.quarantine_by_day(con, filters),
         landing_problems=queries.landing_problems(con, filters),
-        hour_detail=queries.hour_detail(con, *linked) if linked else None,
+        devices=queries.device_status(con),
+        changes=queries.total_changes(con, filters),
+        explanation=queries.explanation(con, *linked) if linked else None,
+        flagged=queries.anomaly(con, *linked) if linked else None,
     )
+
+
+@st.cache_resource
+def lakehouse_catalog(settings: Settings) -> Catalog:
+    """The Iceberg catalog, opened once per server process."""
+    return open_catalog(settings)
+
+
+def as_of_choice(catalog: Catalog) -> AsOf | None:
+    """The sidebar's "as of" toggle: one of the gold states Iceberg keeps (or the time in a link's ``as_of``)."""
+    linked = st.query_params.get("as_of")
+    try:
+        kept = kept_states(catalog.load_table(GOLD_DAILY_USER_BANDWIDTH.identifier))[1:]  # [0] is now
+    except (NoSuchTableError, NoSuchNamespaceError):
+        kept = []
+    if not st.sidebar.toggle("As of an earlier state", value=bool(linked),
+                             help="Gold as it was after an earlier run: Iceberg keeps replaced states for "
+                                  "PACKETX_SNAPSHOT_RETENTION_HOURS (24 h by default)."):
+        return None
+    options: list[AsOf] = [AsOf(snapshot_id=state.snapshot_id) for state in kept]
+    labels = {state.snapshot_id: f"{state.committed_at:%Y-%m-%d %H:%M:%S} UTC · run {(state.run_id or '?')[:8]}"
+              for state in kept}
+    if linked:
+        try:
+            asked = parse_as_of(linked, dt.datetime.now(dt.UTC))
+        except ValueError as exc:
+            st.sidebar.error(str(exc))
+            return None
+        if asked not in options:
+            options.insert(0, asked)
+    if not options:
+        st.sidebar.info("No earlier state of gold is kept yet.")
+        return None
+    return st.sidebar.selectbox(
+        "Gold as it was after", options, index=options.index(asked) if linked else 0,
+        format_func=lambda o: labels.get(o.snapshot_id) or f"{o.at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 def show_headline(page: Page) -> None:
@@ -196,13 +257,75 @@ def show_anomalies(page: Page) -> None:
 
 
 def show_hour_detail(page: Page, linked: tuple[str, dt.datetime]) -> None:
+    """An anomaly's drill-down: the hour against the same hour of the 7 days before, and what changed most."""
     user, hour = linked
     st.subheader(f"{user}, {hour:%Y-%m-%d %H:00} UTC")
-    if page.hour_detail is None or page.hour_detail.is_empty():
+    found = page.explanation
+    if found is None or found.hosts.filter(pl.col("kb") > 0).is_empty():
         st.info("No traffic served for this hour.")
         return
-    st.dataframe(page.hour_detail.with_columns(mb=pl.col("kb") / 1024).drop("kb"), hide_index=True,
-                 column_config={"mb": st.column_config.NumberColumn("MB", format="%.2f")})
+    left, middle, right = st.columns(3)
+    left.metric("This hour", format_kb(found.kb), delta=format_kb(found.change_kb), delta_color="inverse",
+                help="Against the mean of the same UTC hour on the 7 days before")
+    middle.metric("Typical for this hour", format_kb(found.typical_kb))
+    if page.flagged:
+        right.metric("Robust z", f"{page.flagged['robust_z']:.1f}",
+                     help=f"Over the user's {page.flagged['baseline_hours']} active hours of the 7 days before "
+                          f"(median {format_kb(page.flagged['baseline_median_kb'])})")
+    if found.minutes is not None:
+        right.caption(f"Active minutes: {found.minutes}, typically {found.typical_minutes:.0f}")
+    st.markdown(f"**What changed most: {found.what_changed_most}**\n\n"
+                + "\n".join(f"- {finding}" for finding in found.findings))
+    mb = pl.col("kb", "typical_kb", "change_kb") / 1024
+    megabytes = {"kb": st.column_config.NumberColumn("MB", format="%.2f"),
+                 "typical_kb": st.column_config.NumberColumn("typical MB", format="%.2f"),
+                 "change_kb": st.column_config.NumberColumn("change MB", format="%.2f")}
+    st.dataframe(found.hosts.with_columns(mb), hide_index=True,
+                 column_config={**megabytes, "days_seen": st.column_config.NumberColumn("days seen of 7"),
+                                "new": st.column_config.CheckboxColumn("new host")})
+    st.dataframe(found.directions.with_columns(mb, pl.col("share", "typical_share") * 100), hide_index=True,
+                 column_config={**megabytes,
+                                "share": st.column_config.NumberColumn("% of the hour", format="%.0f"),
+                                "typical_share": st.column_config.NumberColumn("typical %", format="%.0f")})
+
+
+def show_devices(page: Page) -> None:
+    st.subheader("Devices")
+    if page.devices is None or page.devices.is_empty():
+        st.info("Not judged yet: the fleet_watch job judges every device against its own history every ten minutes.")
+        return
+    silent = page.devices.filter(pl.col("status") == "silent")
+    evaluated = page.devices["evaluated_at"].max()
+    st.caption(f"Judged at {evaluated:%Y-%m-%d %H:%M} UTC against each device's own active hours; silent ones first.")
+    if silent.height:
+        st.markdown("\n".join(
+            f"- **{row['user']}** silent since {row['silent_since']:%Y-%m-%d %H:%M} UTC: {row['missed_minutes']:,} "
+            f"minutes of its active hours ({row['active_hours']}) without data, {row['allowed_minutes']:,} allowed"
+            for row in silent.head(MAX_LISTED).iter_rows(named=True)))
+    else:
+        st.success("No device is silent.")
+    st.dataframe(readable(page.devices.drop("evaluated_at")), hide_index=True)
+
+
+def show_changes(page: Page) -> None:
+    st.subheader("Changes to daily totals")
+    if page.changes is None:
+        st.info("Not recorded yet: the fleet_watch job records each change of a day's totals every ten minutes.")
+        return
+    if page.changes.is_empty():
+        st.info("No day's total changed after it was built, in the selected range.")
+        return
+    st.caption("After each user-day was first built: late files, retractions, rebuilds. Every change, the first "
+               "build included: packetx_gold.daily_total_changes.")
+    lines = ["| day | changed (UTC) | user | what | file | MB | MB after | run |", "|---|---|---|---|---|---|---|---|"]
+    for row in page.changes.head(MAX_LISTED).iter_rows(named=True):
+        files = row["files"].replace("|", "\\|")
+        lines.append(f"| {row['log_date']} | {row['changed_at']:%Y-%m-%d %H:%M} | {row['user']} | {row['kind']} | "
+                     f"{files} | {row['delta_kb'] / 1024:+,.2f} | {row['kb_after'] / 1024:,.2f} | "
+                     f"{(row['run_id'] or '')[:8]} |")
+    if page.changes.height > MAX_LISTED:
+        lines.append(f"\n… {page.changes.height - MAX_LISTED:,} more in packetx_gold.daily_total_changes")
+    st.markdown("\n".join(lines))
 
 
 def show_ip_history(page: Page) -> None:
@@ -238,10 +361,26 @@ def show_freshness(page: Page) -> None:
 def main() -> None:
     st.set_page_config(page_title="PacketX traffic", layout="wide")
     st.title("PacketX traffic")
-    database = Settings.from_env().serving_path
+    settings = Settings.from_env()
+    database = settings.serving_path
     linked = linked_hour()
     try:
-        with queries.connect(database) as con:
+        if not database.is_file():
+            raise NoDataYet(f"no serving database at {database}")
+        catalog = lakehouse_catalog(settings)
+        as_of = as_of_choice(catalog)
+        if as_of is None:
+            lakehouse, note = metadata_locations(catalog, LAKEHOUSE_TABLES), None
+        else:
+            now = dt.datetime.now(dt.UTC)
+            # Gold as of then; the devices and the changes of the daily totals as they are now.
+            resolved, lakehouse = views_as_of(catalog, (*SERVED_GOLD, GOLD_USER_HOURLY), as_of, now)
+            lakehouse |= metadata_locations(catalog, (DEVICE_STATUS, DAILY_TOTAL_CHANGES))
+            note = (f"As of {resolved.at:%Y-%m-%d %H:%M:%S} UTC: gold as it was then, read from Iceberg's snapshots; "
+                    "devices, landing problems, quarantine and freshness are as of now.")
+        s3 = S3Access.from_environment(os.environ, settings.aws_region, settings.aws_endpoint_url) \
+            if settings.is_aws else None
+        with queries.connect(database, lakehouse, gold_from_lakehouse=as_of is not None, s3=s3) as con:
             bounds = queries.date_bounds(con)
             if bounds is None:
                 raise NoDataYet(f"{database} holds no gold rows yet")
@@ -257,7 +396,12 @@ def main() -> None:
         st.warning("The pipeline is refreshing the serving database; retry in a few seconds.")
         st.button("Retry")
         st.stop()
+    except (AsOfOutOfReach, duckdb.InvalidInputException) as exc:
+        st.error(f"Not kept: {exc}")  # a state that Iceberg no longer keeps, or cannot prove
+        st.stop()
 
+    if note:
+        st.warning(note)
     show_headline(page)
     if linked:
         show_hour_detail(page, linked)
@@ -269,6 +413,8 @@ def main() -> None:
     with right:
         show_hosts(page)
         show_anomalies(page)
+    show_devices(page)
+    show_changes(page)
     show_freshness(page)
 
 

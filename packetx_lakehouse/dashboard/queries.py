@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from packetx_lakehouse.lib.schemas import (
+    DAILY_TOTAL_CHANGES,
+    DEVICE_STATUS,
+    GOLD_NAMESPACE,
+    GOLD_SERVED_DAILY,
+    GOLD_USER_HOURLY,
+    STAR_DIMENSIONS,
+)
+from packetx_lakehouse.lib.serving.lakehouse_sql import S3Access, TableView, lakehouse_connection
+from packetx_lakehouse.lib.transform.explain import Explanation, explain_hour, window
+from packetx_lakehouse.lib.transform.silence import STATUS_ORDER
+
 #: The tables the page cannot do without; anything missing means "no data yet".
 REQUIRED_TABLES = ("gold.daily_user_bandwidth", "gold.hourly_bandwidth", "gold.users_dim", "ops.partitions")
+#: Iceberg tables the page reads beside the serving copy (small ones, or as of an earlier time).
+LAKEHOUSE_TABLES = (DEVICE_STATUS, DAILY_TOTAL_CHANGES, GOLD_USER_HOURLY)
+#: The serving copy's gold tables: as of an earlier time, the page reads these from Iceberg instead.
+SERVED_GOLD = (*GOLD_SERVED_DAILY, *STAR_DIMENSIONS)
 
 
 class ServingUnavailable(Exception):
@@ -51,36 +67,45 @@ class Filters:
 
 
 @contextlib.contextmanager
-def connect(database: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    database: Path, lakehouse: Mapping[str, str | TableView] | None = None, *, gold_from_lakehouse: bool = False,
+    s3: S3Access | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the serving database read-only for one batch of queries, and close it.
 
     Holding no connection between page runs lets the pipeline take the writer lock; while it
     holds it, this raises :class:`ServingBusy` instead of DuckDB's lock error.
+
+    Args:
+        lakehouse: Iceberg tables to read beside it (``lakehouse_sql``: ``packetx_gold.*`` views).
+        gold_from_lakehouse: Read ``gold.*`` from those Iceberg views instead of the serving copy
+            (the page as of an earlier time: the copy has no history).
+        s3: How to reach Iceberg tables on S3.
     """
     if not database.is_file():
         raise NoDataYet(f"no serving database at {database}")
     try:
-        con = duckdb.connect(str(database), read_only=True)
+        if lakehouse is None:
+            con = duckdb.connect(str(database), read_only=True)
+        else:
+            con = lakehouse_connection(lakehouse, database, s3)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise ServingBusy("the pipeline is writing the serving database") from exc
         raise
     try:
         con.execute("SET TimeZone = 'UTC'")  # hours are shown and linked in UTC, whatever the host's zone
+        if gold_from_lakehouse:
+            for table_def in SERVED_GOLD:
+                if _table_exists(con, f"{GOLD_NAMESPACE}.{table_def.name}"):
+                    con.execute(f"CREATE OR REPLACE VIEW gold.{table_def.name} AS "
+                                f"SELECT * FROM {GOLD_NAMESPACE}.{table_def.name}")
         missing = [t for t in REQUIRED_TABLES if not _table_exists(con, t)]
         if missing:
             raise NoDataYet(f"{database} has no {', '.join(missing)} yet")
         yield con
     finally:
         con.close()
-
-
-def format_kb(kb: float) -> str:
-    """KB in the largest unit that keeps it readable; the one formatter the page and its tests share."""
-    for unit, size in (("TB", 1024.0**3), ("GB", 1024.0**2), ("MB", 1024.0)):
-        if abs(kb) >= size:
-            return f"{kb / size:,.2f} {unit}"
-    return f"{kb:,.1f} KB"
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -152,14 +177,6 @@ def anomalies(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame:
         FROM gold.traffic_anomalies WHERE {where} ORDER BY robust_z DESC, hour_utc""", params)
 
 
-def hour_detail(con: duckdb.DuckDBPyConnection, user: str, hour_utc: dt.datetime) -> pl.DataFrame:
-    """What one user-hour consisted of: the target of an anomaly's link."""
-    return _frame(con, """
-        SELECT remote_ip, direction, sum(kb) AS kb, max(minutes) AS minutes
-        FROM gold.hourly_bandwidth WHERE user = ? AND hour_utc = ?
-        GROUP BY ALL ORDER BY kb DESC, remote_ip""", [user, hour_utc])
-
-
 def ip_history(con: duckdb.DuckDBPyConnection, selected: Sequence[str] = ()) -> pl.DataFrame:
     """Each user's local-IP versions from the SCD2 dimension, newest last."""
     params: list[object] = []
@@ -202,3 +219,48 @@ def landing_problems(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.Dat
         SELECT log_date, object_key, severity, kind, reason, rows_at_stake, first_seen
         FROM ops.landing_problems WHERE log_date IS NULL OR log_date BETWEEN ? AND ?
         ORDER BY severity = 'error' DESC, log_date NULLS FIRST, object_key, reason""", [filters.first, filters.last])
+
+
+def anomaly(con: duckdb.DuckDBPyConnection, user: str, hour_utc: dt.datetime, gold: str = "gold") -> dict | None:
+    """The ``traffic_anomalies`` row of one user-hour, if it was flagged."""
+    found = _frame(con, f"SELECT * FROM {gold}.traffic_anomalies WHERE user = ? AND hour_utc = ?", [user, hour_utc])
+    return found.row(0, named=True) if found.height else None
+
+
+def explanation(
+    con: duckdb.DuckDBPyConnection, user: str, hour_utc: dt.datetime, *, gold: str = "gold",
+    user_hourly: str = GOLD_USER_HOURLY.identifier,
+) -> Explanation:
+    """One user-hour's hosts, directions and minutes against the same hour of the 7 days before."""
+    first, last = window(hour_utc)
+    hourly = _frame(con, f"""
+        SELECT user, hour_utc, remote_ip, direction, kb, minutes FROM {gold}.hourly_bandwidth
+        WHERE user = ? AND hour_utc BETWEEN ? AND ?""", [user, first, last])
+    minutes = None
+    if _table_exists(con, user_hourly):
+        minutes = _frame(con, f"SELECT user, hour_utc, minutes FROM {user_hourly} WHERE user = ? AND hour_utc "
+                              "BETWEEN ? AND ?", [user, first, last])
+    return explain_hour(hourly, user, hour_utc, minutes)
+
+
+def device_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
+    """Every device and its last minute seen, silent ones first (None: never evaluated yet)."""
+    if not _table_exists(con, DEVICE_STATUS.identifier):
+        return None
+    rank = " ".join(f"WHEN '{status}' THEN {n}" for n, status in enumerate(STATUS_ORDER))
+    return _frame(con, f"""
+        SELECT user, status, last_seen_utc, silent_since, missed_minutes, allowed_minutes, active_hours,
+               seen_minutes_today, expected_minutes_today, evaluated_at
+        FROM {DEVICE_STATUS.identifier} ORDER BY CASE status {rank} ELSE 99 END, last_seen_utc, user""")
+
+
+def total_changes(con: duckdb.DuckDBPyConnection, filters: Filters) -> pl.DataFrame | None:
+    """Changes of the range's daily totals after each user-day was first built (None: none recorded yet)."""
+    if not _table_exists(con, DAILY_TOTAL_CHANGES.identifier):
+        return None
+    where, params = filters.where()
+    return _frame(con, f"""
+        SELECT log_date, changed_at, user, kind, files, delta_kb, kb_after, run_id, updates
+        FROM {DAILY_TOTAL_CHANGES.identifier} WHERE {where}
+        QUALIFY row_number() OVER (PARTITION BY log_date, user ORDER BY changed_at) > 1
+        ORDER BY log_date DESC, changed_at DESC, user""", params)

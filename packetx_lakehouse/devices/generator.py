@@ -7,6 +7,8 @@ hosts stream video (a few MB a minute, 1-2 Mbit/s each), and now and then a back
 update moves 1-3 GB in one minute (about twice a day for a machine on all day), which is where
 PacketX's ``1.6833e+06`` notation comes from. At the defaults (60 active minutes, 20 hosts a
 minute) that is about 2-3 GB per device-day; the benchmark sets its own, far larger, volumes.
+A fleet mixes devices: some on all day, laptops that sleep at night (``awake_hours``), machines
+that stop and resume (``Outage``).
 
 The files follow the data contract byte for byte (see ``/work/shared/samples``): LF line ends,
 the header once, one block of rows per minute sharing the minute and the Total KB Bandwidth, the
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -80,6 +82,8 @@ class GeneratorOptions:
         restarts: Program restarts per file. The restart minute's block is the replay: every
             pair seen so far that day with its last value.
         truncated_last_line: Cut the last line short and leave out its newline.
+        awake_hours: Local hours ``(first, end)`` the machine is on, e.g. ``(7, 23)`` for a laptop
+            that sleeps at night; its minutes fall in ``first:00 .. end-1:59`` only. None: all day.
     """
 
     minutes_per_day: int = 60
@@ -87,14 +91,44 @@ class GeneratorOptions:
     bad_lines: int = 0
     restarts: int = 0
     truncated_last_line: bool = False
+    awake_hours: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.minutes_per_day <= 1440:
             raise ValueError(f"minutes_per_day must be 1..1440, got {self.minutes_per_day}")
+        if self.awake_hours is not None:
+            first, end = self.awake_hours
+            if not 0 <= first < end <= 24 or self.minutes_per_day > (end - first) * 60:
+                raise ValueError(f"awake_hours must be 0 <= first < end <= 24 with room for minutes_per_day, "
+                                 f"got {self.awake_hours}")
         if self.pairs_per_minute < 1 or self.bad_lines < 0:
             raise ValueError("pairs_per_minute must be positive and bad_lines not negative")
         if not 0 <= self.restarts < self.minutes_per_day:
             raise ValueError(f"restarts must be 0..minutes_per_day - 1, got {self.restarts}")
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The capture is off (machine off, program crashed, disk full) from ``start`` until ``end``.
+
+    Local wall-clock times of the device; ``end`` None: it never resumes. Minutes inside write
+    nothing (the file stops growing), and a day entirely inside writes no file at all.
+    """
+
+    start: dt.datetime
+    end: dt.datetime | None = None
+
+    def covers(self, day: dt.date) -> bool:
+        """Whether the whole of ``day`` is inside the outage."""
+        midnight = dt.datetime.combine(day, dt.time())
+        return self.start <= midnight and (self.end is None or self.end >= midnight + dt.timedelta(days=1))
+
+    def off(self, day: dt.date, minutes: np.ndarray) -> np.ndarray:
+        """Which of ``day``'s ``minutes`` (of the day, 0-1439) fall inside the outage."""
+        midnight = dt.datetime.combine(day, dt.time())
+        first = (self.start - midnight) // dt.timedelta(minutes=1)
+        end = 1440 if self.end is None else (self.end - midnight) // dt.timedelta(minutes=1)
+        return (minutes >= first) & (minutes < end)
 
 
 def user_names(n: int) -> list[str]:
@@ -117,13 +151,22 @@ def generate_day(
     seed: int,
     options: GeneratorOptions = GeneratorOptions(),
     local_ip: str | None = None,
+    outages: Sequence[Outage] = (),
 ) -> bytes:
-    """Return the bytes of ``<user>-<day>.csv``; the same arguments always give the same bytes."""
+    """Return the bytes of ``<user>-<day>.csv``; the same arguments always give the same bytes.
+
+    ``outages`` leave their minutes out of the same day's traffic: the file a device wrote until
+    it stopped is a prefix of the one it writes without stopping.
+    """
     local_ip = local_ip or local_ip_for(user, day)
     rng = np.random.default_rng([seed, _hash(user), day.toordinal()])
     pairs, weights, scales = _pair_universe(user, local_ip, seed, options.pairs_per_minute)
 
-    minutes = np.sort(rng.choice(1440, size=min(options.minutes_per_day, 1440), replace=False))
+    if options.awake_hours is None:
+        minutes = np.sort(rng.choice(1440, size=min(options.minutes_per_day, 1440), replace=False))
+    else:
+        first, end = (hour * 60 for hour in options.awake_hours)
+        minutes = first + np.sort(rng.choice(end - first, size=options.minutes_per_day, replace=False))
     jitter = options.pairs_per_minute // 10
     sizes = np.clip(options.pairs_per_minute + rng.integers(-jitter, jitter + 1, len(minutes)), 1, len(pairs))
     # Gumbel top-k: a popularity-weighted sample without replacement for every minute at once.
@@ -141,6 +184,9 @@ def generate_day(
         pair_of_row, block_of_row, kb = _replay(block, pair_of_row, block_of_row, kb)
 
     totals = np.bincount(block_of_row, weights=kb, minlength=len(minutes))
+    if outages:
+        on = ~np.logical_or.reduce([outage.off(day, minutes) for outage in outages])[block_of_row]
+        pair_of_row, block_of_row, kb = pair_of_row[on], block_of_row[on], kb[on]
     time_stamps = np.array([f"{day.isoformat()} {m // 60:02d}:{m % 60:02d}" for m in minutes.tolist()], dtype=object)
     rows = list(map(
         ",".join,
@@ -173,16 +219,25 @@ def generate(
     options: GeneratorOptions = GeneratorOptions(),
     ip_changes: Mapping[str, dt.date] | None = None,
     gzip_files: bool = False,
+    device_options: Mapping[str, GeneratorOptions] | None = None,
+    outages: Mapping[str, Sequence[Outage]] | None = None,
 ) -> list[Path]:
-    """Write ``<user>-<YYYY-MM-DD>.csv`` (or ``.csv.gz``) for every user and day; return the paths sorted."""
+    """Write ``<user>-<YYYY-MM-DD>.csv`` (or ``.csv.gz``) for every user and day; return the paths sorted.
+
+    A fleet of unlike devices: ``device_options[user]`` replaces ``options`` for that user, and
+    ``outages[user]`` are the stretches it was off (a day entirely off has no file).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for user in user_names(users):
+        off = tuple((outages or {}).get(user, ()))
         for offset in range(days):
             day = start + dt.timedelta(days=offset)
-            data = generate_day(user, day, seed=seed, options=options,
-                                local_ip=local_ip_for(user, day, ip_changes))
+            if any(outage.covers(day) for outage in off):
+                continue
+            data = generate_day(user, day, seed=seed, options=(device_options or {}).get(user, options),
+                                local_ip=local_ip_for(user, day, ip_changes), outages=off)
             name = f"{user}-{day.isoformat()}.csv"
             if gzip_files:
                 data, name = gzip_deterministic(data), name + ".gz"

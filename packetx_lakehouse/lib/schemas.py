@@ -683,6 +683,147 @@ GOLD_PACKETS_FACT = TableDef(
     },
 )
 
+# --- operations: the fleet and the lakehouse's own history ---------------------------------
+# Small unpartitioned tables rebuilt on their own schedule from small gold tables, never in the
+# pipeline's runs: they are about *now* (which devices are silent) or about earlier commits.
+
+#: Every device's state at the last evaluation: what the dashboard's device panel lists.
+DEVICE_STATUS = TableDef(
+    GOLD_NAMESPACE,
+    "device_status",
+    _schema(
+        _f("user", STRING, False),
+        _f("status", STRING, False),
+        _f("last_seen_utc", TS_UTC, False),
+        _f("silent_since", TS_UTC),
+        _f("missed_minutes", pa.int64()),
+        _f("allowed_minutes", pa.int64()),
+        _f("usual_gap_minutes", pa.int64()),
+        _f("active_hours", STRING),
+        _f("timezone", STRING, False),
+        _f("history_days", pa.int64(), False),
+        _f("seen_minutes_today", pa.int64(), False),
+        _f("expected_minutes_today", pa.int64()),
+        _f("evaluated_at", TS_UTC, False),
+    ),
+    partition_by=(),
+    key=("user",),
+    description=(
+        "Every device that sent data in the last two weeks, judged against its own history: sending, "
+        "silent (past its allowance inside its active hours), asleep (outside them), irregular (no "
+        "regular hours) or learning (under 3 days of history), with its last minute seen."
+    ),
+    column_notes={
+        "user": "The device (its user name in the file names).",
+        "status": "silent, sending, asleep, irregular or learning (see the table's description).",
+        "last_seen_utc": "The last minute with a counted row from the device (UTC).",
+        "silent_since": "When a silent device's silence began: the minute after its last one seen.",
+        "missed_minutes": "Minutes of its active hours since its last minute seen.",
+        "allowed_minutes": "Active-hour minutes it may go without data: max(PACKETX_SILENCE_MINUTES, 2 x its usual "
+                           "gap).",
+        "usual_gap_minutes": "The 99th percentile of its gaps between minutes, counting active-hour minutes only.",
+        "active_hours": "Local hours it sent in on at least half of its days, e.g. 07:00-23:00.",
+        "timezone": "The device's zone (PACKETX_DEVICE_TIMEZONES): its hours and days are local to it.",
+        "history_days": "Days its expectation was learnt from: its first to its last day seen in the last two weeks.",
+        "seen_minutes_today": "Minutes it sent in today (its local day) so far.",
+        "expected_minutes_today": "Minutes it usually sends from its local midnight to now.",
+        "evaluated_at": "When the devices were judged (UTC).",
+    },
+)
+
+#: Silences longer than a device's allowance: the one going on, and those that ended lately.
+DEVICE_SILENCE = TableDef(
+    GOLD_NAMESPACE,
+    "device_silence",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", STRING, False),
+        _f("silent_from", TS_UTC, False),
+        _f("silent_to", TS_UTC),
+        _f("ongoing", pa.bool_(), False),
+        _f("reason", STRING, False),
+        _f("missed_minutes", pa.int64(), False),
+        _f("allowed_minutes", pa.int64(), False),
+        _f("expected_minutes", pa.int64(), False),
+        _f("seen_minutes", pa.int64(), False),
+        _f("evaluated_at", TS_UTC, False),
+    ),
+    partition_by=(),
+    key=("user", "silent_from"),
+    description=(
+        "Each time a device that should have been sending was silent past its allowance, today and "
+        "yesterday: from, to (empty while it lasts), why (no file today, file stopped growing, gap inside "
+        "the day, gap across days) and its expected vs seen minutes."
+    ),
+    column_notes={
+        "log_date": "The device's local day the silence began on.",
+        "user": "The device (its user name in the file names).",
+        "silent_from": "The first minute without data (UTC).",
+        "silent_to": "The minute data came again (UTC); empty while the silence lasts.",
+        "ongoing": "True while the device is still silent.",
+        "reason": "no file today (silent and nothing today), file stopped growing (silent after sending today), "
+                  "gap inside the day, or gap across days (both ended).",
+        "missed_minutes": "Minutes of the device's active hours inside the silence.",
+        "allowed_minutes": "Active-hour minutes the device may go without data.",
+        "expected_minutes": "Minutes the device usually sends from its local midnight of log_date to the silence's end.",
+        "seen_minutes": "Minutes it did send over the same span.",
+        "evaluated_at": "When the devices were judged (UTC).",
+    },
+)
+
+#: Each change of a user-day's gold total: when, which run, which file, how much (condensed, see
+#: ``lib/transform/total_changes.py``): "why did Tuesday's total change?" after Iceberg's own
+#: snapshots of that time are gone.
+DAILY_TOTAL_CHANGES = TableDef(
+    GOLD_NAMESPACE,
+    "daily_total_changes",
+    _schema(
+        _f("log_date", pa.date32(), False),
+        _f("user", STRING, False),
+        _f("first_changed_at", TS_UTC, False),
+        _f("changed_at", TS_UTC, False),
+        _f("updates", pa.int64(), False),
+        _f("run_id", STRING),
+        _f("snapshot_id", pa.int64(), False),
+        _f("kind", STRING, False),
+        _f("files", STRING, False),
+        _f("source_generation_before", pa.int64()),
+        _f("source_generation", pa.int64(), False),
+        _f("kb_before", pa.float64()),
+        _f("kb_after", pa.float64(), False),
+        _f("delta_kb", pa.float64(), False),
+        _f("rows_before", pa.int64()),
+        _f("rows_after", pa.int64(), False),
+    ),
+    key=("log_date", "user", "changed_at"),
+    description=(
+        "Every change of a day's gold totals (daily_user_bandwidth), user by user: when, by which run, "
+        "from which file (new, grown, retracted...) and by how much. A user-day's continued growth is one "
+        "row and it keeps at most 24, so a day refreshed every minute has a short history, kept as long "
+        "as the day."
+    ),
+    column_notes={
+        "log_date": "The day whose total changed.",
+        "user": "The user (device) whose part of the day's total changed.",
+        "first_changed_at": "The first commit this row covers (UTC): rows of continued growth merge.",
+        "changed_at": "The last commit this row covers (UTC).",
+        "updates": "Recorded changes merged into this row.",
+        "run_id": "The Dagster run of the last commit (the UI shows it at /runs/<run_id>).",
+        "snapshot_id": "The daily_user_bandwidth snapshot of the last commit (readable while Iceberg keeps it: "
+                       "packetx-lakehouse sql --as-of <snapshot_id>).",
+        "kind": "first recorded, new file, file grew, file retracted, retraction undone, rebuilt from the same "
+                "file, several changes, or file changed (details no longer kept).",
+        "files": "How the user's file of the day changed, e.g. 'alice-2026-11-24.csv grew 1,200 -> 1,440 lines'.",
+        "source_generation_before": "The day's source version (raw-archive manifest generation) before.",
+        "source_generation": "The day's source version after.",
+        "kb_before": "The user-day's KB before; empty when first recorded.",
+        "kb_after": "The user-day's KB after (0: its rows are gone).",
+        "delta_kb": "kb_after - kb_before: the change of the day's total.",
+        "rows_before": "The user-day's counted rows before.",
+        "rows_after": "The user-day's counted rows after.",
+    },
+)
+
 # --- the one registry of tables ----------------------------------------------------------
 
 #: What one read of a day's bronze produces (the reader writes them in one step).
@@ -704,11 +845,14 @@ STAR_FACT = GOLD_PACKETS_FACT
 GOLD_SERVED_DAILY: tuple[TableDef, ...] = (
     GOLD_HOURLY_BANDWIDTH, GOLD_DAILY_USER_BANDWIDTH, GOLD_TOP_EXTERNAL_HOSTS, GOLD_TRAFFIC_ANOMALIES, STAR_FACT,
 )  # fmt: skip
+#: Built outside the pipeline's runs, on their own schedule (``defs/operations``).
+OPERATIONS_TABLES: tuple[TableDef, ...] = (DEVICE_STATUS, DEVICE_SILENCE, DAILY_TOTAL_CHANGES)
 #: Every Iceberg table, by layer, in the order data flows.
 TABLES_BY_LAYER: dict[str, tuple[TableDef, ...]] = {
     "bronze": BRONZE_TABLES,
     "silver": (SILVER_PACKETS, SILVER_CONVERSATIONS),
     "gold": (*GOLD_DAILY_TABLES, GOLD_TRAFFIC_ANOMALIES, *STAR_DIMENSIONS),
+    "operations": OPERATIONS_TABLES,
 }
 #: The table whose newest partition says how fresh each layer is (dashboard, ops.partitions).
 FRESHNESS_TABLES: dict[str, TableDef] = {

@@ -7,6 +7,7 @@ work here, so the binary is given explicitly.
 import contextlib
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -18,8 +19,12 @@ import duckdb
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from packetx_lakehouse.dashboard.queries import format_kb
+from packetx_lakehouse.dashboard import queries
+from packetx_lakehouse.defs.resources import open_catalog
+from packetx_lakehouse.lib.storage.time_travel import kept_states
+from packetx_lakehouse.lib.units import format_kb
 from packetx_lakehouse_harness.devserver import free_port, poll
+from packetx_lakehouse_tests.dashboard.conftest import LAST_DAY, SILENT_DEVICE
 
 pytestmark = pytest.mark.browser
 #: How long the page may take to show what the test waits for (a loaded machine renders slowly).
@@ -135,8 +140,50 @@ def test_an_anomaly_link_opens_its_user_and_hour(served, dashboard_url, page):
     expect(page.get_by_role("heading", name=f"{user}, {hour:%Y-%m-%d %H:00} UTC")).to_be_visible(timeout=UI_PATIENCE_MS)
     loaded(page)
     day_total = gold_totals(served, "user = ? AND log_date = ?", (user, hour.date()))
-    expect_metrics(page, day_total)
+    # The drill-down: the hour against the same hour of the week before, and what changed most.
+    with duckdb.connect(str(served.serving_path), read_only=True) as con:
+        found = queries.explanation(con, user, hour.replace(tzinfo=dt.UTC))
+    expect(page.get_by_text(f"What changed most: {found.what_changed_most}")).to_be_visible()
+    expect(page.get_by_text(found.findings[0])).to_be_visible()
+    expect(page.get_by_test_id("stMetricValue")).to_have_text(
+        [format_kb(sum(day_total.values())), format_kb(day_total[user]), format_kb(found.kb),
+         format_kb(found.typical_kb), re.compile(r"\d+\.\d")])
     page.screenshot(path=ARTIFACTS / "dashboard-anomaly.png")
+
+
+def test_silent_devices_come_first_and_changes_to_daily_totals_are_listed(served, dashboard_url, page):
+    page.goto(dashboard_url)
+    loaded(page)
+    expect(page.get_by_role("heading", name="Devices")).to_be_visible()
+    expect(page.get_by_text(re.compile(f"^{SILENT_DEVICE} silent since {LAST_DAY} 1[01]:\\d\\d UTC: "))).to_be_visible()
+    expect(page.get_by_role("heading", name="Changes to daily totals")).to_be_visible()
+    expect(page.get_by_role("cell", name=re.compile(f"^{SILENT_DEVICE}-{LAST_DAY}.csv grew "))).to_be_visible()
+    page.get_by_role("heading", name="Devices").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "dashboard-devices.png", full_page=True)
+
+
+def test_as_of_an_earlier_state_shows_gold_as_it_was_then(served, dashboard_url, page):
+    catalog = open_catalog(served)
+    daily = catalog.load_table("packetx_gold.daily_user_bandwidth")
+    earlier = kept_states(daily)[1]
+    then: dict[str, float] = {}
+    for row in daily.scan(snapshot_id=earlier.snapshot_id).to_arrow().to_pylist():
+        then[row["user"]] = then.get(row["user"], 0.0) + row["total_kb"]
+    assert then[SILENT_DEVICE] < gold_totals(served)[SILENT_DEVICE]
+
+    page.goto(dashboard_url)
+    expect_metrics(loaded(page), gold_totals(served))
+    page.get_by_text("As of an earlier state").click()
+    expect(page.get_by_text(re.compile(r"^As of .* UTC: gold as it was then"))).to_be_visible(timeout=30_000)
+    expect_metrics(loaded(page), then)
+    expect(page.get_by_text(re.compile(f"^{SILENT_DEVICE} silent since"))).to_be_visible()  # devices: as of now
+    page.screenshot(path=ARTIFACTS / "dashboard-as-of.png")
+
+    # The same state from a link.
+    page.goto(f"{dashboard_url}/?as_of={earlier.snapshot_id}")
+    expect_metrics(loaded(page), then)
+    page.goto(f"{dashboard_url}/?as_of=2020-01-01T00:00")  # before anything was written
+    expect(page.get_by_text("No data yet")).to_be_visible(timeout=30_000)
 
 
 def test_an_empty_lakehouse_says_how_to_fill_it(tmp_path, browser):

@@ -12,21 +12,35 @@ import pytest
 from packetx_lakehouse.dashboard import queries
 from packetx_lakehouse.dashboard.queries import Filters, NoDataYet, ServingBusy
 from packetx_lakehouse.lib.schemas import DIRECTIONS
+from packetx_lakehouse.defs.resources import open_catalog
+from packetx_lakehouse.lib.serving.lakehouse_sql import metadata_locations, views_as_of
+from packetx_lakehouse.lib.storage.time_travel import AsOf, kept_states
 from packetx_lakehouse_tests.dashboard.conftest import (
     BAD_NAME,
     DAYS,
     EMPTY_DEVICE,
     FIRST_DAY,
     IP_CHANGE,
+    JUDGED_AT,
+    LAST_DAY,
+    SILENT_DEVICE,
+    STOPPED,
 )
 
-LAST_DAY = FIRST_DAY + dt.timedelta(days=DAYS - 1)
 EVERYTHING = Filters(FIRST_DAY, LAST_DAY)
 
 
 @pytest.fixture
 def con(served):
     with queries.connect(served.serving_path) as connection:
+        yield connection
+
+
+@pytest.fixture
+def lake_con(served):
+    """The page's connection: the serving copy, and the small Iceberg tables beside it."""
+    catalog = open_catalog(served)
+    with queries.connect(served.serving_path, metadata_locations(catalog, queries.LAKEHOUSE_TABLES)) as connection:
         yield connection
 
 
@@ -75,13 +89,56 @@ def test_top_external_hosts_are_public_ranked_and_cover_the_range(con):
     assert 0 < hosts["share"].sum() <= 1
 
 
-def test_an_anomaly_links_to_an_hour_whose_detail_adds_up(con):
-    found = queries.anomalies(con, EVERYTHING)
+def test_an_anomaly_links_to_an_hour_whose_explanation_adds_up(lake_con):
+    found = queries.anomalies(lake_con, EVERYTHING)
     assert found.height > 0 and found["robust_z"].is_sorted(descending=True)
     top = found.row(0, named=True)
-    detail = queries.hour_detail(con, top["user"], top["hour_utc"])
-    assert detail["kb"].sum() == pytest.approx(top["kb"])
-    assert queries.anomalies(con, Filters(FIRST_DAY, FIRST_DAY)).is_empty()  # no baseline on day one
+    explained = queries.explanation(lake_con, top["user"], top["hour_utc"])
+    assert explained.kb == pytest.approx(top["kb"]) == pytest.approx(explained.hosts["kb"].sum())
+    assert explained.change_kb > 0 and explained.findings
+    minutes = lake_con.execute("SELECT minutes FROM packetx_gold.user_hourly WHERE user = ? AND hour_utc = ?",
+                               [top["user"], top["hour_utc"]]).fetchone()[0]
+    assert explained.minutes == minutes
+    assert queries.anomaly(lake_con, top["user"], top["hour_utc"])["robust_z"] == top["robust_z"]
+    assert queries.anomalies(lake_con, Filters(FIRST_DAY, FIRST_DAY)).is_empty()  # no baseline on day one
+
+
+def test_devices_are_listed_silent_first_with_their_last_minute(lake_con):
+    devices = queries.device_status(lake_con)
+    assert devices["user"].to_list()[0] == SILENT_DEVICE and devices["status"][0] == "silent"
+    assert devices["silent_since"][0] <= dt.datetime.combine(LAST_DAY, STOPPED, dt.UTC)
+    assert set(devices["status"][1:]) <= {"sending", "asleep", "irregular"}
+    assert devices["evaluated_at"].to_list() == [JUDGED_AT] * 3
+
+
+def test_changes_to_daily_totals_after_they_were_built(lake_con):
+    changes = queries.total_changes(lake_con, EVERYTHING)
+    [row] = changes.to_dicts()
+    assert (row["log_date"], row["user"], row["kind"]) == (LAST_DAY, SILENT_DEVICE, "file grew")
+    assert row["files"].startswith(f"{SILENT_DEVICE}-{LAST_DAY}.csv grew ") and row["delta_kb"] > 0
+    assert queries.total_changes(lake_con, Filters(FIRST_DAY, LAST_DAY - dt.timedelta(days=1))).is_empty()
+
+
+def test_not_yet_judged_or_recorded_reads_as_none(con):
+    assert queries.device_status(con) is None and queries.total_changes(con, EVERYTHING) is None
+
+
+def test_as_of_the_first_run_gold_reads_as_it_was_then(served, lake_con):
+    catalog = open_catalog(served)
+    daily = catalog.load_table("packetx_gold.daily_user_bandwidth")
+    earlier = kept_states(daily)[1]
+    then = daily.scan(snapshot_id=earlier.snapshot_id).to_arrow()
+    _, views = views_as_of(catalog, (*queries.SERVED_GOLD, *queries.LAKEHOUSE_TABLES), AsOf(snapshot_id=earlier.snapshot_id),
+                           dt.datetime.now(dt.UTC))
+    with queries.connect(served.serving_path, views, gold_from_lakehouse=True) as past:
+        totals = dict(queries.total_kb_by_user(past, EVERYTHING).select("user", "total_kb").iter_rows())
+        assert queries.freshness(past).height == 3  # ops.* is still the serving copy's
+    now = dict(queries.total_kb_by_user(lake_con, EVERYTHING).select("user", "total_kb").iter_rows())
+    assert totals == pytest.approx({user: sum(kb for u, kb in zip(then["user"].to_pylist(), then["total_kb"].to_pylist())
+                                              if u == user) for user in now})
+    assert totals[SILENT_DEVICE] < now[SILENT_DEVICE]
+    assert {u: totals[u] for u in now if u != SILENT_DEVICE} == pytest.approx(
+        {u: kb for u, kb in now.items() if u != SILENT_DEVICE})
 
 
 def test_ip_history_shows_each_users_versions(con):
@@ -140,9 +197,3 @@ def test_a_writer_holding_the_database_reads_as_busy(tmp_path: Path):
     finally:
         writer.stdin.close()
         writer.wait(timeout=30)
-
-
-def test_format_kb_picks_a_readable_unit():
-    assert queries.format_kb(512) == "512.0 KB"
-    assert queries.format_kb(1536) == "1.50 MB"
-    assert queries.format_kb(3 * 1024**3) == "3.00 TB"

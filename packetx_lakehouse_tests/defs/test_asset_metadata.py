@@ -8,6 +8,7 @@ import pytest
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.conventions import asset_key
 from packetx_lakehouse.defs.metadata import markdown_table, readable, shorten
+from packetx_lakehouse.defs.operations.watch import WATCH_JOB
 from packetx_lakehouse.lib.schemas import GOLD_DAILY_USER_BANDWIDTH, TABLES_BY_LAYER
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
@@ -33,8 +34,10 @@ def test_every_materialisation_shows_rows_and_a_preview_and_iceberg_ones_their_s
     lakehouse.write_log(f"alice-{DAY}.csv", f"alice,{DAY} 10:00,8.8.8.8,192.168.1.20,12.5,12.5\n"
                         f"alice,{DAY} 10:01,192.168.1.20,192.168.1.30,3,3\n")
     result = materialize_range(lakehouse.defs, DAY, DAY, log_level="WARNING")
+    at = {"ops": {"device_silence": {"config": {"at": f"{DAY}T12:00"}}}}
+    watch = lakehouse.defs.resolve_job_def(WATCH_JOB).execute_in_process(run_config=at)
     by_key = {e.asset_key.to_user_string(): e.materialization.metadata
-              for e in result.get_asset_materialization_events()}
+              for e in result.get_asset_materialization_events() + watch.get_asset_materialization_events()}
     assert len(by_key) == len(lakehouse.defs.resolve_asset_graph().get_all_asset_keys())
     for name, metadata in by_key.items():
         if name == "packetx_raw/raw_archive":  # files, not a table: it lists them instead

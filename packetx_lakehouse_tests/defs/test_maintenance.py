@@ -13,6 +13,7 @@ from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.bronze.assets import RAW_ARCHIVE_KEY
 from packetx_lakehouse.defs.conventions import ICEBERG_POOL, asset_key
 from packetx_lakehouse.defs.maintenance.job import MAINTENANCE_JOB
+from packetx_lakehouse.defs.operations.watch import WATCH_JOB
 from packetx_lakehouse.defs.resources import open_catalog
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate_day
 from packetx_lakehouse.lib.ingest.archive import collect_day, load_manifest
@@ -63,6 +64,7 @@ def test_the_job_records_per_table_and_for_the_archive_what_it_removed(lakehouse
     for part in (1, 2, 3):
         write_round(settings, part, 3)
         materialize_range(defs, DAYS[0], DAYS[-1], log_level="WARNING")
+    assert defs.resolve_job_def(WATCH_JOB).execute_in_process().success  # the operations tables exist too
     expected = bronze_rows(settings)
 
     result = defs.resolve_job_def(MAINTENANCE_JOB).execute_in_process()

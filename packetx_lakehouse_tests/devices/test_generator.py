@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import ipaddress
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from packetx_lakehouse.devices.generator import (
     GeneratorOptions,
+    Outage,
     generate,
     generate_day,
     local_ip_for,
@@ -235,3 +237,58 @@ def test_a_default_device_day_is_a_plausible_home_or_office_volume() -> None:
             rows = data_rows(generate_day(user, DAY + dt.timedelta(days=offset), seed=7))
             totals.append(sum(float(row[4]) for row in rows) / 1e6)  # KB -> GB
     assert 1 < min(totals) and max(totals) < 8 and 1.5 < sorted(totals)[len(totals) // 2] < 4, totals
+
+
+@pytest.mark.parametrize(("options", "sha256"), [
+    (GeneratorOptions(), "2326e2848fcf3891ccb28782ae7209dc6363683f7426595c81828e5754251703"),
+    (FULL_DAY, "c4baf5ddcc12d2520b7d57aa53b14bc8163707d114e796add1da0ae409385169"),
+    (GeneratorOptions(minutes_per_day=300, bad_lines=3, restarts=2, truncated_last_line=True),
+     "be793f23c234da691ba09ac8017dd3b607fa01f17f86e59efd5dda704487aece"),
+])
+def test_options_that_existed_before_the_fleet_options_still_give_the_same_bytes(options, sha256) -> None:
+    assert hashlib.sha256(generate_day("alice", DAY, seed=7, options=options)).hexdigest() == sha256
+
+
+def minutes_of(data: bytes) -> list[int]:
+    stamps = sorted({row[1] for row in data_rows(data)})
+    return [int(stamp[11:13]) * 60 + int(stamp[14:16]) for stamp in stamps]
+
+
+def test_a_laptop_that_sleeps_at_night_writes_only_in_its_awake_hours() -> None:
+    data = generate_day("alice", DAY, seed=7, options=GeneratorOptions(minutes_per_day=900, awake_hours=(7, 23)))
+    minutes = minutes_of(data)
+    assert len(minutes) == 900 and min(minutes) >= 7 * 60 and max(minutes) < 23 * 60
+
+
+def test_a_device_that_stops_writes_the_prefix_of_its_whole_day_and_one_that_resumes_the_rest() -> None:
+    whole = generate_day("alice", DAY, seed=7, options=FULL_DAY)
+    at = dt.datetime.combine(DAY, dt.time(14, 7))
+    stopped = generate_day("alice", DAY, seed=7, options=FULL_DAY, outages=[Outage(at)])
+    assert whole.startswith(stopped) and max(minutes_of(stopped)) == 14 * 60 + 6
+
+    back = at.replace(hour=16, minute=30)
+    paused = generate_day("alice", DAY, seed=7, options=FULL_DAY, outages=[Outage(at, back)])
+    assert minutes_of(paused) == [m for m in range(1440) if not 14 * 60 + 7 <= m < 16 * 60 + 30]
+    kept = [row for row in data_rows(whole) if not "14:07" <= row[1][11:] < "16:30"]
+    assert data_rows(paused) == kept
+
+
+def test_a_fleet_mixes_devices_and_a_day_spent_off_has_no_file(tmp_path: Path) -> None:
+    laptop = GeneratorOptions(minutes_per_day=600, awake_hours=(8, 20))
+    outage = Outage(dt.datetime(2026, 11, 22, 14, 7), dt.datetime(2026, 11, 24, 9, 0))
+    paths = generate(tmp_path, users=2, days=4, start=DAY, seed=7, device_options={"bob-smith": laptop},
+                     outages={"alice": [outage]})
+    assert [p.name for p in paths] == [
+        "alice-2026-11-21.csv", "alice-2026-11-22.csv", "alice-2026-11-24.csv",  # off all of the 23rd
+        *(f"bob-smith-2026-11-{d}.csv" for d in (21, 22, 23, 24)),
+    ]
+    assert max(minutes_of(paths[1].read_bytes())) < 14 * 60 + 7
+    assert min(minutes_of(paths[2].read_bytes())) >= 9 * 60
+    assert paths[3].read_bytes() == generate_day("bob-smith", DAY, seed=7, options=laptop)
+    assert all(8 * 60 <= m < 20 * 60 for p in paths[3:] for m in minutes_of(p.read_bytes()))
+
+
+@pytest.mark.parametrize("hours", [(20, 8), (-1, 5), (7, 25), (7, 8)])
+def test_impossible_awake_hours_are_refused(hours) -> None:
+    with pytest.raises(ValueError, match="awake_hours"):
+        GeneratorOptions(minutes_per_day=120, awake_hours=hours)

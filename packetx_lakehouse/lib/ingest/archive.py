@@ -230,11 +230,16 @@ class DayManifest:
     retracted: dict[str, Retraction] = field(default_factory=dict)
     #: Every landing object of the day the last collection looked at: what "already ingested" means.
     seen: frozenset[LandingState] = frozenset()
+    #: The newest generation that replaced or withdrew bytes (0: every generation only appended):
+    #: the generations after it are its state plus parts, which ``manifest_at`` and the new-lines
+    #: path rely on.
+    replaced_at: int = 0
 
     def to_json(self) -> bytes:
         return json.dumps({
             "format": MANIFEST_FORMAT,
             "generation": self.generation,
+            "replaced_at": self.replaced_at,
             "files": {name: entry.to_json() for name, entry in sorted(self.files.items())},
             "retracted": {name: entry.to_json() for name, entry in sorted(self.retracted.items())},
             "seen": sorted(list(state) for state in self.seen),
@@ -282,6 +287,50 @@ def read_manifest(archive: ObjectStore, key: str) -> DayManifest:
     return _parse_manifest(archive.get(key))
 
 
+def manifest_at(archive: ObjectStore, day: dt.date, generation: int) -> DayManifest | None:
+    """The day's source set as it was at ``generation`` (0: before the first run); None when
+    archive retention has deleted what it was read from.
+
+    A generation that only appended has no copy of its own: it is the next state kept (a copy, or
+    the current manifest) with each file cut to the parts it had then, provided nothing was
+    replaced in between. A merged part that straddles the generation leaves that file's line
+    count and digest unknown (``lines`` None, ``sha256`` empty).
+    """
+    if generation == 0:
+        return DayManifest(0, {})
+    current = load_manifest(archive, day)
+    if current.generation == generation:
+        return current
+    key = _history_key(day, generation)
+    if archive.exists(key):
+        return read_manifest(archive, key)
+    later = sorted(g for g in _history_generations(archive, day) if g > generation)
+    base = read_manifest(archive, _history_key(day, later[0])) if later else current
+    if base.generation < generation or base.replaced_at > generation:
+        return None
+    files = {name: cut for name, entry in base.files.items() if (cut := _as_of(entry, generation)) is not None}
+    return DayManifest(generation, files, base.retracted, frozenset(), base.replaced_at)
+
+
+def _history_generations(archive: ObjectStore, day: dt.date) -> list[int]:
+    prefix = _history_key(day, 0).rsplit("/", 1)[0] + "/"
+    return [int(info.key.rsplit("-", 1)[1].removesuffix(".json")) for info in archive.list(prefix)]
+
+
+def _as_of(entry: ArchivedFile, generation: int) -> ArchivedFile | None:
+    """A version cut to the parts it had at ``generation`` (None: it did not exist yet)."""
+    kept = [p for p in entry.parts if (p.from_generation or p.generation or 0) <= generation]
+    if len(kept) == len(entry.parts) and all((p.generation or 0) <= generation for p in kept):
+        return entry
+    if not kept:
+        return None
+    whole = [p for p in kept if (p.generation or 0) <= generation]
+    if len(whole) < len(kept):  # a merged part holds bytes of both sides: the size is all that is known
+        return ArchivedFile(entry.source_file, "", sum(p.size for p in whole), None, tuple(whole), entry.landing)
+    return ArchivedFile(entry.source_file, version_digest(whole), sum(p.size for p in whole),
+                        sum(p.lines for p in whole), tuple(whole), entry.landing)
+
+
 def _load_manifest_versioned(archive: ObjectStore, day: dt.date) -> tuple[DayManifest, str | None]:
     """The manifest and the storage version it was read at (None: no manifest yet)."""
     found = archive.get_versioned(_manifest_key(day))
@@ -298,22 +347,32 @@ def _parse_manifest(data: bytes) -> DayManifest:
         {name: ArchivedFile.from_json(entry) for name, entry in raw["files"].items()},
         {name: Retraction.from_json(entry) for name, entry in raw.get("retracted", {}).items()},
         frozenset(tuple(state) for state in raw.get("seen", [])),
+        # Unrecorded: any generation may have replaced bytes.
+        raw.get("replaced_at", raw["generation"]),
     )
 
 
 def _store_manifest(
-    archive: ObjectStore, day: dt.date, manifest: DayManifest, read_at: str | None, *, to_history: bool
+    archive: ObjectStore, day: dt.date, manifest: DayManifest, read_at: str | None, *,
+    previous: DayManifest | None = None,
 ) -> None:
     """The current manifest, written only if it is still what was read at ``read_at``; then, for
-    a change other than appended bytes, its immutable copy in the day's history.
+    a change other than appended bytes (given the ``previous`` state), immutable copies of both
+    states in the day's history.
+
+    Appending generations get no copy (one a minute would double the archive's writes): each is
+    the next copy's or the current manifest's state cut to its parts (``manifest_at``), which the
+    copy of the state before a replacement makes possible.
 
     Two runs changing the day at once: the loser raises ``ObjectChangedError`` and redoes from
-    fresh input, so a generation is never reused for other content nor lost. The history copy is
-    written after the winning write, so it never holds a losing run's content.
+    fresh input, so a generation is never reused for other content nor lost. The history copies
+    are written after the winning write, so they never hold a losing run's content.
     """
     data = manifest.to_json()
     archive.put_if_unchanged(_manifest_key(day), data, read_at)
-    if to_history:
+    if previous is not None:
+        if previous.generation and not archive.exists(_history_key(day, previous.generation)):
+            archive.put(_history_key(day, previous.generation), previous.to_json())
         archive.put(_history_key(day, manifest.generation), data)
 
 
@@ -496,9 +555,10 @@ def collect_day(
 
     generation = generation if newly else manifest.generation
     updated = DayManifest(generation, current, manifest.retracted,
-                          frozenset((o.key, o.size, o.version) for o in landing_objects))
+                          frozenset((o.key, o.size, o.version) for o in landing_objects),
+                          generation if replaced else manifest.replaced_at)
     if updated != manifest:
-        _store_manifest(archive, day, updated, manifest_version, to_history=replaced)
+        _store_manifest(archive, day, updated, manifest_version, previous=manifest if replaced else None)
     files = [(current[name], contents[name]) for name in sorted(contents)]
     return DaySources(files, sorted(newly), archived_only, generation, problems, at_stake)
 
@@ -601,7 +661,7 @@ def collect_tails(
         spans ``since``.
     """
     manifest, manifest_version = _load_manifest_versioned(archive, day)
-    if since > manifest.generation or _replaced_since(archive, day, since, manifest.generation):
+    if since > manifest.generation or manifest.replaced_at > since:
         return None
     objects = {}
     for info in landing_objects:
@@ -632,9 +692,9 @@ def collect_tails(
             grown[source] = (b"", pending)
     generation = generation if any(new for new, _ in grown.values()) else manifest.generation
     updated = DayManifest(generation, current, manifest.retracted,
-                          frozenset((o.key, o.size, o.version) for o in landing_objects))
+                          frozenset((o.key, o.size, o.version) for o in landing_objects), manifest.replaced_at)
     if updated != manifest:
-        _store_manifest(archive, day, updated, manifest_version, to_history=False)
+        _store_manifest(archive, day, updated, manifest_version)
     tails = []
     for source, entry in sorted(current.items()):
         tail = _tail_since(archive, entry, since, manifest.generation, *grown.get(source, (b"", 0)))
@@ -643,11 +703,6 @@ def collect_tails(
         if tail.text or tail.pending:
             tails.append(tail)
     return DayTails(since, generation, tails, problems)
-
-
-def _replaced_since(archive: ObjectStore, day: dt.date, since: int, generation: int) -> bool:
-    """Whether a generation after ``since`` replaced or withdrew bytes (those alone have a history copy)."""
-    return any(archive.exists(_history_key(day, g)) for g in range(since + 1, generation + 1))
 
 
 def _growth(landing: ObjectStore, info: ObjectInfo, entry: ArchivedFile | None,
@@ -743,8 +798,9 @@ def retract(
         raise ValueError(f"{source} is already retracted ({manifest.retracted[source].describe()})")
     files = dict(manifest.files)
     retraction = Retraction(source, now.isoformat(timespec="seconds"), by, reason, files.pop(source, None))
-    updated = DayManifest(manifest.generation + 1, files, {**manifest.retracted, source: retraction}, manifest.seen)
-    _store_manifest(archive, day, updated, read_at, to_history=True)
+    updated = DayManifest(manifest.generation + 1, files, {**manifest.retracted, source: retraction}, manifest.seen,
+                          manifest.generation + 1)
+    _store_manifest(archive, day, updated, read_at, previous=manifest)
     return manifest, updated
 
 
@@ -762,6 +818,6 @@ def restore(archive: ObjectStore, name: str) -> tuple[DayManifest, DayManifest]:
     version = retracted.pop(source).version
     files = {**manifest.files, **({source: version} if version else {})}
     # Forget what the landing showed: the day's next run reads the landing copy again.
-    updated = DayManifest(manifest.generation + 1, files, retracted, frozenset())
-    _store_manifest(archive, day, updated, read_at, to_history=True)
+    updated = DayManifest(manifest.generation + 1, files, retracted, frozenset(), manifest.generation + 1)
+    _store_manifest(archive, day, updated, read_at, previous=manifest)
     return manifest, updated

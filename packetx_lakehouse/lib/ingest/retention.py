@@ -15,7 +15,7 @@ deleted unless one of these holds:
   version the manifest no longer names.
 
 The day's manifest history (``date=<day>/manifests/generation-N.json``, one per replacement or
-withdrawal of bytes) follows the same window: older generations are deleted, except the newest and
+withdrawal of bytes and one of the state before it) follows the same window: older generations are deleted, except the newest and
 every generation that retracted a file or undid a retraction, which stay as the audit record.
 
 Other keys are never touched.

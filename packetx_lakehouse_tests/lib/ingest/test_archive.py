@@ -2,14 +2,19 @@
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 
 import pytest
 
 from packetx_lakehouse.lib.ingest.archive import (
+    ArchivedFile,
+    DayManifest,
     LandingRef,
+    Part,
     collect_day,
     load_manifest,
+    manifest_at,
     restore,
     retract,
 )
@@ -48,6 +53,10 @@ def collect(stores, **kwargs):
     return collect_day(landing, archive, DAY, landing.list_flat().objects, now=NOW, **kwargs)
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def problems(sources):
     return [(p.object_key, p.kind, p.severity) for p in sources.problems]
 
@@ -73,8 +82,10 @@ def test_generation_grows_with_every_change_of_the_source_set_and_only_then(stor
     landing.put(ALICE, HEADER + rows(5).replace(b"8.8.8.8", b"9.9.9.9"))  # rewritten: a new version
     rewritten = collect(stores)
     history = sorted(info.key for info in archive.list("date=2026-11-20/manifests/"))
-    assert rewritten.generation == 4 and history == ["date=2026-11-20/manifests/generation-000004.json"]
-    assert len(json.loads(archive.get(history[0]))["files"][ALICE]["parts"]) == 1
+    # The state before (what generations 1-3 are cut from) and the new one.
+    assert rewritten.generation == 4 and history == ["date=2026-11-20/manifests/generation-000003.json",
+                                                     "date=2026-11-20/manifests/generation-000004.json"]
+    assert [len(json.loads(archive.get(key))["files"][ALICE]["parts"]) for key in history] == [2, 1]
 
 
 def test_each_version_records_the_landing_object_it_was_read_from(stores):
@@ -162,8 +173,46 @@ def test_a_retracted_file_leaves_the_source_set_is_never_read_again_and_can_be_r
     assert restored.generation == 3 and ALICE in restored.files
     again = collect(stores)
     assert again.generation == 4 and again.newly_archived == [ALICE]  # the landing copy is longer
-    # The history holds the retraction and the restore; the growth after it only added lines.
-    assert [info.key[-11:] for info in archive.list("date=2026-11-20/manifests/")] == ["000002.json", "000003.json"]
+    # The history holds the state before the retraction, the retraction and the restore; the growth
+    # after it only added lines.
+    assert [info.key[-11:] for info in archive.list("date=2026-11-20/manifests/")] == [
+        "000001.json", "000002.json", "000003.json"]
+
+
+def test_each_generation_of_a_day_reads_back_as_it_was_until_retention_deletes_it(stores):
+    landing, archive = stores
+    landing.put(ALICE, HEADER + rows(2))
+    collect(stores)
+    landing.put(ALICE, HEADER + rows(5))
+    collect(stores)
+    # Growth writes no copy: generation 1 is the current manifest cut to its first part.
+    assert list(archive.list("date=2026-11-20/manifests/")) == []
+    first = manifest_at(archive, DAY, 1).files[ALICE]
+    assert (first.lines, first.size) == (3, len(HEADER + rows(2))) and first.sha256 == sha256(HEADER + rows(2))
+    retract(archive, ALICE, by="carol", reason="wrong day", now=NOW)
+    assert manifest_at(archive, DAY, 0).files == {}
+    assert manifest_at(archive, DAY, 1).files[ALICE].lines == 3
+    assert manifest_at(archive, DAY, 2).files[ALICE].lines == 6
+    assert manifest_at(archive, DAY, 3) == load_manifest(archive, DAY) and ALICE in manifest_at(archive, DAY, 3).retracted
+    assert manifest_at(archive, DAY, 4) is None  # not written yet
+    # Without the copy of the state before the retraction, the generations before it are unknown.
+    archive.delete("date=2026-11-20/manifests/generation-000002.json")
+    assert manifest_at(archive, DAY, 1) is None and manifest_at(archive, DAY, 2) is None
+
+
+def test_a_generation_inside_a_merged_part_is_known_by_its_size_alone(tmp_path):
+    """Sixteen refreshes' parts merged into one hold generations 1-5: a generation among them
+    has lost its exact line count and digest, the ones at the merge's edges have not."""
+    archive = LocalObjectStore(tmp_path)
+    merged = Part("date=2026-11-20/m.gz", 500, 10, "aa" * 32, NOW.isoformat(), generation=5, from_generation=1, level=1)
+    newest = Part("date=2026-11-20/n.gz", 50, 1, "bb" * 32, NOW.isoformat(), generation=6)
+    entry = ArchivedFile(ALICE, "cc" * 32, 550, 11, (merged, newest))
+    archive.put("date=2026-11-20/manifest.json", DayManifest(6, {ALICE: entry}).to_json())
+    assert manifest_at(archive, DAY, 6).files[ALICE] == entry
+    at_five = manifest_at(archive, DAY, 5).files[ALICE]
+    assert (at_five.lines, at_five.size, at_five.sha256, at_five.parts) == (10, 500, "aa" * 32, (merged,))
+    at_three = manifest_at(archive, DAY, 3).files[ALICE]
+    assert (at_three.lines, at_three.size, at_three.sha256) == (None, 0, "")
 
 
 def test_manifests_written_before_generations_and_before_landing_refs_still_load(tmp_path):

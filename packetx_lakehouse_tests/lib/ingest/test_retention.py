@@ -157,11 +157,12 @@ def test_manifest_history_keeps_the_newest_and_every_retraction_record_past_the_
     for info in archive.list():
         if "/manifests/" in info.key:
             os.utime(archive.root / info.key, (start.timestamp(), start.timestamp()))
-    assert history(archive) == [f"generation-00000{g}.json" for g in (2, 3, 4, 5)]
+    # Each replacement keeps the state before it too (1 before 2).
+    assert history(archive) == [f"generation-00000{g}.json" for g in (1, 2, 3, 4, 5)]
 
     report = apply_archive_retention(archive, now=start + dt.timedelta(days=8), retention=WEEK,
                                      bronze_generation=up_to_date(archive))
-    # 2 and 3 only replaced versions: gone. 4 retracted and 5 restored the file: the audit record stays.
+    # 1-3 only replaced versions: gone. 4 retracted and 5 restored the file: the audit record stays.
     assert history(archive) == ["generation-000004.json", "generation-000005.json"]
-    assert report.history_deleted == 2
+    assert report.history_deleted == 3
     assert load_manifest(archive, DAY).generation == 5
