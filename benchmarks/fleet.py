@@ -204,21 +204,24 @@ def _category(cmdline: str) -> str:
 class Watcher:
     """CPU and peak RSS of every process in the deployment's process group, sampled in a thread.
 
-    A process's CPU is its own (utime + stime) while it lives; what its exited children used (the
-    runs the code server launched and reaped) is its children's time (cutime + cstime), charged to
-    ``runs``.
+    The CPU used so far is, over the processes alive now, their own time (utime + stime) plus what
+    their exited and reaped children used (cutime + cstime): a run's time moves from its own
+    process into its parent's children time when the parent reaps it, so nothing is counted twice
+    and nothing drops out (only a process orphaned to init loses its time when it exits: Dagster's
+    small ``watch_orphans`` helpers). A process launched by the code server or by a run (Dagster
+    starts runs as ``multiprocessing`` children) is a run.
     """
 
     group: int
     ticks: float = field(default_factory=lambda: os.sysconf("SC_CLK_TCK"))
-    own: dict[int, tuple[str, float]] = field(default_factory=dict)
     seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    children: dict[int, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     series: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> dict[str, float]:
+        found: dict[int, tuple[int, str, float, float]] = {}  # pid -> parent, command, own, children
+        peak: dict[int, float] = {}
         for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -228,18 +231,28 @@ class Watcher:
                 status = Path(f"/proc/{pid}/status").read_text()
             except (OSError, IndexError, ValueError):
                 continue
-            category = _category(cmdline)
-            self.seen[category].add(" ".join(cmdline.split()[:6])[:160])
-            self.own[pid] = (category, (int(stat[11]) + int(stat[12])) / self.ticks)
-            self.children[pid] = (int(stat[13]) + int(stat[14])) / self.ticks
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_rss_mb[category] = max(self.peak_rss_mb[category], int(line.split()[1]) / 1024)
+            found[pid] = (int(stat[1]), cmdline, (int(stat[11]) + int(stat[12])) / self.ticks,
+                          (int(stat[13]) + int(stat[14])) / self.ticks)
+            peak[pid] = next((int(line.split()[1]) / 1024 for line in status.splitlines()
+                              if line.startswith("VmHWM:")), 0.0)
         totals: dict[str, float] = defaultdict(float)
-        for category, seconds in self.own.values():
-            totals[category] += seconds
-        totals["runs"] += sum(self.children.values())
+        for pid, (_, cmdline, own, children) in found.items():
+            category = self._category_of(pid, found)
+            self.peak_rss_mb[category] = max(self.peak_rss_mb[category], peak[pid])
+            if cmdline:
+                self.seen[category].add(" ".join(cmdline.split()[:6])[:160])
+            totals[category] += own
+            # A code server's reaped children are the runs it launched.
+            totals["runs" if category == "code server" else category] += children
         return dict(totals)
+
+    @staticmethod
+    def _category_of(pid: int, found: dict[int, tuple[int, str, float, float]]) -> str:
+        parent, cmdline, _, _ = found[pid]
+        category = _category(cmdline)
+        if category == "other" and parent in found and Watcher._category_of(parent, found) in ("code server", "runs"):
+            return "runs"
+        return category
 
     def run(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
@@ -392,7 +405,8 @@ def _live_window(devices: list[Device], day: dt.date, settings: Any, root: Path,
         cpu_end = watcher.sample()
         # Drain: what was appended last becomes visible (or the wait gives up).
         drain_deadline = time.monotonic() + 180
-        while len(visibility.gold) < len(visibility.appended) and time.monotonic() < drain_deadline:
+        while (len(visibility.gold) < len(visibility.appended) or len(visibility.served) < len(visibility.appended)) \
+                and time.monotonic() < drain_deadline:
             _poll(visibility, catalog, settings, day, time.monotonic() + POLL_SECONDS)
         watcher.stop()
         sampling.join()

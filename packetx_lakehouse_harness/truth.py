@@ -58,11 +58,13 @@ WHEN_COLUMNS = ("ingested_at", "first_seen", "last_seen")
 
 
 def table_digests(settings: Settings) -> dict[str, tuple[int, int]]:
-    """Every table's row count and an order-independent digest of its rows (the sum of DuckDB's
-    row hashes), without the WHEN_COLUMNS: equal for lakehouses with equal tables, cheap for big ones."""
+    """Every bronze, silver and gold table's row count and an order-independent digest of its rows
+    (the sum of DuckDB's row hashes), without the WHEN_COLUMNS: equal for lakehouses with equal
+    tables, cheap for big ones. The operations tables are left out: they record what happened
+    when (devices seen, totals changed), not what the files hold."""
     catalog = open_catalog(settings)
     digests = {}
-    for table_def in (t for layer in TABLES_BY_LAYER.values() for t in layer):
+    for table_def in (t for layer, tables in TABLES_BY_LAYER.items() if layer != "operations" for t in tables):
         rows = ensure_table(catalog, table_def).scan().to_arrow()
         rows = rows.drop_columns([c for c in WHEN_COLUMNS if c in rows.column_names])
         count, digest = duckdb.sql("SELECT count(*), sum(hash(r)) FROM rows r").fetchone()
