@@ -32,11 +32,21 @@ def services():
         yield
 
 
-def _finished_runs(instance: dg.DagsterInstance, count: int) -> list[dg.DagsterRun] | None:
-    runs = instance.get_runs()
+def _finished_backfill_runs(instance: dg.DagsterInstance, count: int) -> list[dg.DagsterRun] | None:
+    """The backfill's runs once all have finished. Only those: the daemon's automation sensor may launch
+    runs of its own meanwhile (counting every run waited forever when it did, on a loaded CI machine)."""
+    runs = [run for run in instance.get_runs() if "dagster/backfill" in run.tags]
     return runs if len(runs) == count and all(run.is_finished for run in runs) else None
 
 
+def _describe(instance: dg.DagsterInstance) -> str:
+    return "\n".join(f"{run.run_id[:8]} {run.job_name} {run.status.value} backfill={run.tags.get('dagster/backfill')} "
+                     f"partition={run.tags.get('dagster/partition')} range={run.tags.get('dagster/asset_partition_range_start')}"
+                     for run in instance.get_runs())
+
+
+# The wait below gives up first (420 s) so that its message, naming every run's state, is what fails.
+@pytest.mark.timeout(900)
 def test_a_backfill_on_two_celery_workers_gives_the_tables_of_one_in_process_run(services, tmp_path, monkeypatch):
     with fresh_database("packetx_dagster") as dagster_url, fresh_database("packetx_catalog") as catalog_url:
         profile = CeleryProfile.configure(tmp_path / "celery", dagster_db_url=dagster_url, catalog_url=catalog_url,
@@ -51,10 +61,10 @@ def test_a_backfill_on_two_celery_workers_gives_the_tables_of_one_in_process_run
             profile.command("job", "backfill", "-w", "workspace.yaml", "-j", "daily_pipeline",
                             "--from", DAYS[0].isoformat(), "--to", DAYS[-1].isoformat(), "--noprompt")
             try:
-                runs = poll("both runs to finish", lambda: _finished_runs(instance, len(DAYS)))
+                runs = poll("both backfill runs to finish", lambda: _finished_backfill_runs(instance, len(DAYS)),
+                            timeout=420)
             except TimeoutError as exc:  # say where the runs are, and what the workers said
-                states = {run.run_id: run.status.value for run in instance.get_runs()}
-                raise AssertionError(f"{exc}: {states}\n{profile.logs['workers'].read_text()[-3000:]}") from None
+                raise AssertionError(f"{exc}:\n{_describe(instance)}\n{profile.logs['workers'].read_text()[-3000:]}") from None
             assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
             # Each ran inside a Celery worker process, not in the daemon or this test.
             workers = {run.run_id: [e.message for e in instance.all_logs(run.run_id)
