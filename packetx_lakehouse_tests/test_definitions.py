@@ -2,10 +2,12 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
@@ -58,6 +60,21 @@ def test_dagster_and_dg_both_load_the_one_definitions_module():
     check = subprocess.run([bin_dir / "dg", "check", "defs"], cwd=root, capture_output=True, text=True, timeout=PATIENCE)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def test_dagster_dev_and_dg_dev_register_the_code_location_under_one_name():
+    """workspace.yaml (`dagster dev`), [tool.dg.project] (`dg dev`) and Dagster's component loader agree.
+
+    Unset, dg names the location after the project, the loader after the checkout's folder (whatever
+    a clone is called) and `dagster dev` after the module: a warning on every load, and sensor switches
+    set in one UI are off in the other.
+    """
+    root = Path(__file__).resolve().parents[1]
+    workspace = yaml.safe_load((root / "workspace.yaml").read_text())
+    served = {entry["python_module"].get("location_name") for entry in workspace["load_from"]}
+    dg_project = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["dg"]["project"]
+    loader = dg.ComponentTree.for_project(root).code_location_name
+    assert served == {dg_project.get("code_location_name")} == {loader} == {"packetx_lakehouse"}
 
 
 def test_landing_bounds_come_from_the_environment_and_a_typo_stops_the_run(monkeypatch):
