@@ -79,7 +79,7 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
     first, last = ingestible[0], ingestible[-1]
     print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...", flush=True)
     steps = len(defs.resolve_job_def(DAILY_PIPELINE).graph.node_defs)  # one per multi-asset
-    instance = project_instance()
+    instance = project_instance(settings)
     with run_progress(steps, f"daily_pipeline {first} .. {last}") as on_event:
         result = materialize_range(defs, first, last, instance=instance, log_level="WARNING", on_event=on_event)
     checks = result.get_asset_check_evaluations()
@@ -100,7 +100,7 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
         print(f"  {table_def.identifier:<40} {table_rows(catalog, table_def):>10,} rows")
     print_answers(settings.serving_path)
     print_devices(catalog)
-    print("\nOpen the Dagster UI:  DAGSTER_HOME=$PWD .venv/bin/dagster dev   -> http://127.0.0.1:3000")
+    print("\nOpen the Dagster UI:  .venv/bin/packetx-lakehouse ui   -> http://127.0.0.1:3000")
     return 0
 
 

@@ -126,12 +126,39 @@ def test_the_project_instance_evaluates_automation_in_a_sensor_that_runs_by_defa
     (tmp_path / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.chdir(tmp_path)  # the instance's storage paths are relative to the working directory
-    with project_instance(tmp_path) as instance:
+    with project_instance(Settings(), tmp_path) as instance:
         assert instance.auto_materialize_use_sensors
         assert instance.get_settings("nux") == {"enabled": False}
         assert Path(instance.root_directory).resolve() == (tmp_path / "data" / "dagster").resolve()
     sensor = build_definitions(Settings()).resolve_sensor_def("automation_condition_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_second_data_directory_is_a_second_lakehouse_dagster_instance_included(tmp_path, monkeypatch):
+    """PACKETX_DATA_DIR alone moves Dagster's runs too: the instance lives in ``<data dir>/dagster``, made
+    from the project's dagster.yaml, and nothing lands in the working directory or the checkout."""
+    from packetx_lakehouse.runner import project_instance
+
+    project = Path(__file__).resolve().parents[1]
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PACKETX_DATA_DIR", str(tmp_path / "lake2"))
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with project_instance(Settings.from_env(), project) as second:
+        run_id = dg.materialize([one], instance=second).run_id
+        assert Path(second.root_directory) == (tmp_path / "lake2" / "dagster").resolve()
+        assert second.get_settings("concurrency")["pools"] == {"default_limit": 1}  # the project's instance
+    assert (tmp_path / "lake2" / "dagster" / "history" / "runs.db").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lake2"]
+    assert not {"history", "storage", "schedules", "logs", ".logs_queue"} & {p.name for p in project.iterdir()}
+    monkeypatch.delenv("PACKETX_DATA_DIR")
+    with project_instance(Settings.from_env(), project) as first:
+        assert run_id not in {run.run_id for run in first.get_runs()}
+        assert Path(first.root_directory) == (tmp_path / "data" / "dagster").resolve()
 
 
 @pytest.mark.e2e  # `dg scaffold` and `dg check` in a copy of the project
