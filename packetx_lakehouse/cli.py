@@ -15,7 +15,7 @@ from pathlib import Path
 
 from packetx_lakehouse.dashboard.launch import streamlit_command
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
-from packetx_lakehouse.devices.upload import UploadResult, files_to_upload, upload_files
+from packetx_lakehouse.devices.upload import UploadResult, files_to_upload, require_bucket, upload_files
 from packetx_lakehouse.progress import progress_bar
 from packetx_lakehouse.settings import Settings, prepare_environment
 
@@ -85,6 +85,7 @@ def _add_upload(sub: argparse._SubParsersAction) -> None:
 def cmd_upload(args: argparse.Namespace) -> int:
     """Credentials come from the AWS chain, or the legacy ``aws_access_key_id`` names; never printed."""
     settings = Settings.from_env()  # the bucket falls back to the legacy s3_bucket_name
+    require_bucket(settings)
     paths = list(args.files) or files_to_upload(args.dir or settings.traffic_log_dir, args.date)
     if not paths:
         print("nothing to upload")
