@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -75,6 +76,29 @@ def test_dagster_dev_and_dg_dev_register_the_code_location_under_one_name():
     dg_project = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["dg"]["project"]
     loader = dg.ComponentTree.for_project(root).code_location_name
     assert served == {dg_project.get("code_location_name")} == {loader} == {"packetx_lakehouse"}
+
+
+def _documented(path: Path) -> set[str]:
+    """Variables named in the first column of a markdown table's rows."""
+    rows = [line.split("|")[1] for line in path.read_text().splitlines() if line.startswith("| `")]
+    return {name for cell in rows for name in re.findall(r"`([A-Z0-9_]+)`", cell)}
+
+
+def test_every_variable_settings_read_is_documented():
+    """The README's table and .env.example hold every variable; the distributed profile's table those every
+    host must agree on (a worker with another start date refuses the webserver's days)."""
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        read.add(alias if isinstance(alias, str) else alias.choices[0])
+    packetx = {name for name in read if name.startswith("PACKETX_")}
+    assert len(packetx) > 20
+    assert read - _documented(root / "README.md") == set()
+    example = set(re.findall(r"^# ([A-Z0-9_]+)=", (root / ".env.example").read_text(), flags=re.M))
+    assert packetx - example == set()
+    assert {"PACKETX_START_DATE", "PACKETX_TIMEZONE", "PACKETX_DATA_DIR", "PACKETX_CATALOG_URL"} <= _documented(
+        root / "docs" / "distributed.md")
 
 
 def test_landing_bounds_come_from_the_environment_and_a_typo_stops_the_run(monkeypatch):
