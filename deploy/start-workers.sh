@@ -21,6 +21,7 @@ cd "$project"
 "$bin/dagster" instance concurrency set duckdb_serving 1 >/dev/null
 "$bin/dagster" instance concurrency set warehouse_loads 1 >/dev/null
 # What `dagster-celery worker start` runs, minus its wrapper process (which SIGTERM would not stop).
+# List the workers: celery -A dagster_celery.app -b "$PACKETX_CELERY_BROKER" status
 exec "$bin/celery" -A dagster_celery.app -b "$PACKETX_CELERY_BROKER" --result-backend "$PACKETX_CELERY_BACKEND" \
   worker -Q "${PACKETX_CELERY_QUEUE:-dagster}" -n "${PACKETX_CELERY_WORKER_NAME:-packetx}@%h" \
   --concurrency "$workers" --prefetch-multiplier 1 --without-gossip --without-mingle --loglevel INFO

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from packetx_lakehouse.dashboard.launch import streamlit_command
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
-from packetx_lakehouse.devices.upload import UploadResult, files_to_upload, upload_files
+from packetx_lakehouse.devices.upload import UploadResult, files_to_upload, require_bucket, upload_files
 from packetx_lakehouse.progress import progress_bar
 from packetx_lakehouse.settings import Settings, prepare_environment
 
@@ -85,6 +85,7 @@ def _add_upload(sub: argparse._SubParsersAction) -> None:
 def cmd_upload(args: argparse.Namespace) -> int:
     """Credentials come from the AWS chain, or the legacy ``aws_access_key_id`` names; never printed."""
     settings = Settings.from_env()  # the bucket falls back to the legacy s3_bucket_name
+    require_bucket(settings)
     paths = list(args.files) or files_to_upload(args.dir or settings.traffic_log_dir, args.date)
     if not paths:
         print("nothing to upload")
@@ -281,6 +282,30 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     os.execv(command[0], command)
 
 
+def _add_ui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ui", help="serve the Dagster UI (dagster dev) over this lakehouse: its instance lives in "
+                       "<PACKETX_DATA_DIR>/dagster, so another data directory is another lakehouse")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback unless you mean it)")
+    p.add_argument("--dg", action="store_true", help="with `dg dev` instead of `dagster dev` (the same location)")
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """``dagster dev`` (or ``dg dev``) from the checkout, with DAGSTER_HOME the lakehouse's own instance."""
+    from packetx_lakehouse.runner import prepare_instance_home
+
+    home = prepare_instance_home(Settings.from_env())
+    if home is None or not Path("workspace.yaml").is_file():
+        print("run `ui` from the project directory (it holds dagster.yaml and workspace.yaml)", file=sys.stderr)
+        return 2
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "dg"), "dev"] if args.dg else [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml"]
+    command += ["-h", args.host, "-p", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {home})", flush=True)
+    # exec, not a child: the PID a caller holds is the server's, so stopping it by PID stops it.
+    os.execve(command[0], command, {**os.environ, "DAGSTER_HOME": str(home)})
+
+
 def _add_retract(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "retract",
@@ -336,7 +361,7 @@ def cmd_retract(args: argparse.Namespace) -> int:
               "daily_pipeline job in the Dagster UI (or leave out --no-run to run it from here).")
         return 0
     print(f"Running daily_pipeline for {day} ...", flush=True)
-    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(), log_level="ERROR",
+    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(settings), log_level="ERROR",
                                raise_on_error=False)
     print(f"Run {result.run_id} {'succeeded' if result.success else 'FAILED (see the Dagster UI)'}.")
     return 0 if result.success else 1
@@ -362,6 +387,7 @@ COMMANDS = {
     "sql": (_add_sql, cmd_sql),
     "explain-anomaly": (_add_explain_anomaly, cmd_explain_anomaly),
     "dashboard": (_add_dashboard, cmd_dashboard),
+    "ui": (_add_ui, cmd_ui),
     "retract": (_add_retract, cmd_retract),
     "bench": (_add_bench, cmd_bench),
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 from pyiceberg.catalog import Catalog
 
+from packetx_lakehouse.dashboard import queries
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.defs.operations.watch import WATCH_JOB
@@ -79,7 +80,7 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
     first, last = ingestible[0], ingestible[-1]
     print(f"Materialising every asset for {first} .. {last} ({len(ingestible)} days with files) ...", flush=True)
     steps = len(defs.resolve_job_def(DAILY_PIPELINE).graph.node_defs)  # one per multi-asset
-    instance = project_instance()
+    instance = project_instance(settings)
     with run_progress(steps, f"daily_pipeline {first} .. {last}") as on_event:
         result = materialize_range(defs, first, last, instance=instance, log_level="WARNING", on_event=on_event)
     checks = result.get_asset_check_evaluations()
@@ -100,7 +101,7 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
         print(f"  {table_def.identifier:<40} {table_rows(catalog, table_def):>10,} rows")
     print_answers(settings.serving_path)
     print_devices(catalog)
-    print("\nOpen the Dagster UI:  DAGSTER_HOME=$PWD .venv/bin/dagster dev   -> http://127.0.0.1:3000")
+    print("\nOpen the Dagster UI:  .venv/bin/packetx-lakehouse ui   -> http://127.0.0.1:3000")
     return 0
 
 
@@ -109,9 +110,6 @@ ANSWERS = {
         SELECT user, round(sum(total_kb) / 1024, 1) AS mb, round(sum(outbound_kb) / 1024, 1) AS outbound_mb,
                round(sum(internal_kb) / 1024, 1) AS internal_mb, count(*) AS days
         FROM gold.daily_user_bandwidth GROUP BY user ORDER BY mb DESC LIMIT 5""",
-    "Top external hosts": """
-        SELECT remote_ip, round(sum(kb) / 1024, 1) AS mb, count(DISTINCT user) AS users
-        FROM gold.top_external_hosts GROUP BY remote_ip ORDER BY mb DESC LIMIT 5""",
     "Traffic anomalies (robust z-score over the trailing 7 days)": """
         SELECT user, hour_utc, round(kb / 1024, 1) AS mb, round(baseline_median_kb / 1024, 1) AS baseline_mb,
                round(robust_z, 1) AS z
@@ -137,12 +135,23 @@ def print_answers(database: Path) -> None:
         for title, sql in ANSWERS.items():
             cursor = con.execute(sql)
             _print_rows(title, [d[0] for d in cursor.description], cursor.fetchall())
+            if title == "Top users by traffic":
+                print_top_hosts(con)
         top = con.execute("SELECT user, strftime(hour_utc AT TIME ZONE 'UTC', '%Y-%m-%dT%H') "
                           "FROM gold.traffic_anomalies ORDER BY robust_z DESC LIMIT 1").fetchone()
     if top:
         print(f"\nWhy the first one stands out:  .venv/bin/packetx-lakehouse explain-anomaly {top[0]} {top[1]}")
     print(f"\nServing database: {database}\nAsk your own questions:  .venv/bin/packetx-lakehouse sql "
           "\"SELECT * FROM packetx_gold.daily_user_bandwidth\"  (add --as-of 10m: as it was 10 minutes ago)")
+
+
+def print_top_hosts(con: duckdb.DuckDBPyConnection, limit: int = 5) -> None:
+    """The dashboard's own query over every served day: the same hosts, MB and users as its panel."""
+    bounds = queries.date_bounds(con)
+    hosts = queries.top_external_hosts(con, queries.Filters(*bounds), limit) if bounds else None
+    rows = [] if hosts is None else [(h["remote_ip"], round(h["kb"] / 1024, 1), h["users"])
+                                     for h in hosts.iter_rows(named=True)]
+    _print_rows("Top external hosts", ["remote_ip", "mb", "users"], rows)
 
 
 def print_devices(catalog: Catalog) -> None:

@@ -31,7 +31,8 @@ from packetx_lakehouse.dagster_internals import event_of_record, install_claim_w
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.ingest.problems import LandingProblem
-from packetx_lakehouse.lib.storage.objectstore import ObjectStore
+from packetx_lakehouse.lib.storage.objectstore import ObjectStore, write_bytes_atomically
+from packetx_lakehouse.settings import Settings
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -57,13 +58,31 @@ class RunStopped(SystemExit):
         self.signal_name = signal.Signals(signum).name
 
 
-def project_instance(project_dir: Path = Path.cwd()) -> dg.DagsterInstance:
-    """The instance the UI reads: ``$DAGSTER_HOME``, else the project's ``dagster.yaml``, else a throw-away one."""
+def prepare_instance_home(settings: Settings, project_dir: Path | None = None) -> Path | None:
+    """``settings.dagster_home`` holding the project's ``dagster.yaml``; ``None`` outside a checkout.
+
+    The project's file names no storage path, so Dagster keeps runs, events, schedules and its own
+    housekeeping (telemetry queues) under that home: beside the lakehouse's data, never in the
+    checkout, and a second data directory gets a second instance by itself.
+    """
+    source = (project_dir or Path.cwd()) / "dagster.yaml"
+    if not source.is_file():
+        return None
+    home = settings.dagster_home.resolve()
+    target = home / "dagster.yaml"
+    if not target.is_file() or target.read_bytes() != source.read_bytes():
+        home.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomically(target, source.read_bytes())
+    return home
+
+
+def project_instance(settings: Settings, project_dir: Path | None = None) -> dg.DagsterInstance:
+    """The instance the UI reads: ``$DAGSTER_HOME``, else the lakehouse's own (:func:`prepare_instance_home`),
+    else (no checkout) a throw-away one."""
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    if (project_dir / "dagster.yaml").is_file():
-        return dg.DagsterInstance.from_config(str(project_dir))
-    return dg.DagsterInstance.ephemeral()
+    home = prepare_instance_home(settings, project_dir)
+    return dg.DagsterInstance.from_config(str(home)) if home else dg.DagsterInstance.ephemeral()
 
 
 def landing_days(landing: ObjectStore) -> tuple[list[dt.date], list[LandingProblem]]:

@@ -249,6 +249,12 @@ class Settings(BaseSettings):
         return self.data_dir / "raw_archive"
 
     @property
+    def dagster_home(self) -> Path:
+        """The local Dagster instance of this lakehouse (runs, events, schedules): beside its data, so
+        another data directory is another lakehouse, UI state included (``packetx-lakehouse ui``)."""
+        return self.data_dir / "dagster"
+
+    @property
     def serving_path(self) -> Path:
         return self.data_dir / "serving" / "packetx.duckdb"
 

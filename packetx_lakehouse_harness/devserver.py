@@ -1,7 +1,7 @@
 """Start and stop a throw-away ``dagster dev`` and talk to it over GraphQL.
 
-Used by the end-to-end tests and the benchmarks: a temporary DAGSTER_HOME (the project's
-``dagster.yaml`` with every storage path moved into it) and a temporary PACKETX_DATA_DIR keep
+Used by the end-to-end tests and the benchmarks: a temporary DAGSTER_HOME (holding the project's
+``dagster.yaml``, which keeps every storage under its home) and a temporary PACKETX_DATA_DIR keep
 the server away from the developer's ``data/``.
 """
 
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -55,12 +54,9 @@ def free_port() -> int:
 
 
 def write_instance_yaml(dagster_home: Path) -> None:
-    """The project's instance config with every storage path moved under ``dagster_home``."""
-    config = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
-    config["storage"]["sqlite"]["base_dir"] = str(dagster_home / "storage")
-    config["local_artifact_storage"]["config"]["base_dir"] = str(dagster_home)
-    config["compute_logs"]["config"]["base_dir"] = str(dagster_home / "logs")
-    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    """The project's instance config in ``dagster_home``: it names no storage path, so everything stays there."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_bytes((PROJECT / "dagster.yaml").read_bytes())
 
 
 def _restore_sigint() -> None:
@@ -97,25 +93,31 @@ class DagsterDev:
                 variables of the caller are not inherited.
             timeout: Seconds to wait for the code location to be served.
             dagster_home: An instance to serve as it is (e.g. the distributed profile's) instead
-                of the project's ``dagster.yaml`` moved under ``root``.
+                of the project's ``dagster.yaml`` copied under ``root``.
         """
         data_dir = root / "data"
         if dagster_home is None:
             dagster_home = root / "dagster_home"
-            dagster_home.mkdir(parents=True, exist_ok=True)
             write_instance_yaml(dagster_home)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKETX_", "AWS_", "DAGSTER_"))}
         child_env |= {"DAGSTER_HOME": str(dagster_home), "PACKETX_DATA_DIR": str(data_dir), "PACKETX_ENV": "local"}
         child_env |= dict(env or {})
         port = free_port()
-        log_path = root / "dagster_dev.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(
+        return cls.serve(
             [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
              "-w", str(PROJECT / "workspace.yaml")],
-            cwd=PROJECT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_restore_sigint,
+            port=port, cwd=PROJECT, env=child_env, data_dir=data_dir, log_path=root / "dagster_dev.log", timeout=timeout,
         )
+
+    @classmethod
+    def serve(
+        cls, command: list[str], *, port: int, cwd: Path, env: Mapping[str, str], data_dir: Path, log_path: Path,
+        timeout: float = PATIENCE,
+    ) -> DagsterDev:
+        """Run ``command`` (a ``dagster dev`` on ``port``, however started) and wait for its code location."""
+        log = log_path.open("wb")
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, preexec_fn=_restore_sigint)
         server = cls(f"http://127.0.0.1:{port}", data_dir, process, log_path, _log=log)
         try:
             repo = poll("the webserver to serve the code location", server._repository, timeout=timeout)

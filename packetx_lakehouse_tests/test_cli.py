@@ -3,6 +3,7 @@
 import csv
 import datetime as dt
 import io
+import os
 import re
 import subprocess
 import sys
@@ -117,6 +118,17 @@ def test_device_commands_run_without_importing_dagster(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "0 []"
     assert [p.name for p in tmp_path.iterdir()] == ["alice-2026-11-20.csv"]
+
+
+def test_upload_without_a_bucket_says_so_before_any_progress(tmp_path):
+    (tmp_path / "alice-2026-11-20.csv").write_text("User,Time Stamp,Source IP,Destination IP,KB Bandwidth,"
+                                                   "Total KB Bandwidth\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACKETX_") and k != "s3_bucket_name"}
+    done = subprocess.run([Path(sys.executable).parent / "packetx-lakehouse", "upload", "--dir", tmp_path],
+                          capture_output=True, text=True, timeout=PATIENCE, cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "packetx-lakehouse upload: upload needs PACKETX_S3_BUCKET (or s3_bucket_name)"
+    assert done.stdout == ""
 
 
 def _daily_kb(capsys, *args: str) -> dict[str, float]:

@@ -1,11 +1,14 @@
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.definitions import defs as load_defs
@@ -60,6 +63,44 @@ def test_dagster_and_dg_both_load_the_one_definitions_module():
     assert "All definitions loaded successfully" in check.stdout + check.stderr
 
 
+def test_dagster_dev_and_dg_dev_register_the_code_location_under_one_name():
+    """workspace.yaml (`dagster dev`), [tool.dg.project] (`dg dev`) and Dagster's component loader agree.
+
+    Unset, dg names the location after the project, the loader after the checkout's folder (whatever
+    a clone is called) and `dagster dev` after the module: a warning on every load, and sensor switches
+    set in one UI are off in the other.
+    """
+    root = Path(__file__).resolve().parents[1]
+    workspace = yaml.safe_load((root / "workspace.yaml").read_text())
+    served = {entry["python_module"].get("location_name") for entry in workspace["load_from"]}
+    dg_project = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["dg"]["project"]
+    loader = dg.ComponentTree.for_project(root).code_location_name
+    assert served == {dg_project.get("code_location_name")} == {loader} == {"packetx_lakehouse"}
+
+
+def _documented(path: Path) -> set[str]:
+    """Variables named in the first column of a markdown table's rows."""
+    rows = [line.split("|")[1] for line in path.read_text().splitlines() if line.startswith("| `")]
+    return {name for cell in rows for name in re.findall(r"`([A-Z0-9_]+)`", cell)}
+
+
+def test_every_variable_settings_read_is_documented():
+    """The README's table and .env.example hold every variable; the distributed profile's table those every
+    host must agree on (a worker with another start date refuses the webserver's days)."""
+    root = Path(__file__).resolve().parents[1]
+    read = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        read.add(alias if isinstance(alias, str) else alias.choices[0])
+    packetx = {name for name in read if name.startswith("PACKETX_")}
+    assert len(packetx) > 20
+    assert read - _documented(root / "README.md") == set()
+    example = set(re.findall(r"^# ([A-Z0-9_]+)=", (root / ".env.example").read_text(), flags=re.M))
+    assert packetx - example == set()
+    assert {"PACKETX_START_DATE", "PACKETX_TIMEZONE", "PACKETX_DATA_DIR", "PACKETX_CATALOG_URL"} <= _documented(
+        root / "docs" / "distributed.md")
+
+
 def test_landing_bounds_come_from_the_environment_and_a_typo_stops_the_run(monkeypatch):
     assert Settings.from_env().ingest_limits == IngestLimits()
     monkeypatch.setenv("PACKETX_MAX_FILE_BYTES", "67_108_864")
@@ -109,12 +150,39 @@ def test_the_project_instance_evaluates_automation_in_a_sensor_that_runs_by_defa
     (tmp_path / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.chdir(tmp_path)  # the instance's storage paths are relative to the working directory
-    with project_instance(tmp_path) as instance:
+    with project_instance(Settings(), tmp_path) as instance:
         assert instance.auto_materialize_use_sensors
         assert instance.get_settings("nux") == {"enabled": False}
         assert Path(instance.root_directory).resolve() == (tmp_path / "data" / "dagster").resolve()
     sensor = build_definitions(Settings()).resolve_sensor_def("automation_condition_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_second_data_directory_is_a_second_lakehouse_dagster_instance_included(tmp_path, monkeypatch):
+    """PACKETX_DATA_DIR alone moves Dagster's runs too: the instance lives in ``<data dir>/dagster``, made
+    from the project's dagster.yaml, and nothing lands in the working directory or the checkout."""
+    from packetx_lakehouse.runner import project_instance
+
+    project = Path(__file__).resolve().parents[1]
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PACKETX_DATA_DIR", str(tmp_path / "lake2"))
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with project_instance(Settings.from_env(), project) as second:
+        run_id = dg.materialize([one], instance=second).run_id
+        assert Path(second.root_directory) == (tmp_path / "lake2" / "dagster").resolve()
+        assert second.get_settings("concurrency")["pools"] == {"default_limit": 1}  # the project's instance
+    assert (tmp_path / "lake2" / "dagster" / "history" / "runs.db").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lake2"]
+    assert not {"history", "storage", "schedules", "logs", ".logs_queue"} & {p.name for p in project.iterdir()}
+    monkeypatch.delenv("PACKETX_DATA_DIR")
+    with project_instance(Settings.from_env(), project) as first:
+        assert run_id not in {run.run_id for run in first.get_runs()}
+        assert Path(first.root_directory) == (tmp_path / "data" / "dagster").resolve()
 
 
 @pytest.mark.e2e  # `dg scaffold` and `dg check` in a copy of the project

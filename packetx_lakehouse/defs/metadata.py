@@ -63,8 +63,14 @@ def markdown_preview(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataVa
 
 
 def table_metadata(data: pa.Table) -> dict[str, object]:
-    """What one table holds for one day (or, unpartitioned, in all): its row count and first rows."""
+    """What an unpartitioned table holds in all: its row count and first rows."""
     return {"dagster/row_count": data.num_rows, "preview": markdown_preview(data)}
+
+
+def partition_metadata(data: pa.Table) -> dict[str, object]:
+    """What one day partition holds: the UI shows it as "Partition row count" beside the table's
+    "Row count" (:func:`iceberg_metadata`), so a day's 3,698 rows never pass for the table's 26,143."""
+    return {"dagster/partition_row_count": data.num_rows, "preview": markdown_preview(data)}
 
 
 #: Column types as Iceberg (and so DuckDB, Trino, Athena) name them, not Arrow's in-memory names.
@@ -103,10 +109,12 @@ def column_lineage(table_def: TableDef, upstream: dg.AssetKey) -> dg.TableColumn
 
 
 def iceberg_metadata(identifier: str, written: WriteResult) -> dict[str, object]:
-    """Where an Iceberg write went: the table and the snapshot that holds every day of the commit."""
+    """Where an Iceberg write went: the table, the snapshot that holds every day of the commit, and
+    the rows the whole table holds after it."""
     return {
         "dagster/table_name": identifier,
         "table": identifier,
+        **({"dagster/row_count": written.total_rows} if written.total_rows is not None else {}),
         "iceberg/snapshot_id": str(written.snapshot_id),
         "iceberg/location": dg.MetadataValue.path(written.location),
     }

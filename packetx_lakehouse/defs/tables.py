@@ -28,7 +28,7 @@ from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.conventions import asset_key
-from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
+from packetx_lakehouse.defs.metadata import iceberg_metadata, partition_metadata
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
     HOURS_SUMMARY,
@@ -297,7 +297,7 @@ class RunTables:
     ) -> dg.MaterializeResult:
         key = asset_key(table_def)
         add_day_metadata(context, key, {
-            day: {**table_metadata(rows), **(per_day(day, rows) if per_day else {})}
+            day: {**partition_metadata(rows), **(per_day(day, rows) if per_day else {})}
             for day, rows in split_days(data, self.days).items()
         })
         return dg.MaterializeResult(asset_key=key, metadata={**iceberg_metadata(table_def.identifier, written), **metadata})

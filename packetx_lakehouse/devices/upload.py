@@ -84,13 +84,18 @@ def files_to_upload(directory: Path, day: dt.date | None) -> list[Path]:
     return found
 
 
+def require_bucket(settings: Settings) -> None:
+    """Raises ValueError when no bucket is configured: before any file is read or any progress is shown."""
+    if not settings.s3_bucket:
+        raise ValueError("upload needs PACKETX_S3_BUCKET (or s3_bucket_name)")
+
+
 def upload_files(
     settings: Settings, paths: Iterable[Path], client: Any | None = None,
     on_file: Callable[[UploadResult], None] | None = None,
 ) -> list[UploadResult]:
     """Upload ``paths`` to the landing prefix of ``settings.s3_bucket``; ``on_file`` hears of each as it is done."""
-    if not settings.s3_bucket:
-        raise ValueError("upload needs PACKETX_S3_BUCKET (or s3_bucket_name)")
+    require_bucket(settings)
     # Configured as the pipeline's landing client is (a fresh session: the credential chain now).
     client = client or s3_client(settings.aws_region, settings.aws_endpoint_url)
     results = []

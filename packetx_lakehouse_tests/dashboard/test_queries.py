@@ -13,6 +13,7 @@ from packetx_lakehouse.dashboard import queries
 from packetx_lakehouse.dashboard.queries import Filters, NoDataYet, ServingBusy
 from packetx_lakehouse.lib.schemas import DIRECTIONS
 from packetx_lakehouse.defs.resources import open_catalog
+from packetx_lakehouse.demo import print_answers
 from packetx_lakehouse.lib.serving.lakehouse_sql import metadata_locations, views_as_of
 from packetx_lakehouse.lib.storage.time_travel import AsOf, kept_states
 from packetx_lakehouse_tests.dashboard.conftest import (
@@ -197,3 +198,18 @@ def test_a_writer_holding_the_database_reads_as_busy(tmp_path: Path):
     finally:
         writer.stdin.close()
         writer.wait(timeout=30)
+
+
+def test_the_demo_summary_prints_the_dashboards_top_hosts_which_are_silvers_sums(served, con, capsys):
+    """The demo once summed the per-user-day top-N table: a host outside some day's top lost that day's KB."""
+    print_answers(served.serving_path)
+    printed = capsys.readouterr().out.split("Top external hosts:\n")[1].split("\n\n")[0].splitlines()[1:]
+    shown = {ip: (float(mb), int(users)) for ip, mb, users in (line.split() for line in printed)}
+    silver = pl.from_arrow(open_catalog(served).load_table("packetx_silver.packets").scan().to_arrow()).filter(
+        ~pl.col("is_restart_replay") & ~pl.col("remote_is_private"))
+    truth = silver.group_by("remote_ip").agg(mb=(pl.col("kb").sum() / 1024).round(1), users=pl.col("user").n_unique())
+    assert len(shown) == 5
+    assert shown == {row["remote_ip"]: (row["mb"], row["users"]) for row in truth.iter_rows(named=True)
+                     if row["remote_ip"] in shown}
+    dashboard = queries.top_external_hosts(con, EVERYTHING, limit=5)
+    assert list(shown) == dashboard["remote_ip"].to_list()

@@ -183,7 +183,7 @@ def test_every_fault_ends_in_a_precise_reason_with_every_line_accounted_for(tmp_
     metadata = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("bronze")}
     packets_md = metadata[BRONZE_PACKETS_KEY]
     # Accounting: every line of every file read is a row, a quarantined line, a header or a blank.
-    accounted = (packets_md["dagster/row_count"].value + packets_md["quarantined"].value
+    accounted = (packets_md["dagster/partition_row_count"].value + packets_md["quarantined"].value
                  + packets_md["headers"].value + packets_md["blank_lines"].value)
     assert accounted == packets_md["lines_read"].value
     assert sum(len(str(value.value)) for md in metadata.values() for value in md.values()) < METADATA_BOUND

@@ -17,7 +17,7 @@ from packetx_lakehouse_tests.conftest import TEST_START_DATE, Lakehouse
 DAYS = [dt.date(2026, 11, 10) + dt.timedelta(days=n) for n in range(3)]
 #: What is true of the whole commit or database, not of one day: where it went.
 RUN_LEVEL = {"iceberg/snapshot_id", "iceberg/location", "dagster/table_name", "table", "database", "archive",
-             "rows_in_database", "dashboard", "days_rescored_after_run"}
+             "rows_in_database", "dashboard", "days_rescored_after_run", "dagster/row_count"}
 #: ``ingested_at`` is the time each lakehouse first archived the file: the one value that differs.
 INGEST_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\+00:00")
 
@@ -65,10 +65,19 @@ def test_a_range_run_and_one_day_runs_record_the_same_figures_for_each_day(tmp_p
     silver = ensure_table(ranged.catalog(), SILVER_PACKETS).scan().to_arrow()
     counts = {str(day): pc.sum(pc.equal(silver.column("log_date"), day)).as_py() for day in DAYS}
     assert len(set(counts.values())) == 3
-    assert {day: from_range["packetx_silver/packets", day]["dagster/row_count"] for day in counts} == {
+    assert {day: from_range["packetx_silver/packets", day]["dagster/partition_row_count"] for day in counts} == {
         day: str(n) for day, n in counts.items()}
-    assert {day: from_range["packetx_raw/quarantine", day]["dagster/row_count"] for day in counts} == {
+    assert {day: from_range["packetx_raw/quarantine", day]["dagster/partition_row_count"] for day in counts} == {
         str(day): str(2 * (n + 1)) for n, day in enumerate(DAYS)}
+    # The UI's "Row count" is the whole table's after the commit, "Partition row count" the day's:
+    # the last day's run, alone, says both.
+    silver_total = ensure_table(daily.catalog(), SILVER_PACKETS).scan().count()
+    last = daily_instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(["packetx_silver", "packets"]), asset_partitions=[DAYS[-1].isoformat()]), limit=1).records[0]
+    metadata = last.asset_materialization.metadata
+    assert (metadata["dagster/row_count"].value, metadata["dagster/partition_row_count"].value) == (
+        silver_total, counts[DAYS[-1].isoformat()])
+    assert silver_total == sum(counts.values())
     for day in counts:
         preview = from_range["packetx_gold/daily_user_bandwidth", day]["preview"]
         assert day in preview and not {str(d) for d in DAYS} - {day} & set(re.findall(r"\d{4}-\d\d-\d\d", preview))

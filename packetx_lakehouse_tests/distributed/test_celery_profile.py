@@ -2,6 +2,8 @@
 workers by the daemon, RabbitMQ broker and Redis results on loopback (deploy/, docs/distributed.md)."""
 
 import datetime as dt
+import re
+import subprocess
 
 import dagster as dg
 import pytest
@@ -14,7 +16,7 @@ from packetx_lakehouse_harness.celery_profile import (
     CeleryProfile,
     broker_and_backend,
 )
-from packetx_lakehouse_harness.devserver import poll
+from packetx_lakehouse_harness.devserver import PATIENCE, PROJECT, poll
 from packetx_lakehouse_harness.postgres import fresh_database
 from packetx_lakehouse_harness.truth import (
     assert_tables_match_files,
@@ -71,6 +73,12 @@ def test_a_backfill_on_two_celery_workers_gives_the_tables_of_one_in_process_run
                                     if "Executing steps in process" in (e.message or "")] for run in runs}
             assert all(run.tags.get("dagster-celery/task_id") for run in runs)
             assert all(len(messages) == 1 for messages in workers.values()), workers
+            # docs/distributed.md's command that lists the workers, as written.
+            listing = re.search(r"`(\.venv/bin/celery [^`]+ status)` lists", (PROJECT / "docs" / "distributed.md")
+                                .read_text()).group(1)
+            listed = subprocess.run(listing, shell=True, cwd=PROJECT, env=profile.env, capture_output=True, text=True,
+                                    timeout=PATIENCE)
+            assert listed.returncode == 0 and "1 node online" in listed.stdout, listed.stdout + listed.stderr
         assert "Task execute_job" in profile.logs["workers"].read_text()
         assert_tables_match_files(settings)
         distributed = table_digests(settings)

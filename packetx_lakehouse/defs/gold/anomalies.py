@@ -14,7 +14,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, refreshes_new_lines, table_spec
-from packetx_lakehouse.defs.metadata import iceberg_metadata, table_metadata
+from packetx_lakehouse.defs.metadata import iceberg_metadata, partition_metadata
 from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource
 from packetx_lakehouse.defs.tables import (
@@ -76,10 +76,10 @@ def anomalies_assets(
         for day in following:
             context.log_event(dg.AssetMaterialization(
                 asset_key=ANOMALIES_KEY, partition=day.isoformat(),
-                metadata={**shared, **table_metadata(by_day[day]),
+                metadata={**shared, **partition_metadata(by_day[day]),
                           "reason": f"re-scored: its baseline includes {days[0]}..{days[-1]}"},
             ))
-        add_day_metadata(context, ANOMALIES_KEY, {day: table_metadata(by_day[day]) for day in days})
+        add_day_metadata(context, ANOMALIES_KEY, {day: partition_metadata(by_day[day]) for day in days})
         return dg.MaterializeResult(metadata={
             **shared, "days_rescored_after_run": ", ".join(d.isoformat() for d in following) or "none",
         })

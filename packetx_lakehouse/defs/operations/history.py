@@ -122,7 +122,7 @@ def total_changes_assets(*, retry_policy: dg.RetryPolicy | None = None) -> dg.As
                              f"{DAILY_TOTAL_CHANGES.identifier}")
         current = gold.current_snapshot()
         return dg.MaterializeResult(metadata={
-            **iceberg_metadata(DAILY_TOTAL_CHANGES.identifier, written), **table_metadata(new),
+            **table_metadata(new), "rows_added": new.num_rows, **iceberg_metadata(DAILY_TOTAL_CHANGES.identifier, written),
             "recorded_up_to": str(current.snapshot_id if current else None),
             "days_changed": len(set(new.column("log_date").to_pylist())),
         })

@@ -226,6 +226,8 @@ class WriteResult:
     rows: int
     snapshot_id: int | None
     location: str
+    #: Rows the whole table holds after the commit (the snapshot summary's ``total-records``).
+    total_rows: int | None = None
 
 
 #: Table property ``packetx.source-generation.<YYYY-MM-DD>``: the generation of that day's source
@@ -570,7 +572,9 @@ def _overwrite(
                 table = table.refresh()
             _commit_overwrite(table, data, write, properties)
     snapshot = table.current_snapshot()
-    return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location())
+    total = snapshot.summary["total-records"] if snapshot and snapshot.summary else None
+    return WriteResult(data.num_rows, snapshot.snapshot_id if snapshot else None, table.location(),
+                       int(total) if total is not None else None)
 
 
 def _lost_a_race(error: BaseException) -> bool:
