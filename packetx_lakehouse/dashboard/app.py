@@ -46,6 +46,8 @@ from packetx_lakehouse.settings import Settings
 HOUR_FORMAT = "%Y-%m-%dT%H:%MZ"  # no '+' in links: a query string would decode it as a space
 #: Rows a markdown list shows (silent devices, changes); the rest are counted.
 MAX_LISTED = 30
+#: Users the headline shows (largest first), and how many metrics share a row.
+HEADLINE_USERS, HEADLINE_COLUMNS = 6, 3
 DIRECTION_ORDER = {direction: i for i, direction in enumerate(DIRECTIONS)}
 DIRECTION_COLOURS = alt.Scale(domain=list(DIRECTIONS), range=["#4c78a8", "#f58518", "#54a24b", "#9d9d9d"])
 
@@ -164,13 +166,15 @@ def show_headline(page: Page) -> None:
     total = page.totals["total_kb"].sum() if page.totals.height else 0.0
     f = page.filters
     st.caption(f"{f.first} … {f.last} (file dates) · total {total:,.0f} KB across {page.totals.height} user(s)")
-    # The five biggest users (the rest are in the tables); the total gets room for a long number.
-    columns = st.columns([1.5] + [1] * min(page.totals.height, 5))
-    columns[0].metric("All selected users", format_kb(total))
-    for column, row in zip(columns[1:], page.totals.iter_rows(named=True)):
-        column.metric(row["user"], format_kb(row["total_kb"]),
-                      help=f"{row['total_kb']:,.0f} KB; outbound {format_kb(row['outbound_kb'])}, "
-                      f"inbound {format_kb(row['inbound_kb'])}, internal {format_kb(row['internal_kb'])}")
+    # The total on a row of its own, then the six biggest users three to a row (the rest are in the
+    # tables): a metric never gets less than a third of the page, so "460.67 GB" is never cut.
+    st.metric("All selected users", format_kb(total))
+    biggest = list(page.totals.head(HEADLINE_USERS).iter_rows(named=True))
+    for first in range(0, len(biggest), HEADLINE_COLUMNS):
+        for column, row in zip(st.columns(HEADLINE_COLUMNS), biggest[first:first + HEADLINE_COLUMNS]):
+            column.metric(row["user"], format_kb(row["total_kb"]),
+                          help=f"{row['total_kb']:,.0f} KB; outbound {format_kb(row['outbound_kb'])}, "
+                          f"inbound {format_kb(row['inbound_kb'])}, internal {format_kb(row['internal_kb'])}")
 
 
 def show_hourly(page: Page) -> None:

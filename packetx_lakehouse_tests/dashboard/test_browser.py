@@ -130,6 +130,22 @@ def test_totals_users_and_charts_match_gold_and_follow_the_user_filter(served, d
     expect(page.locator(DRAWN_CHART)).to_have_count(3)
 
 
+def test_no_headline_figure_is_cut_in_a_narrow_window(served, dashboard_url, browser):
+    """Every metric's figure is shown whole (a metric squeezed into a sixth of the page showed
+    "alice 460.67 …"): no element of a metric's value is wider than the room it gets."""
+    context = browser.new_context(viewport={"width": 820, "height": 2400})
+    try:
+        page = context.new_page()
+        page.goto(dashboard_url)
+        values = loaded(page).get_by_test_id("stMetricValue")
+        expect(values).to_have_count(1 + len(gold_totals(served)), timeout=UI_PATIENCE_MS)
+        cut = values.evaluate_all("""values => values.filter(value => [value, ...value.querySelectorAll('*')]
+                                       .some(e => e.scrollWidth > e.clientWidth + 1)).map(value => value.textContent)""")
+        assert cut == [], f"figures cut: {cut}"
+    finally:
+        context.close()
+
+
 def test_an_anomaly_link_opens_its_user_and_hour(served, dashboard_url, page):
     page.goto(dashboard_url)
     href = loaded(page).locator("a[href*='hour=']").first.get_attribute("href")
