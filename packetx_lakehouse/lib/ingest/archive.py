@@ -465,7 +465,7 @@ def _read_landing(
             raw = landing.get(info.key, max_bytes=limits.max_file_bytes)
         except ObjectTooLarge as exc:  # it grew past the bound after it was listed
             raise FileRefused(f"larger than the {limits.max_file_bytes:,}-byte bound (PACKETX_MAX_FILE_BYTES)") from exc
-        text, cut_short = decompress_landing(raw, limits.max_file_bytes)
+        text, cut_short = decompress_landing(raw, limits.max_file_bytes, named_gzip=info.name.endswith(".gz"))
         refusal = text_refusal(text, limits)
         if refusal:
             raise FileRefused(refusal)
@@ -717,7 +717,7 @@ def _growth(landing: ObjectStore, info: ObjectInfo, entry: ArchivedFile | None,
     try:
         if info.name.endswith(".gz"):
             text, cut_short = decompress_landing(landing.get(info.key, max_bytes=limits.max_file_bytes),
-                                                 limits.max_file_bytes)
+                                                 limits.max_file_bytes, named_gzip=True)
             if cut_short:
                 return None
             start = max(0, archived - BOUNDARY_BYTES)
