@@ -2,6 +2,7 @@ import datetime as dt
 import gzip
 import hashlib
 
+import dagster as dg
 import pyarrow.compute as pc
 
 from packetx_lakehouse.defs.bronze.assets import (
@@ -175,3 +176,28 @@ def test_landing_problems_keep_when_they_were_first_seen_and_leave_once_fixed(la
     (lakehouse.landing / "notes.txt").unlink()
     _run(lakehouse)
     assert _table(lakehouse, "landing_problems").num_rows == 0
+
+
+def test_a_header_only_file_is_recorded_with_its_size(lakehouse):
+    lakehouse.write_log("bob-2026-11-20.csv", "")
+    _run(lakehouse)
+    [problem] = _table(lakehouse, "landing_problems").to_pylist()
+    assert (problem["reason"], problem["size"]) == ("header only", len(HEADER))
+
+
+def _warnings(instance, result):
+    return [e.user_message for e in instance.all_logs(result.run_id) if e.level >= 30]
+
+
+def test_a_badly_named_file_is_warned_about_once_per_version_and_stays_recorded(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1)
+    lakehouse.write_log("notes.txt", "")
+    instance = dg.DagsterInstance.ephemeral()
+    runs = [materialize_range(lakehouse.defs, DAY, DAY, selection="group:bronze", instance=instance)
+            for _ in range(2)]
+    told = [[w for w in _warnings(instance, run) if "notes.txt" in w] for run in runs]
+    assert len(told[0]) == 1 and told[1] == []
+    assert [p["object_key"] for p in _table(lakehouse, "landing_problems").to_pylist()] == ["notes.txt"]
+    lakehouse.append_log("notes.txt", "a new version is told again\n")
+    again = materialize_range(lakehouse.defs, DAY, DAY, selection="group:bronze", instance=instance)
+    assert len([w for w in _warnings(instance, again) if "notes.txt" in w]) == 1
