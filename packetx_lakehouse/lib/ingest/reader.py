@@ -68,8 +68,9 @@ OFF_DATE_PREFIX = "Time Stamp on "
 _QUOTED_CHARS = 40
 _BOM = b"\xef\xbb\xbf"
 
-# Exactly what C++ ostream prints with default precision: no sign, no inf/nan, lower-case 'e'.
-_UNSIGNED = r"[0-9]+(\.[0-9]+)?(e[+-][0-9]+)?"
+# What C++ ostream prints with default precision (no sign, no inf/nan, lower-case 'e'), and the
+# same exponent written by hand without its sign: "1e9" is the number "1e+09" is.
+_UNSIGNED = r"[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?"
 _NUMBER, _NEGATIVE_NUMBER = f"^{_UNSIGNED}$", f"^-{_UNSIGNED}$"
 _NUMBER_RE = re.compile(_UNSIGNED)
 _COMMA, _LF, _CR = b",\n\r"
