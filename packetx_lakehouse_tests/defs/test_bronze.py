@@ -140,6 +140,23 @@ def test_out_of_range_dates_get_a_clear_message():
     assert check_partition_key(DAILY_PARTITIONS, dt.date.today(), "today's file") is None
 
 
+def test_a_run_for_a_day_after_the_partitions_is_refused_naming_the_file_and_the_range(lakehouse):
+    far = dt.date.today() + dt.timedelta(days=200)
+    name = f"alice-{far}.csv"
+    lakehouse.write_log(name, BLOCK_1.replace("2026-11-20", far.isoformat()))
+    result = materialize_range(lakehouse.defs, far, far, raise_on_error=False)
+
+    assert not result.success
+    assert result.get_asset_materialization_events() == []  # no layer, serving included, was touched
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "bronze"
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith(f"1 day(s) of the run are outside the partitions {TEST_START_DATE} .. {dt.date.today()} "
+                              "(PACKETX_START_DATE through today in PACKETX_TIMEZONE=UTC); nothing was ingested: ")
+    assert f"{name} is dated {far}, after today's partition" in message
+    assert list(LocalObjectStore(lakehouse.settings.archive_dir).list()) == []  # not even archived
+
+
 def test_gzip_upload_still_being_written_gives_its_rows_and_quarantines_the_cut_line(lakehouse):
     full = gzip.compress((HEADER + BLOCK_1 + BLOCK_2).encode())
     lakehouse.landing.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from packetx_lakehouse.defs.conventions import (
     table_spec,
 )
 from packetx_lakehouse.defs.metadata import markdown_table
-from packetx_lakehouse.defs.partitions import partition_dates
+from packetx_lakehouse.defs.partitions import check_partition_key, describe_partitions, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
 from packetx_lakehouse.defs.tables import PerDay, RunTables, add_day_metadata, redo_when_stale
 from packetx_lakehouse.lib.ingest.archive import DayTails, collect_tails
@@ -112,6 +112,7 @@ def bronze_assets(
         days = partition_dates(context)
         landing_store, archive_store = landing.store(), raw_archive.store()
         by_day, undated = group_landing_by_day(landing_store)
+        _refuse_days_outside(partitions, days, by_day)
         now = dt.datetime.now(dt.UTC)
         tables = RunTables(iceberg.load(), days)
         tails = _new_lines(context, tables, landing_store, archive_store, by_day, now, limits)
@@ -188,6 +189,21 @@ def bronze_assets(
         _stop_on_off_date_files(batch)
 
     return bronze
+
+
+def _refuse_days_outside(
+    partitions: dg.DailyPartitionsDefinition, days: list[dt.date], by_day: Mapping[dt.date, list[ObjectInfo]]
+) -> None:
+    """A run for days the partitions do not hold (a range given by hand) ingests nothing: its days
+    would be tables no partition shows, checked by nothing until serving."""
+    outside = [reason for day in days if (reason := check_partition_key(
+        partitions, day, ", ".join(info.key for info in by_day.get(day, [])) or "the run's day (no file)"))]
+    if outside:
+        raise dg.Failure(
+            description=f"{len(outside):,} day(s) of the run are outside the partitions "
+            f"{describe_partitions(partitions)}; nothing was ingested: " + "; ".join(outside[:5]) + ("; ..." if len(outside) > 5 else ""),
+            metadata={"days_outside": len(outside)},
+        )
 
 
 def _new_lines(
