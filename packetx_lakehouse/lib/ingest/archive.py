@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -267,6 +268,16 @@ MANIFEST_FORMAT = 4
 
 def _manifest_key(day: dt.date) -> str:
     return f"date={day.isoformat()}/manifest.json"
+
+
+_MANIFEST_KEY = re.compile(r"date=(\d{4}-\d{2}-\d{2})/manifest\.json")
+
+
+def archived_days(archive: ObjectStore) -> list[dt.date]:
+    """The days the archive keeps a manifest for: ingested once, whatever is left of them (a
+    retraction empties a day's source set, not its manifest)."""
+    found = (_MANIFEST_KEY.fullmatch(info.key) for info in archive.list())
+    return sorted(dt.date.fromisoformat(match[1]) for match in found if match)
 
 
 def _history_key(day: dt.date, generation: int) -> str:
