@@ -13,8 +13,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from packetx_lakehouse import cli
+from packetx_lakehouse import cli, demo
+from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.defs.resources import archive_store
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
+from packetx_lakehouse.lib.ingest.archive import retract
 from packetx_lakehouse.lib.serving.lakehouse_sql import (
     extension_path,
     lakehouse_connection,
@@ -217,3 +220,43 @@ def test_explain_anomaly_names_what_changed_most(spiky, capsys):
     assert "Not flagged" in out and "What changed most: nothing: the hour is not above its usual level" in out
     assert cli.main(["explain-anomaly", "bob", f"{ANOMALY_DAY}T14"]) == 2
     assert f"no traffic of bob in {ANOMALY_DAY} 14:00 UTC" in capsys.readouterr().err
+
+
+def test_day_ranges_are_the_stretches_of_consecutive_days():
+    d = dt.date(2026, 11, 1)
+    days = [d + dt.timedelta(days=n) for n in (9, 0, 1, 2, 30, 600, 601)]
+    assert demo.day_ranges(days) == [(d, d + dt.timedelta(days=2)), (d + dt.timedelta(days=9),) * 2,
+                                     (d + dt.timedelta(days=30),) * 2, (d + dt.timedelta(days=600), d + dt.timedelta(days=601))]
+    assert demo.day_ranges([]) == []
+
+
+def test_the_demo_runs_only_days_with_data_however_far_apart_and_still_empties_a_retracted_day(lakehouse, monkeypatch):
+    """Captures 30 days apart: each day between them cost seconds of Dagster events in one range
+    run (issue 24); a day whose file was retracted and then removed is still run, and emptied."""
+    first = dt.date.today() - dt.timedelta(days=40)
+    retracted, last = first + dt.timedelta(days=10), first + dt.timedelta(days=30)
+    for day in (first, retracted, last):
+        generate(lakehouse.landing, users=1, days=1, start=day, seed=day.day,
+                 options=GeneratorOptions(minutes_per_day=10, pairs_per_minute=3))
+    settings = lakehouse.settings.model_copy(update={"start_date": first.isoformat()})
+    assert materialize_range(build_definitions(settings), retracted, retracted, log_level="ERROR").success
+    [name] = [p.name for p in lakehouse.landing.iterdir() if retracted.isoformat() in p.name]
+    retract(archive_store(settings), name, by="test", reason="a capture by mistake", now=dt.datetime.now(dt.UTC))
+    (lakehouse.landing / name).unlink()
+    monkeypatch.setenv("PACKETX_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PACKETX_START_DATE", first.isoformat())
+    monkeypatch.chdir(settings.data_dir.parent)  # no dagster.yaml here: an ephemeral instance
+    runs: list[dg.ExecuteInProcessResult] = []
+
+    def recorded(*args, **kwargs):
+        runs.append(materialize_range(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(demo, "materialize_range", recorded)
+    assert cli.main(["demo"]) == 0
+
+    materialized = {e.partition for run in runs for e in run.get_asset_materialization_events()} - {None}
+    assert materialized == {day.isoformat() for day in (first, retracted, last)}
+    assert len(runs) == 3
+    days = set(lakehouse.table("packets", "packetx_silver").column("log_date").to_pylist())
+    assert days == {first, last}

@@ -34,6 +34,12 @@ def check_partition_key(partitions: dg.DailyPartitionsDefinition, day: dt.date, 
     return None
 
 
+def describe_partitions(partitions: dg.DailyPartitionsDefinition) -> str:
+    """The partition range and the settings that bound it, for a message about a day outside it."""
+    return (f"{partitions.start.date()} .. {partitions.get_last_partition_key()} (PACKETX_START_DATE through today "
+            f"in PACKETX_TIMEZONE={partitions.timezone})")
+
+
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
     """The run's partition keys as dates: one day, or a whole range under a backfill policy."""
     return [dt.date.fromisoformat(key) for key in context.partition_keys]

@@ -219,9 +219,9 @@ LANDING_PROBLEMS = TableDef(
     },
     description=(
         "Landing files that were not ingested as they are, with the precise reason: refused (over "
-        "a size bound, corrupt gzip, lone-CR line ends), empty or header only, badly named, skipped "
-        "(links, sub-folders, hidden entries), shrunk or gone since ingested, retracted, or mostly "
-        "off their date. log_date is null when the file has no valid day."
+        "a size bound, named .gz but not gzip, corrupt gzip, binary data, lone-CR line ends), empty "
+        "or header only, badly named, skipped (links, sub-folders, hidden entries), shrunk or gone "
+        "since ingested, retracted, or mostly off their date. log_date is null when the file has no valid day."
     ),
 )
 

@@ -2,6 +2,7 @@ import datetime as dt
 import gzip
 import hashlib
 
+import dagster as dg
 import pyarrow.compute as pc
 
 from packetx_lakehouse.defs.bronze.assets import (
@@ -139,6 +140,23 @@ def test_out_of_range_dates_get_a_clear_message():
     assert check_partition_key(DAILY_PARTITIONS, dt.date.today(), "today's file") is None
 
 
+def test_a_run_for_a_day_after_the_partitions_is_refused_naming_the_file_and_the_range(lakehouse):
+    far = dt.date.today() + dt.timedelta(days=200)
+    name = f"alice-{far}.csv"
+    lakehouse.write_log(name, BLOCK_1.replace("2026-11-20", far.isoformat()))
+    result = materialize_range(lakehouse.defs, far, far, raise_on_error=False)
+
+    assert not result.success
+    assert result.get_asset_materialization_events() == []  # no layer, serving included, was touched
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "bronze"
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith(f"1 day(s) of the run are outside the partitions {TEST_START_DATE} .. {dt.date.today()} "
+                              "(PACKETX_START_DATE through today in PACKETX_TIMEZONE=UTC); nothing was ingested: ")
+    assert f"{name} is dated {far}, after today's partition" in message
+    assert list(LocalObjectStore(lakehouse.settings.archive_dir).list()) == []  # not even archived
+
+
 def test_gzip_upload_still_being_written_gives_its_rows_and_quarantines_the_cut_line(lakehouse):
     full = gzip.compress((HEADER + BLOCK_1 + BLOCK_2).encode())
     lakehouse.landing.mkdir(parents=True, exist_ok=True)
@@ -175,3 +193,28 @@ def test_landing_problems_keep_when_they_were_first_seen_and_leave_once_fixed(la
     (lakehouse.landing / "notes.txt").unlink()
     _run(lakehouse)
     assert _table(lakehouse, "landing_problems").num_rows == 0
+
+
+def test_a_header_only_file_is_recorded_with_its_size(lakehouse):
+    lakehouse.write_log("bob-2026-11-20.csv", "")
+    _run(lakehouse)
+    [problem] = _table(lakehouse, "landing_problems").to_pylist()
+    assert (problem["reason"], problem["size"]) == ("header only", len(HEADER))
+
+
+def _warnings(instance, result):
+    return [e.user_message for e in instance.all_logs(result.run_id) if e.level >= 30]
+
+
+def test_a_badly_named_file_is_warned_about_once_per_version_and_stays_recorded(lakehouse):
+    lakehouse.write_log(ALICE, BLOCK_1)
+    lakehouse.write_log("notes.txt", "")
+    instance = dg.DagsterInstance.ephemeral()
+    runs = [materialize_range(lakehouse.defs, DAY, DAY, selection="group:bronze", instance=instance)
+            for _ in range(2)]
+    told = [[w for w in _warnings(instance, run) if "notes.txt" in w] for run in runs]
+    assert len(told[0]) == 1 and told[1] == []
+    assert [p["object_key"] for p in _table(lakehouse, "landing_problems").to_pylist()] == ["notes.txt"]
+    lakehouse.append_log("notes.txt", "a new version is told again\n")
+    again = materialize_range(lakehouse.defs, DAY, DAY, selection="group:bronze", instance=instance)
+    assert len([w for w in _warnings(instance, again) if "notes.txt" in w]) == 1

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import os
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,8 @@ def _truncated_gzip(landing: Path, outside: Path) -> None:
 
 SMALL = IngestLimits(max_file_bytes=1 << 20, max_line_bytes=4096, max_file_lines=10)
 OFF_BY_FAR = "2026-11-20 10:00"
+#: Bytes with no structure, a few more CR than LF (a wrong upload, a bad disk): once taken for lone-CR line ends.
+RANDOM = random.Random(2).randbytes(64 << 10)
 
 CASES: dict[str, Case] = {
     # --- escapes: nothing outside the landing directory, no sub-folder, no hidden entry is read
@@ -150,6 +153,10 @@ CASES: dict[str, Case] = {
     # --- broken files: a precise reason, never "incomplete last line" for what is not one
     "corrupt gzip": Case(lambda landing, _: _text(landing / f"alice-{DAY}.csv.gz", b"\x1f\x8b\x08\x00garbage" * 20),
                          (f"alice-{DAY}.csv.gz", "corrupt gzip stream")),
+    "random bytes named .gz": Case(lambda landing, _: _text(landing / f"alice-{DAY}.csv.gz", RANDOM),
+                                   (f"alice-{DAY}.csv.gz", "not a gzip file: named .gz")),
+    "random bytes named .csv": Case(lambda landing, _: _text(landing / f"alice-{DAY}.csv", RANDOM),
+                                    (f"alice-{DAY}.csv", "binary data, not a text file")),
     "lone CR line ends": Case(lambda landing, _: _text(landing / f"alice-{DAY}.csv", (HEADER + ROW * 3).replace("\n", "\r")),
                               (f"alice-{DAY}.csv", "lone CR line ends")),
     "UTF-8 BOM": Case(lambda landing, _: _text(landing / f"alice-{DAY}.csv", b"\xef\xbb\xbf" + (HEADER + ROW).encode()),
@@ -204,6 +211,8 @@ def test_every_fault_ends_in_a_precise_reason_with_every_line_accounted_for(tmp_
         assert len(raw.encode()) < case.limits.max_line_bytes or "bytes cut]" in raw
 
     recorded = [(p["object_key"], p["reason"]) for p in problems.to_pylist()]
+    # What is not a regular file in the landing area has no size; every file's problem gives its size.
+    assert all(p["size"] is not None for p in problems.to_pylist() if p["kind"] != "skipped"), problems.to_pylist()
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     if case.problem:
         key, fragment = case.problem

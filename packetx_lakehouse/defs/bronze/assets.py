@@ -25,7 +25,7 @@ from packetx_lakehouse.defs.conventions import (
     table_spec,
 )
 from packetx_lakehouse.defs.metadata import markdown_table
-from packetx_lakehouse.defs.partitions import partition_dates
+from packetx_lakehouse.defs.partitions import check_partition_key, describe_partitions, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
 from packetx_lakehouse.defs.tables import PerDay, RunTables, add_day_metadata, redo_when_stale
 from packetx_lakehouse.lib.ingest.archive import DayTails, collect_tails
@@ -37,6 +37,7 @@ from packetx_lakehouse.lib.ingest.problems import (
     OFF_DATE,
     SHRUNK,
     LandingProblem,
+    already_recorded,
     first_sightings,
     problems_table,
 )
@@ -88,8 +89,8 @@ def bronze_assets(
     check_specs = [
         dg.AssetCheckSpec(LANDING_PROBLEMS_CHECK, asset=RAW_ARCHIVE_KEY,
                           description="WARNs when a landing file is not ingested as it is: refused (size "
-                          "bounds, corrupt gzip, line ends), empty or header only, badly named, skipped "
-                          "(links, sub-folders, hidden entries), retracted, gone or shrunk"),
+                          "bounds, not or corrupt gzip, binary data, line ends), empty or header only, badly "
+                          "named, skipped (links, sub-folders, hidden entries), retracted, gone or shrunk"),
         dg.AssetCheckSpec(SOURCES_INTACT, asset=RAW_ARCHIVE_KEY,
                           description="FAILS when an ingested file shrank, or left the landing area since the "
                           "last run, naming it with the rows and KB at stake (the archive keeps serving them)"),
@@ -111,6 +112,7 @@ def bronze_assets(
         days = partition_dates(context)
         landing_store, archive_store = landing.store(), raw_archive.store()
         by_day, undated = group_landing_by_day(landing_store)
+        _refuse_days_outside(partitions, days, by_day)
         now = dt.datetime.now(dt.UTC)
         tables = RunTables(iceberg.load(), days)
         tails = _new_lines(context, tables, landing_store, archive_store, by_day, now, limits)
@@ -125,7 +127,8 @@ def bronze_assets(
                              + (" (clean: fast path)" if file.fast_path else "")
                              + (f", {file.pending:,} bytes of a line still being written" if file.pending else ""))
         problems = batch.problems + undated
-        _log_problems(context, problems)
+        recorded_before = tables.get(LANDING_PROBLEMS, undated=True)
+        _log_problems(context, problems, told=already_recorded(undated, recorded_before))
 
         files_by_day = {day: [f for f in batch.files if f.log_date == day] for day in days}
         # Problems of a day, and those of no day (bad names, links, sub-folders): every day's concern.
@@ -165,7 +168,7 @@ def bronze_assets(
                                         packets_of_day)
             quarantine = _append_new_lines(context, tables, BRONZE_QUARANTINE, batch.quarantine, since,
                                            batch.generations, quarantine_of_day)
-        recorded = problems_table(problems, first_sightings(tables.get(LANDING_PROBLEMS, undated=True)), now)
+        recorded = problems_table(problems, first_sightings(recorded_before), now)
         landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, generations=batch.generations,
                                          undated=True, per_day=problems_of_day)
         add_day_metadata(context, RAW_ARCHIVE_KEY, {day: {
@@ -186,6 +189,21 @@ def bronze_assets(
         _stop_on_off_date_files(batch)
 
     return bronze
+
+
+def _refuse_days_outside(
+    partitions: dg.DailyPartitionsDefinition, days: list[dt.date], by_day: Mapping[dt.date, list[ObjectInfo]]
+) -> None:
+    """A run for days the partitions do not hold (a range given by hand) ingests nothing: its days
+    would be tables no partition shows, checked by nothing until serving."""
+    outside = [reason for day in days if (reason := check_partition_key(
+        partitions, day, ", ".join(info.key for info in by_day.get(day, [])) or "the run's day (no file)"))]
+    if outside:
+        raise dg.Failure(
+            description=f"{len(outside):,} day(s) of the run are outside the partitions "
+            f"{describe_partitions(partitions)}; nothing was ingested: " + "; ".join(outside[:5]) + ("; ..." if len(outside) > 5 else ""),
+            metadata={"days_outside": len(outside)},
+        )
 
 
 def _new_lines(
@@ -233,7 +251,15 @@ def _append_new_lines(
                          per_day=per_day, new_rows=rows.num_rows)
 
 
-def _log_problems(context: dg.AssetExecutionContext, problems: list[LandingProblem]) -> None:
+def _log_problems(
+    context: dg.AssetExecutionContext, problems: list[LandingProblem], told: list[LandingProblem]
+) -> None:
+    """Log each problem (``told``: those an earlier run logged already are only counted)."""
+    if told:
+        context.log.info(f"{len(told):,} landing problem(s) of no day reported by an earlier run, still open "
+                         f"(listed in {LANDING_PROBLEMS.identifier}): {', '.join(p.object_key for p in told[:5])}"
+                         + (", ..." if len(told) > 5 else ""))
+    problems = [p for p in problems if p not in told]
     for problem in problems[:MAX_LOGGED_PROBLEMS]:
         (context.log.error if problem.fails else context.log.warning)(f"Not ingested as it is: {problem.describe()}")
     if len(problems) > MAX_LOGGED_PROBLEMS:

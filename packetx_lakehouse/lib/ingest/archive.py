@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -269,6 +270,16 @@ def _manifest_key(day: dt.date) -> str:
     return f"date={day.isoformat()}/manifest.json"
 
 
+_MANIFEST_KEY = re.compile(r"date=(\d{4}-\d{2}-\d{2})/manifest\.json")
+
+
+def archived_days(archive: ObjectStore) -> list[dt.date]:
+    """The days the archive keeps a manifest for: ingested once, whatever is left of them (a
+    retraction empties a day's source set, not its manifest)."""
+    found = (_MANIFEST_KEY.fullmatch(info.key) for info in archive.list())
+    return sorted(dt.date.fromisoformat(match[1]) for match in found if match)
+
+
 def _history_key(day: dt.date, generation: int) -> str:
     return f"date={day.isoformat()}/manifests/generation-{generation:06d}.json"
 
@@ -465,7 +476,7 @@ def _read_landing(
             raw = landing.get(info.key, max_bytes=limits.max_file_bytes)
         except ObjectTooLarge as exc:  # it grew past the bound after it was listed
             raise FileRefused(f"larger than the {limits.max_file_bytes:,}-byte bound (PACKETX_MAX_FILE_BYTES)") from exc
-        text, cut_short = decompress_landing(raw, limits.max_file_bytes)
+        text, cut_short = decompress_landing(raw, limits.max_file_bytes, named_gzip=info.name.endswith(".gz"))
         refusal = text_refusal(text, limits)
         if refusal:
             raise FileRefused(refusal)
@@ -717,7 +728,7 @@ def _growth(landing: ObjectStore, info: ObjectInfo, entry: ArchivedFile | None,
     try:
         if info.name.endswith(".gz"):
             text, cut_short = decompress_landing(landing.get(info.key, max_bytes=limits.max_file_bytes),
-                                                 limits.max_file_bytes)
+                                                 limits.max_file_bytes, named_gzip=True)
             if cut_short:
                 return None
             start = max(0, archived - BOUNDARY_BYTES)

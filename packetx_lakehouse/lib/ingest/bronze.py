@@ -118,9 +118,10 @@ def ingest_days(
             files.append(FileReport(day, archived.source_file, result.lines_read, result.good, result.quarantined,
                                     archived.sha256, archive_state(archived.source_file, sources), result.off_date,
                                     headers=result.headers, blank=result.blank, fast_path=result.fast_path))
-            key = archived.landing.key if archived.landing else archived.source_file
+            landed = archived.landing
             day_problems = _with_stakes(day_problems, archived.source_file, result, sources)
-            day_problems += _read_problems(day, key, result)
+            day_problems += _read_problems(day, landed.key if landed else archived.source_file,
+                                           landed.size if landed else archived.size, result)
         problems += day_problems
     return BronzeBatch(
         packets=_concat(good, BRONZE_PACKETS.schema),
@@ -154,8 +155,9 @@ def ingest_tails(tails: DayTails, day: dt.date, *, limits: IngestLimits = Ingest
         files.append(FileReport(day, source, result.lines_read, result.good, result.quarantined, tail.entry.sha256,
                                 _tail_state(tail), result.off_date, headers=result.headers, blank=result.blank,
                                 fast_path=result.fast_path, pending=tail.pending))
-        key = tail.entry.landing.key if tail.entry.landing else source
-        problems += _read_problems(day, key, result)
+        landed = tail.entry.landing
+        problems += _read_problems(day, landed.key if landed else source, landed.size if landed else tail.entry.size,
+                                   result)
     return BronzeBatch(
         packets=_concat(good, BRONZE_PACKETS.schema),
         quarantine=_concat(bad, BRONZE_QUARANTINE.schema),
@@ -211,10 +213,11 @@ def _stamped(table: pa.Table, first_line: int, stamps: tuple[tuple[int, str], ..
     return table.set_column(index, table.schema.field(index), times.take(pa.array(part)))
 
 
-def _read_problems(day: dt.date, key: str, result: ReadResult) -> list[LandingProblem]:
-    """What reading a file says about it as a whole: nothing but headers, or mostly off its date."""
+def _read_problems(day: dt.date, key: str, size: int, result: ReadResult) -> list[LandingProblem]:
+    """What reading a file (``key`` of ``size`` bytes) says about it as a whole: nothing but headers,
+    or mostly off its date."""
     if result.good == 0 and result.quarantined == 0 and result.headers:
-        return [LandingProblem(day, key, EMPTY, "header only")]
+        return [LandingProblem(day, key, EMPTY, "header only", size=size)]
     off_date = result.off_date
     if off_date and 2 * off_date > result.good + off_date:
         reasons = result.quarantine.column("reason")
@@ -223,7 +226,7 @@ def _read_problems(day: dt.date, key: str, result: ReadResult) -> list[LandingPr
             day, key, OFF_DATE,
             f"{off_date:,} of {result.good + off_date:,} rows are not on the file's date {day} (e.g. '{example}'): "
             "a renamed file or a wrong device clock? Rename it to its real date, or retract it",
-            severity=ERROR, rows_at_stake=off_date)]
+            severity=ERROR, size=size, rows_at_stake=off_date)]
     return []
 
 

@@ -55,8 +55,11 @@ def decompress_if_gzip(data: bytes) -> bytes:
 GZIP_CUT_SHORT = "gzip stream cut short (upload in progress, or damaged)"
 
 
-def decompress_landing(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
+def decompress_landing(data: bytes, max_bytes: int, *, named_gzip: bool = False) -> tuple[bytes, bool]:
     """A landing object's text: gzip (by its magic bytes) is undone, never past ``max_bytes``.
+
+    A file whose name says gzip (``named_gzip``: ``.gz``) must be gzip: anything else under that
+    name is refused as not a gzip file, rather than read as text and misjudged by its bytes.
 
     Every gzip member is decompressed with ``max_length``, so a decompression bomb stops at the
     bound instead of filling memory. A stream cut short gives what arrived (an upload in
@@ -67,9 +70,12 @@ def decompress_landing(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
         The text, and whether it comes from a gzip stream cut short.
 
     Raises:
-        FileRefused: ``corrupt gzip stream (...)``, or the text would exceed ``max_bytes``.
+        FileRefused: ``not a gzip file (...)``, ``corrupt gzip stream (...)``, or the text would
+            exceed ``max_bytes``.
     """
     if data[:2] != GZIP_MAGIC:
+        if named_gzip and data:  # an empty upload is an empty file, whatever its name
+            raise FileRefused(not_gzip(data))
         if len(data) > max_bytes:
             raise FileRefused(_too_large(max_bytes))
         return data, False
@@ -96,6 +102,12 @@ def decompress_landing(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
                 raise FileRefused(f"corrupt gzip stream ({len(rest):,} bytes of garbage after the data)")
             break
     return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), False
+
+
+def not_gzip(data: bytes) -> str:
+    """Why bytes named ``.gz`` are refused: what they start with instead of gzip's magic bytes."""
+    start = " ".join(f"{byte:02x}" for byte in data[:2])
+    return f"not a gzip file: named .gz, but it starts with {start}, not gzip's magic bytes 1f 8b"
 
 
 def _too_large(max_bytes: int) -> str:

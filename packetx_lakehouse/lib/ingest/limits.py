@@ -43,7 +43,8 @@ class IngestLimits:
 
 
 def text_refusal(text: bytes, limits: IngestLimits) -> str | None:
-    """Why a decompressed file is refused as a whole, or None: too many lines, or lone-CR line ends.
+    """Why a decompressed file is refused as a whole, or None: too many lines, or lone-CR line ends
+    (of a text: binary data has as many CR as LF bytes by chance, and is refused as not text).
 
     Counting bytes runs at memory speed and allocates nothing, so this is checked before any
     per-line work.
@@ -55,8 +56,22 @@ def text_refusal(text: bytes, limits: IngestLimits) -> str | None:
     if carriage_returns:
         lone = carriage_returns - text.count(b"\r\n")
         if lone > lines:
+            binary = _binary_evidence(text)
+            if binary:
+                return f"binary data, not a text file ({binary}): a traffic log is CSV text"
             # Classic Mac line ends: read by LF, the whole file would be one line.
             return f"lone CR line ends ({lone:,} CR without LF, {lines:,} LF): save the file with LF line ends"
+    return None
+
+
+def _binary_evidence(data: bytes) -> str | None:
+    """What shows ``data`` is not text (NUL bytes, or bytes that are not UTF-8), or None."""
+    if b"\0" in data:
+        return "NUL bytes"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte {exc.object[exc.start]:#04x} at offset {exc.start:,} is not UTF-8"
     return None
 
 

@@ -91,6 +91,14 @@ def problems_table(problems: Sequence[LandingProblem], first_seen: dict[tuple, d
     return pa.Table.from_pylist(rows, schema=LANDING_PROBLEMS.schema)
 
 
+def already_recorded(problems: Sequence[LandingProblem], previous: pa.Table) -> list[LandingProblem]:
+    """The problems of no day (bad names, skipped entries) that ``previous`` records already, for the
+    same object version (its size): each is told once, not in every later run (it stays recorded)."""
+    columns = ("log_date", "object_key", "reason", "size")
+    known = {(k, r, s) for d, k, r, s in zip(*(previous.column(c).to_pylist() for c in columns)) if d is None}
+    return [p for p in problems if p.log_date is None and (p.object_key, p.reason, p.size) in known]
+
+
 def first_sightings(previous: pa.Table) -> dict[tuple, dt.datetime]:
     """``(log_date, object_key, reason) -> first_seen`` of recorded problems."""
     columns = ("log_date", "object_key", "reason", "first_seen")

@@ -68,8 +68,9 @@ OFF_DATE_PREFIX = "Time Stamp on "
 _QUOTED_CHARS = 40
 _BOM = b"\xef\xbb\xbf"
 
-# Exactly what C++ ostream prints with default precision: no sign, no inf/nan, lower-case 'e'.
-_UNSIGNED = r"[0-9]+(\.[0-9]+)?(e[+-][0-9]+)?"
+# What C++ ostream prints with default precision (no sign, no inf/nan, lower-case 'e'), and the
+# same exponent written by hand without its sign: "1e9" is the number "1e+09" is.
+_UNSIGNED = r"[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?"
 _NUMBER, _NEGATIVE_NUMBER = f"^{_UNSIGNED}$", f"^-{_UNSIGNED}$"
 _NUMBER_RE = re.compile(_UNSIGNED)
 _COMMA, _LF, _CR = b",\n\r"
@@ -118,7 +119,7 @@ def read_traffic_log(
     """Read a ``.csv``, ``.csv.gz`` or ``.gz`` traffic log from disk.
 
     Args:
-        path: The file; gzip is recognised by its magic bytes, whatever the extension.
+        path: The file; gzip is recognised by its magic bytes (a ``.gz`` name must be gzip).
         log_date: The partition date; defaults to the date in the file name.
         ingested_at: Lineage time stamp; defaults to now (UTC).
         max_file_bytes: Bound on the (decompressed) size, enforced while decompressing.
@@ -126,7 +127,8 @@ def read_traffic_log(
 
     Raises:
         ValueError: If no ``log_date`` is given and the file name breaks the naming contract.
-        FileRefused: If the file is a corrupt gzip stream or larger than ``max_file_bytes``.
+        FileRefused: If the file is named ``.gz`` but not gzip, a corrupt gzip stream or larger than
+            ``max_file_bytes``.
     """
     path = Path(path)
     if log_date is None:
@@ -134,7 +136,7 @@ def read_traffic_log(
         if parsed is None:
             raise ValueError(f"cannot take the log date from file name {path.name!r}")
         log_date = parsed.date
-    text, _ = decompress_landing(path.read_bytes(), max_file_bytes)
+    text, _ = decompress_landing(path.read_bytes(), max_file_bytes, named_gzip=path.name.endswith(".gz"))
     return read_traffic_log_bytes(
         text,
         source_file=path.name,

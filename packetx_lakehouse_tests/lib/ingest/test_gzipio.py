@@ -1,6 +1,7 @@
 """Bounded decompression of landing objects: a bomb stops at the bound, while it decompresses."""
 
 import gzip
+import random
 import re
 import resource
 
@@ -14,6 +15,8 @@ from packetx_lakehouse.lib.ingest.limits import (
 )
 from packetx_lakehouse_harness.hostile import gzip_of_zeros
 
+#: Bytes with no structure, a few more CR than LF (a wrong upload, a bad disk): once taken for lone-CR line ends.
+RANDOM = random.Random(2).randbytes(64 << 10)
 TEXT = b"".join(b"alice,2026-11-20 10:%02d,8.8.8.8,192.168.1.20,%d,1\n" % (m % 60, m) for m in range(5000))
 
 
@@ -41,6 +44,15 @@ def test_corrupt_streams_are_refused_with_the_reason(data, reason):
         decompress_landing(data, 10**9)
 
 
+def test_bytes_named_gzip_that_are_not_gzip_are_refused_as_not_a_gzip_file():
+    for data in (RANDOM, TEXT):
+        with pytest.raises(FileRefused, match="^not a gzip file: named .gz, but it starts with [0-9a-f]{2} [0-9a-f]{2}, "
+                           "not gzip's magic bytes 1f 8b$"):
+            decompress_landing(data, 10**9, named_gzip=True)
+    assert decompress_landing(gzip.compress(TEXT), 10**9, named_gzip=True) == (TEXT, False)
+    assert decompress_landing(b"", 10**9, named_gzip=True) == (b"", False)  # an upload that has not begun
+
+
 def test_the_size_bound_holds_for_plain_and_gzip_text_at_the_byte():
     compressed = gzip.compress(TEXT)
     assert decompress_landing(compressed, len(TEXT))[0] == TEXT
@@ -64,6 +76,12 @@ def test_a_gibibyte_bomb_stops_at_the_default_bound_while_decompressing():
     (b"a\r\nb\r\n", None),  # CRLF is fine
     (b"x\n" * 11, "11 lines, more than the 10-line bound (PACKETX_MAX_FILE_LINES)"),
     (b"x\n" * 10, None),
-], ids=["lone CR", "CRLF", "too many lines", "as many lines as the bound"])
+    (b"\xff\xfe\r\r\r\n", "binary data, not a text file (byte 0xff at offset 0 is not UTF-8): a traffic log is CSV text"),
+    (b"a\0\rb\r", "binary data, not a text file (NUL bytes): a traffic log is CSV text"),
+], ids=["lone CR", "CRLF", "too many lines", "as many lines as the bound", "binary, not UTF-8", "binary, NUL"])
 def test_whole_file_refusals(text, reason):
     assert text_refusal(text, IngestLimits(max_file_lines=10)) == reason
+
+
+def test_random_bytes_are_refused_as_binary_never_for_their_line_ends():
+    assert text_refusal(RANDOM, IngestLimits()).startswith("binary data, not a text file (")

@@ -234,6 +234,18 @@ def test_bad_numbers(tmp_path: Path, kb: str, total: str, reason: str) -> None:
     assert quarantine(result) == [(2, line, reason)]
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_an_exponent_without_its_sign_is_a_number_up_to_the_bound(fast_path: bool) -> None:
+    kbs = ["1e9", "1e+09", "2.5e-3", "1e10"]
+    lines = [f"alice,2026-11-21 10:{m:02d},8.8.8.8,192.168.1.20,{kb},1e9" for m, kb in enumerate(kbs)]
+    result = read_traffic_log_bytes(HEADER + "\n".join([*lines, ""]).encode(), source_file="alice-2026-11-21.csv",
+                                    log_date=dt.date(2026, 11, 21), ingested_at=INGESTED, fast_path=fast_path)
+
+    assert result.rows.column("kb_bandwidth").to_pylist() == [1e9, 1e9, 0.0025]
+    assert result.rows.column("total_kb_bandwidth").to_pylist() == [1e9] * 3
+    assert quarantine(result) == [(5, lines[3], "KB Bandwidth '1e10' out of range (above 1e+09 KB a minute)")]
+
+
 @pytest.mark.parametrize(
     ("source", "destination", "reason"),
     [

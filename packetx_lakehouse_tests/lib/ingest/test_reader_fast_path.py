@@ -121,7 +121,7 @@ EDITS = [
     (3, 4, b"inf", False),
     (3, 4, b"nan", False),
     (3, 4, b"1E+05", False),
-    (3, 4, b"1e5", False),
+    (3, 4, b"1e5", True),  # an exponent without its sign: the number 1e+05 is
     (3, 4, b"+5", False),
     (3, 4, b".5", False),
     (3, 4, b"5.", False),
