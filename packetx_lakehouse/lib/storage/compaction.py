@@ -4,8 +4,8 @@ A live refresh appends a file per commit to bronze and silver, and replaces the 
 file in the hourly gold tables: a day refreshed every minute ends with hundreds of small files in
 each partition, and scans and commits slow down as they pile up. Maintenance compacts them:
 
-- a closed day (before ``closed_before``) is rewritten into as few files as its size needs
-  (``MAX_FILES_CLOSED`` at most for any realistic day), its rows sorted by the table's key, so a
+- a closed day (before ``closed_before``) is rewritten into as few files as its size needs,
+  ``MAX_FILES_CLOSED`` at most whatever its size, its rows sorted by the table's key, so a
   month scans as fast as if each day had been written once;
 - the open day's small files (below ``SMALL_FILE_BYTES``) are merged into one, except, in a table
   kept by the hour, files holding the current hour: the next refresh replaces that hour, and it
@@ -67,7 +67,8 @@ def compact_table(table: Table, *, now: dt.datetime, closed_before: dt.date, hou
         if not candidates:
             continue
         try:
-            rows = rewrite_files(table, candidates, sort_by=sort_by)
+            closed = (day_of := _day_of(table, day)) is not None and day_of < closed_before
+            rows = rewrite_files(table, candidates, sort_by=sort_by, max_files=MAX_FILES_CLOSED if closed else None)
         except CommitFailedException:
             result = _plus(result, lost=1)
             table = table.refresh()

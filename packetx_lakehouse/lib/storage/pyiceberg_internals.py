@@ -137,7 +137,8 @@ def lost_to_concurrent_expiry(error: ValueError) -> bool:
 
 
 def write_data_files(
-    txn: Transaction, table: Table, parts: Iterable[pa.Table], partition_columns: list[str] | None, write_uuid: uuid.UUID
+    txn: Transaction, table: Table, parts: Iterable[pa.Table], partition_columns: list[str] | None, write_uuid: uuid.UUID,
+    *, min_target_size: int = 0,
 ) -> Iterable[DataFile]:
     """Write ``parts`` (each holding one partition's rows) as data files of the transaction's table.
 
@@ -153,8 +154,8 @@ def write_data_files(
         data = pa.concat_tables(parts) if parts else None
         return [] if data is None else _dataframe_to_data_files(table_metadata=metadata, df=data, io=table.io,
                                                                  write_uuid=write_uuid)
-    target_size = property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-                                  TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT)
+    target_size = max(min_target_size, property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+                                                       TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT) or 0)
     counter = itertools.count()
 
     def tasks() -> Iterator[WriteTask]:

@@ -76,3 +76,17 @@ def test_changes_read_across_a_compaction_are_the_rows_the_commits_added(table):
     changes = changes_since(table.refresh(), TODAY, 1)
     assert sorted(h.hour for h in changes.added.column("hour_utc").to_pylist()) == [2, 3]
     assert changes.removed.num_rows == 0
+
+
+def test_a_closed_day_bigger_than_four_target_files_still_ends_in_four(table):
+    """The table's target file size is what PyIceberg bins rows by (their size in memory): a closed
+    day of 100 busy devices came out of compaction as 6 files. Here a tiny target stands for it."""
+    with table.transaction() as txn:
+        txn.set_properties({"write.target-file-size-bytes": "64"})
+    for generation, hour in enumerate(range(0, 20), start=1):
+        append_rows(table.refresh(), hours(OLD, hour), continues={OLD: generation - 1},
+                    generations={OLD: generation}, sums=("kb",))
+    before = rows(table)
+    compact_table(table.refresh(), now=NOW, closed_before=TODAY, hour_column="hour_utc", sort_by=("hour_utc",))
+    assert 1 <= len(files_of(table, OLD)) <= MAX_FILES_CLOSED
+    assert rows(table) == before
