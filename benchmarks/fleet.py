@@ -386,7 +386,7 @@ def _live_window(devices: list[Device], day: dt.date, settings: Any, root: Path,
         watcher.sample()
         sampling = threading.Thread(target=watcher.run, daemon=True)
         sampling.start()
-        begin = time.monotonic()
+        begin, begin_wall = time.monotonic(), time.time()
         end = begin + minutes * 60
         count = len(devices)
         schedule = sorted((begin + 60 * k + 60 * i / count, i, k) for k in range(int(minutes)) for i in range(count))
@@ -412,6 +412,7 @@ def _live_window(devices: list[Device], day: dt.date, settings: Any, root: Path,
         sampling.join()
         server.stop_sensor(sensor["id"])
         _wait_for_runs_to_end(server)
+    runs = runs_of_window(root / "dev" / "dagster_home", begin_wall)
     wall = appended_until - begin
     cpu = {name: round(cpu_end.get(name, 0) - cpu_start.get(name, 0), 1) for name in set(cpu_end) | set(cpu_start)}
     per_minute = _cpu_per_minute(watcher.series, begin, appended_until)
@@ -426,7 +427,34 @@ def _live_window(devices: list[Device], day: dt.date, settings: Any, root: Path,
         "peak_rss_mb": {name: round(mb) for name, mb in watcher.peak_rss_mb.items()},
         "processes": {name: sorted(commands) for name, commands in watcher.seen.items()},
         "serving_read_errors": sorted(SERVED_ERRORS)[:5],
+        "runs": runs,
     }
+
+
+#: What a run logs when it cannot continue its day and reads or rebuilds it whole (defs/).
+WHOLE_DAY_MESSAGES = (": read whole", ": rebuilt whole")
+
+
+def runs_of_window(dagster_home: Path, since: float) -> dict[str, Any]:
+    """The runs the deployment launched in the window, by who launched them: how many, how long
+    they took (start to end), and how many had to read or rebuild their day whole."""
+    import dagster as dg
+
+    kinds: dict[str, list[float]] = defaultdict(list)
+    whole: dict[str, int] = defaultdict(int)
+    failed: dict[str, int] = defaultdict(int)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for record in instance.get_run_records(filters=dg.RunsFilter(created_after=dt.datetime.fromtimestamp(since))):
+            run = record.dagster_run
+            kind = ("landing refresh" if "packetx/refresh" in run.tags else run.tags.get("dagster/sensor_name")
+                    or run.tags.get("dagster/schedule_name") or run.job_name)
+            if record.start_time and record.end_time:
+                kinds[kind].append(record.end_time - record.start_time)
+            failed[kind] += run.status != dg.DagsterRunStatus.SUCCESS
+            whole[kind] += any(any(m in (event.message or "") for m in WHOLE_DAY_MESSAGES)
+                               for event in instance.all_logs(run.run_id))
+    return {kind: {"runs": len(seconds), "seconds": _percentiles(seconds), "not_success": failed[kind],
+                   "read_or_rebuilt_whole": whole[kind]} for kind, seconds in kinds.items()}
 
 
 def _poll(visibility: Visibility, catalog: Any, settings: Any, day: dt.date, until: float) -> None:
@@ -489,6 +517,9 @@ def format_fleet(result: dict[str, Any]) -> str:
         f"{result.get('cpu_seconds')}",
         f"  CPU per minute of wall      {result.get('cpu_seconds_per_minute')}",
         f"  peak RSS (MB)               {result.get('peak_rss_mb')}",
+        *(f"  runs: {kind:<20} {r['runs']} runs, p50 {r['seconds'].get('p50')} s, max {r['seconds'].get('max')} s, "
+          f"{r['read_or_rebuilt_whole']} read or rebuilt their day whole, {r['not_success']} not successful"
+          for kind, r in result.get("runs", {}).items()),
         f"  one refresh after a minute  01:00 {refresh.get('01:00')}, 23:00 {refresh.get('23:00')}, "
         f"23:00 / 01:00 CPU {refresh.get('ratio_23_over_01_cpu')}x",
         f"  tables vs a rebuild         {result.get('tables_equal_to_a_rebuild')}",
