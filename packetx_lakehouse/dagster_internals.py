@@ -1,6 +1,6 @@
 """Every private Dagster name the product uses, in one place (Dagster 1.13).
 
-Dagster has no public API for these three needs. Each use is as small as it can be, falls back to
+Dagster has no public API for these four needs. Each use is as small as it can be, falls back to
 Dagster's own behaviour when the private name is gone, and is pinned by
 ``packetx_lakehouse_tests/test_dagster_internals.py``, which fails on an upgrade that changes a
 name, an attribute or the behaviour relied on. Nothing else in ``packetx_lakehouse`` may import
@@ -15,6 +15,10 @@ name, an attribute or the behaviour relied on. Nothing else in ``packetx_lakehou
 2. :func:`event_of_record`: the Dagster event a logger's record carries (a run's progress as it
    happens; ``execute_in_process`` returns only at the end).
 3. :func:`runs_of_one_host`: whether run storage is SQLite, i.e. one host's by construction.
+4. :func:`on_latest_materialization`: a day's check evaluation (an ``AssetCheckEvaluation`` built
+   by hand, since a range run's ``AssetCheckResult`` has no partition) naming the day's latest
+   materialisation as its target, as Dagster does for the results it builds: a partitioned check's
+   result counts only while it targets the latest materialisation of its partition.
 
 The instance YAML files also name ``dagster._core.storage`` classes (``local_artifact_storage``,
 ``compute_logs``), as Dagster's instance reference documents them; the contract test checks
@@ -94,3 +98,31 @@ def runs_of_one_host(instance: dg.DagsterInstance) -> bool:
     except ImportError:
         return False
     return isinstance(instance.run_storage, SqliteRunStorage)
+
+
+def on_latest_materialization(evaluation: dg.AssetCheckEvaluation, instance: dg.DagsterInstance) -> dg.AssetCheckEvaluation:
+    """``evaluation`` targeting the latest materialisation of its asset's partition (as of now).
+
+    Without the private class (a changed Dagster) the evaluation is returned as it is: the UI then
+    shows the day's check as not evaluated after the materialisation, never a wrong result.
+    """
+    if evaluation.partition is None:
+        return evaluation
+    try:
+        from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+            AssetCheckEvaluationTargetMaterializationData,
+        )
+    except ImportError:
+        return evaluation
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=evaluation.asset_key, asset_partitions=[evaluation.partition]), limit=1
+    ).records
+    if not records:
+        return evaluation
+    target = AssetCheckEvaluationTargetMaterializationData(
+        run_id=records[0].run_id, storage_id=records[0].storage_id, timestamp=records[0].timestamp)
+    return dg.AssetCheckEvaluation(
+        asset_key=evaluation.asset_key, check_name=evaluation.check_name, passed=evaluation.passed,
+        metadata=evaluation.metadata, target_materialization_data=target, severity=evaluation.severity,
+        description=evaluation.description, blocking=evaluation.blocking, partition=evaluation.partition,
+    )

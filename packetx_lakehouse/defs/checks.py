@@ -4,7 +4,9 @@ Daily steps evaluate their checks day by day and record each result on its own p
 (:class:`DayChecks`): a range run then shows, per day, what a one-day run would have shown.
 (A yielded ``AssetCheckResult`` of a range run is recorded without a partition, and each day's
 planned evaluation stays pending.) The evaluations are yielded from the step, so Dagster still
-enforces ``blocking``: the step fails after its body and nothing downstream runs.
+enforces ``blocking``: the step fails after its body and nothing downstream runs. Each targets its
+day's latest materialisation (yield the asset first): the checks are partitioned by day
+(``conventions.daily_step``), and Dagster keeps a day's result only while it targets that.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from packetx_lakehouse.dagster_internals import on_latest_materialization
 from packetx_lakehouse.defs.metadata import shorten
 
 #: Problems listed in a check's metadata, each cut to a few hundred characters.
@@ -76,11 +79,11 @@ class DayChecks:
             # gates wait for it (a missing output would let them proceed).
             self._emitted.add(key)
             yield dg.Output(None, output_name=self.context.assets_def.get_output_name_for_asset_check_key(key))
-        yield dg.AssetCheckEvaluation(
+        yield on_latest_materialization(dg.AssetCheckEvaluation(
             asset_key=key.asset_key, check_name=key.name, passed=result.passed, metadata=result.metadata,
             severity=result.severity, description=spec.description, blocking=spec.blocking,
             partition=day.isoformat(),
-        )
+        ), self.context.instance)
         if not result.passed and spec.blocking and result.severity == dg.AssetCheckSeverity.ERROR:
             problems = result.metadata.get("problems")
             detail = f": {problems.value}" if problems is not None and problems.value != "none" else ""

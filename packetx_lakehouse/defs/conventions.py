@@ -3,6 +3,7 @@ execution options of every daily step (partitions, range backfills, pools)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,11 +24,17 @@ ICEBERG_POOL = "iceberg_writes"
 #: Waits about 2, 6 and 14 s (exponential, with jitter) before failing for good.
 NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 AC = dg.AutomationCondition
+#: A day whose parent failed a blocking check (bronze: a file whose rows are not on its date) is
+#: built from nothing until the parent is fixed: the parent's materialisation (recorded before its
+#: run failed) does not count. The check is partitioned, so this holds for that day only.
+NO_PARENT_BLOCKED = ~AC.any_deps_match(
+    AC.any_checks_match(AC.check_failed(), blocking_only=True)
+).with_label("no parent failed a blocking check")
 #: Daily tables follow their parents by themselves, for ANY day: ``eager()`` acts on the latest
 #: partition only, so a day re-materialised from the UI a week later would stop where it was clicked.
 #: (A run that writes the child too, like ``daily_pipeline``, triggers nothing: any_deps_updated
 #: ignores updates made by a run that also targets the child.)
-DAILY_AUTOMATION = AC.eager().without(AC.in_latest_time_window()).with_label("eager, any day")
+DAILY_AUTOMATION = (AC.eager().without(AC.in_latest_time_window()) & NO_PARENT_BLOCKED).with_label("eager, any day")
 #: Wait for parents requested on the same tick: they may run in another run (the unpartitioned
 #: dimensions always do), and copying before they finish would serve stale dimensions.
 NOT_WITH_PARENTS = ~AC.any_deps_match(AC.will_be_requested()).with_label("no parent requested this tick")
@@ -88,7 +95,7 @@ def table_spec(
 SERVING_AUTOMATION = (
     (AC.newly_missing() | AC.any_deps_updated().ignore(dg.AssetSelection.assets(*map(asset_key, STAR_DIMENSIONS))))
     .since_last_handled()
-    & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress() & NOT_WITH_PARENTS
+    & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress() & NOT_WITH_PARENTS & NO_PARENT_BLOCKED
 ).with_label("each gold day, after the dimensions")
 
 
@@ -99,9 +106,27 @@ def serving_spec(key: dg.AssetKey, *, deps: Iterable[dg.AssetKey], kinds: Iterab
 
 
 def daily_step(
-    partitions: dg.PartitionsDefinition, *, pool: str = ICEBERG_POOL, retry_policy: dg.RetryPolicy | None = None
+    partitions: dg.PartitionsDefinition,
+    *,
+    check_specs: Iterable[dg.AssetCheckSpec] = (),
+    pool: str = ICEBERG_POOL,
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> dict[str, Any]:
     """``@dg.multi_asset`` options of every daily step: partitions, a month per backfill run, a pool,
-    and a retry policy where the step reaches the network (``NETWORK_RETRY``)."""
+    a retry policy where the step reaches the network (``NETWORK_RETRY``), and its checks, each
+    partitioned by day like the step.
+
+    A day's check result is that day's (``DayChecks``): the UI shows a check failed while ANY day's
+    latest evaluation failed, and a later run of another day cannot turn it green; re-materialising
+    the day clears its result until the check runs again.
+    """
     return {"partitions_def": partitions, "backfill_policy": BACKFILL_POLICY, "pool": pool,
-            "retry_policy": retry_policy}
+            "retry_policy": retry_policy, "check_specs": [_by_day(spec, partitions) for spec in check_specs]}
+
+
+def _by_day(spec: dg.AssetCheckSpec, partitions: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned checks are a preview in Dagster 1.13
+        return dg.AssetCheckSpec(spec.name, asset=spec.asset_key, description=spec.description,
+                                 additional_deps=spec.additional_deps, blocking=spec.blocking, metadata=spec.metadata,
+                                 automation_condition=spec.automation_condition, partitions_def=partitions)

@@ -27,6 +27,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
 
+from packetx_lakehouse.dagster_internals import on_latest_materialization
 from packetx_lakehouse.defs.conventions import asset_key
 from packetx_lakehouse.defs.metadata import iceberg_metadata, partition_metadata
 from packetx_lakehouse.lib.schemas import TableDef
@@ -77,9 +78,9 @@ def redo_when_stale(step: Callable[..., Any]) -> Callable[..., Any]:
                     stale(context, number, exc)
                     continue
                 except BaseException:
-                    yield from events
+                    yield from _released(context, events)
                     raise
-                yield from events
+                yield from _released(context, events)
                 return
 
         return generator_step
@@ -94,6 +95,13 @@ def redo_when_stale(step: Callable[..., Any]) -> Callable[..., Any]:
         return step(context, *args, **kwargs)
 
     return plain_step
+
+
+def _released(context: dg.AssetExecutionContext, events: list[Any]) -> Iterator[Any]:
+    """Held-back events, each day's check evaluation re-targeted once the materialisations yielded
+    before it are recorded (it was built while they were held back)."""
+    for event in events:
+        yield on_latest_materialization(event, context.instance) if isinstance(event, dg.AssetCheckEvaluation) else event
 
 
 #: A day's own figures for its materialisation, from that day's rows of the table.

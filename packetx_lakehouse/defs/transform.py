@@ -71,9 +71,9 @@ def transform_assets(
     @dg.multi_asset(
         name="silver_and_gold",
         specs=[*silver.silver_specs(), *daily.gold_daily_specs()],
-        check_specs=[*silver.silver_check_specs(), *daily.gold_daily_check_specs()],
         can_subset=True,
-        **daily_step(partitions, retry_policy=retry_policy),
+        **daily_step(partitions, check_specs=[*silver.silver_check_specs(), *daily.gold_daily_check_specs()],
+                     retry_policy=retry_policy),
     )
     @redo_when_stale
     def silver_and_gold(

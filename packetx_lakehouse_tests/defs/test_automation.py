@@ -80,3 +80,45 @@ def test_a_day_materialised_from_the_ui_flows_to_anomalies_and_serving(lakehouse
                               "WHERE u.user = 'alice' AND f.log_date = ?", [OLD]).fetchone()
     assert kb >= 5000 and hour.strftime("%H:%M") == "23:00"
 
+
+
+def _settle(defs, instance, cursor, ticks=4):
+    """Ticks until one requests nothing; every tick's requests, by asset."""
+    asked: dict[dg.AssetKey, set] = {}
+    for _ in range(ticks):
+        cursor, requested = _tick(defs, instance, cursor)
+        for key, partitions in requested.items():
+            asked.setdefault(key, set()).update(partitions)
+        if not requested:
+            return cursor, asked
+    raise AssertionError(f"automation never settled: {asked}")
+
+
+def test_a_day_whose_bronze_failed_is_built_by_nothing_until_bronze_succeeds(lakehouse):
+    """Issue 24.2: a renamed copy (every row on another day) fails bronze's run; automation must not
+    then build silver and gold of that day from nothing."""
+    defs = build_definitions(lakehouse.settings.model_copy(update={"start_date": str(TODAY - dt.timedelta(days=20))}))
+    good, bad = DAYS[0], DAYS[1]
+    generate(lakehouse.landing, users=1, days=1, start=good, seed=9,
+             options=GeneratorOptions(minutes_per_day=30, pairs_per_minute=6))
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize_range(defs, good, good, instance=instance).success
+    cursor, asked = _settle(defs, instance, None)
+    assert asked == {}
+
+    (original,) = lakehouse.landing.glob(f"*-{good}.csv")
+    misdated = lakehouse.landing / original.name.replace(str(good), str(bad))
+    misdated.write_bytes(original.read_bytes())
+    assert not materialize_range(defs, bad, bad, instance=instance, raise_on_error=False).success
+    cursor, asked = _settle(defs, instance, cursor)
+    assert not {key for key, days in asked.items() if str(bad) in days}, asked
+
+    # Fixed (the day's real capture replaces the copy): bronze succeeds, and the day flows on by itself.
+    generate(lakehouse.landing, users=1, days=1, start=bad, seed=10,
+             options=GeneratorOptions(minutes_per_day=30, pairs_per_minute=6))
+    bronze = [dg.AssetKey(["packetx_raw", n]) for n in ("raw_archive", "packets", "quarantine", "landing_problems")]
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(asset_selection=bronze, partition_key=str(bad), instance=instance).success
+    cursor, asked = _settle(defs, instance, cursor)
+    assert str(bad) in asked[dg.AssetKey(["packetx_silver", "packets"])]
+    assert str(bad) in asked[SERVING]

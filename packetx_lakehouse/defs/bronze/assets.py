@@ -94,13 +94,15 @@ def bronze_assets(
         dg.AssetCheckSpec(SOURCES_INTACT, asset=RAW_ARCHIVE_KEY,
                           description="FAILS when an ingested file shrank, or left the landing area since the "
                           "last run, naming it with the rows and KB at stake (the archive keeps serving them)"),
-        dg.AssetCheckSpec(ROWS_ON_FILE_DATE, asset=BRONZE_PACKETS_KEY,
+        # Blocking: nothing downstream of the day is built (by this run or by automation) until it passes.
+        dg.AssetCheckSpec(ROWS_ON_FILE_DATE, asset=BRONZE_PACKETS_KEY, blocking=True,
                           description="FAILS when most of a file's rows are not on the date in its name "
-                          "(they are quarantined; the run stops with an error naming the file)"),
+                          "(they are quarantined; the run stops with an error naming the file, and nothing "
+                          "downstream of the day is built until it passes)"),
     ]
 
-    @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs], check_specs=check_specs,
-                    **daily_step(partitions, retry_policy=retry_policy))
+    @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs],
+                    **daily_step(partitions, check_specs=check_specs, retry_policy=retry_policy))
     @redo_when_stale
     def bronze(
         context: dg.AssetExecutionContext,

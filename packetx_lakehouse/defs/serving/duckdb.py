@@ -63,9 +63,9 @@ def serving_duckdb_assets(
     )
 
     @dg.multi_asset(name="serving_duckdb", specs=[spec],
-                    check_specs=[check_spec(SERVING_KEY, REFERENTIAL_INTEGRITY,
-                                            "every fact finds its user version, IPs, hour and direction")],
-                    **daily_step(partitions, pool="duckdb_serving", retry_policy=retry_policy))
+                    **daily_step(partitions, check_specs=[check_spec(
+                        SERVING_KEY, REFERENTIAL_INTEGRITY, "every fact finds its user version, IPs, hour and direction")],
+                        pool="duckdb_serving", retry_policy=retry_policy))
     def serving_duckdb(context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, duckdb: DuckDBResource):
         days = partition_dates(context)
         catalog = iceberg.load()
