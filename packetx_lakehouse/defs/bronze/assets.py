@@ -24,7 +24,7 @@ from packetx_lakehouse.defs.conventions import (
     refreshes_new_lines,
     table_spec,
 )
-from packetx_lakehouse.defs.metadata import markdown_table
+from packetx_lakehouse.defs.metadata import markdown_table, shorten
 from packetx_lakehouse.defs.partitions import check_partition_key, describe_partitions, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
 from packetx_lakehouse.defs.tables import PerDay, RunTables, add_day_metadata, redo_when_stale
@@ -58,6 +58,8 @@ BRONZE_QUARANTINE_KEY = asset_key(BRONZE_QUARANTINE)
 LANDING_PROBLEMS_KEY = asset_key(LANDING_PROBLEMS)
 #: Check names: problems at the landing edge (WARN), ingested data contradicted (ERROR).
 LANDING_PROBLEMS_CHECK, SOURCES_INTACT, ROWS_ON_FILE_DATE = "landing_problems", "sources_intact", "rows_on_file_date"
+#: Run tag of a run whose bronze checks failed on some day, naming them (the run may still succeed).
+PROBLEMS_TAG = "packetx/problems"
 #: Problems logged one by one per run; the rest are counted (all are in the table and metadata).
 MAX_LOGGED_PROBLEMS = 20
 
@@ -185,9 +187,16 @@ def bronze_assets(
         yield quarantine
         yield landing_problems
         checks = DayChecks(context)
+        failed: dict[str, list[str]] = {}
         for day in days:
             for result in _checks(problems_by_day[day]):
                 yield from checks.evaluate(day, result)
+                if not result.passed:
+                    failed.setdefault(result.check_name, []).append(day.isoformat())
+        if failed:
+            # The run may succeed (a shrunk file's longer version is kept): the tag says it found problems.
+            context.instance.add_run_tags(context.run.run_id, {PROBLEMS_TAG: shorten("; ".join(
+                f"{name} failed on {', '.join(days_failed)}" for name, days_failed in failed.items()), 250)})
         _stop_on_off_date_files(batch)
 
     return bronze
