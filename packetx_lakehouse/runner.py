@@ -38,6 +38,8 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 #: Who runs an in-process run: the reaper of a later run tells a dead owner from a live one.
 PID_TAG, HOST_TAG, PROCESS_START_TAG = "packetx/pid", "packetx/host", "packetx/process-start"
+#: On a run that builds on the days another range run left to it (that run stopped on some day).
+AFTER_RUN_TAG = "packetx/after-run"
 #: A finished run launched by someone else may still have step processes holding slots for a
 #: moment (Dagster's run monitoring waits too, see ``free_slots_after_run_end_seconds``).
 FINISHED_RUN_SLOT_GRACE_SECONDS = 60
@@ -107,6 +109,11 @@ def materialize_range(
 
     ``tags`` are added to the run's (e.g. the landing sensor's refresh tag, ``defs/conventions.py``).
 
+    A day that fails a blocking check (bronze: a file whose rows are not on its date) fails the
+    run, naming it; the range's other days are then built on by one run per contiguous stretch of
+    them (tagged ``packetx/after-run``), so one bad file stops its own day only. The failed run's
+    result is returned (or, with ``raise_on_error``, raised as a ``dg.Failure`` naming what failed).
+
     Raises:
         RunStopped: when SIGTERM or SIGINT stopped the run (it is then marked canceled).
     ``on_event`` hears each Dagster event as it happens (a command line's progress bar).
@@ -119,21 +126,18 @@ def materialize_range(
     owned = instance is None
     instance = instance or dg.DagsterInstance.ephemeral()
     install_claim_wait()
-    try:
-        _reap_tick(instance, "Run %s was left running by a process that is gone: marked failed, its pool slots freed")
+    keys = sorted(dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())) if selection else None
+
+    def run(start: dt.date, end: dt.date, asset_selection: list[dg.AssetKey] | None,
+            extra: Mapping[str, str]) -> dg.ExecuteInProcessResult:
         run_id = str(uuid.uuid4())
         with _stopped_by_signals(instance, run_id) as received, _reaping_while_waiting(instance, run_id):
             try:
                 result = job.execute_in_process(
-                    instance=instance,
-                    run_id=run_id,
-                    tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat(), **run_owner_tags(),
-                          **(tags or {})},
-                    asset_selection=sorted(dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph()))
-                    if selection
-                    else None,
-                    raise_on_error=raise_on_error,
-                    run_config={"loggers": loggers},
+                    instance=instance, run_id=run_id,
+                    tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat(), **run_owner_tags(),
+                          **(tags or {}), **extra},
+                    asset_selection=asset_selection, raise_on_error=False, run_config={"loggers": loggers},
                 )
             except dg.DagsterExecutionInterruptedError:
                 if not received:
@@ -142,9 +146,56 @@ def materialize_range(
             _finish_stopped_run(instance, run_id, received[0])
             raise RunStopped(run_id, received[0])
         return result
+
+    try:
+        _reap_tick(instance, "Run %s was left running by a process that is gone: marked failed, its pool slots freed")
+        result = run(first, last, keys, {})
+        blocked = blocked_days(result)
+        if blocked and first != last:
+            # The range's other days are built on from what the run materialised for them: Dagster
+            # cannot fail one day of a range run, so the blocked days stay failed with that run.
+            done = {event.asset_key for event in result.get_asset_materialization_events()}
+            rest = [key for key in (keys or sorted(job.asset_layer.executable_asset_keys)) if key not in done]
+            for start, end in ranges_without(first, last, blocked):
+                log.warning("%s..%s: building on after run %s stopped on %s", start, end, result.run_id,
+                            ", ".join(map(str, blocked)))
+                run(start, end, rest, {AFTER_RUN_TAG: result.run_id})
+        if raise_on_error and not result.success:
+            raise dg.Failure(description=f"Run {result.run_id} failed: {_failure_message(result)}"
+                             + (f"\nThe other days were built by the runs after it (tag {AFTER_RUN_TAG}={result.run_id})."
+                                if blocked and first != last else ""))
+        return result
     finally:
         if owned:
             instance.dispose()
+
+
+def blocked_days(result: dg.ExecuteInProcessResult) -> list[dt.date]:
+    """The days on which a blocking check failed in ``result``'s run (its day partitions)."""
+    return sorted({dt.date.fromisoformat(e.partition) for e in result.get_asset_check_evaluations()
+                   if not e.passed and e.blocking and e.severity == dg.AssetCheckSeverity.ERROR and e.partition})
+
+
+def ranges_without(first: dt.date, last: dt.date, left_out: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """The contiguous ranges of ``first..last`` that are not ``left_out``."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    day, start = first, None
+    while day <= last:
+        if day in left_out:
+            if start is not None:
+                ranges.append((start, day - dt.timedelta(days=1)))
+            start = None
+        elif start is None:
+            start = day
+        day += dt.timedelta(days=1)
+    if start is not None:
+        ranges.append((start, last))
+    return ranges
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    failures = [e for e in result.all_events if e.is_step_failure]
+    return "; ".join(f"{e.step_key}: {e.event_specific_data.error.message.strip()}" for e in failures) or "see its log"
 
 
 class _EventHandler(logging.Handler):

@@ -16,7 +16,7 @@ DAYS = [TODAY - dt.timedelta(days=12 - n) for n in range(3)]  # old days: never 
 OLD = DAYS[1]
 SERVING = dg.AssetKey(["serving", "duckdb"])
 ANOMALIES = dg.AssetKey(["packetx_gold", "traffic_anomalies"])
-DIMENSIONS = {dg.AssetKey(["packetx_gold", n]) for n in ("users_dim", "ip_dim", "date_dim")}
+DIMENSIONS = {dg.AssetKey(["packetx_gold", n]) for n in ("users_dim", "ip_dim", "date_dim", "direction_dim")}
 
 
 def _tick(defs, instance, cursor):
@@ -122,3 +122,26 @@ def test_a_day_whose_bronze_failed_is_built_by_nothing_until_bronze_succeeds(lak
     cursor, asked = _settle(defs, instance, cursor)
     assert str(bad) in asked[dg.AssetKey(["packetx_silver", "packets"])]
     assert str(bad) in asked[SERVING]
+
+
+def test_after_a_backfill_run_stopped_by_one_misdated_day_automation_builds_the_other_days(lakehouse):
+    """24.11, a backfill: its range run fails on the day with a renamed copy; the daemon's automation
+    then builds the range's other days, and not that one."""
+    defs = build_definitions(lakehouse.settings.model_copy(update={"start_date": str(TODAY - dt.timedelta(days=20))}))
+    generate(lakehouse.landing, users=1, days=len(DAYS), start=DAYS[0], seed=9,
+             options=GeneratorOptions(minutes_per_day=30, pairs_per_minute=6))
+    (original,) = lakehouse.landing.glob(f"*-{DAYS[0]}.csv")
+    (lakehouse.landing / original.name.replace(str(DAYS[0]), str(OLD))).write_bytes(original.read_bytes())
+    instance = dg.DagsterInstance.ephemeral()
+    cursor, _ = _tick(defs, instance, None)
+    backfill_run = defs.resolve_job_def("daily_pipeline").execute_in_process(
+        instance=instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": str(DAYS[0]), "dagster/asset_partition_range_end": str(DAYS[-1])})
+    assert not backfill_run.success
+
+    cursor, asked = _settle(defs, instance, cursor)
+    assert asked[dg.AssetKey(["packetx_silver", "packets"])] == {str(DAYS[0]), str(DAYS[2])}
+    assert asked[SERVING] == {str(DAYS[0]), str(DAYS[2])}
+    with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
+        served = {row[0] for row in con.execute("SELECT DISTINCT log_date FROM gold.daily_user_bandwidth").fetchall()}
+    assert served == {DAYS[0], DAYS[2]}

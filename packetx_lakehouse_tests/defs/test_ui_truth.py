@@ -4,11 +4,15 @@ is fixed, whatever day ran last, and one misdated file fails its own day only.""
 import datetime as dt
 
 import dagster as dg
+import duckdb
+import pytest
 
 from packetx_lakehouse.defs.bronze.assets import LANDING_PROBLEMS_CHECK, PROBLEMS_TAG, SOURCES_INTACT
 from packetx_lakehouse.defs.conventions import RAW_ARCHIVE_KEY
-from packetx_lakehouse.devices.generator import generate_day
+from packetx_lakehouse.devices.generator import GeneratorOptions, generate, generate_day
 from packetx_lakehouse.devices.samples import SAMPLES_DIR
+from packetx_lakehouse.lib.ingest.archive import retract
+from packetx_lakehouse.lib.storage.objectstore import LocalObjectStore
 from packetx_lakehouse.runner import materialize_range
 
 SAMPLE_DAY, NEXT_DAY = dt.date(2026, 11, 21), dt.date(2026, 11, 22)
@@ -49,3 +53,44 @@ def test_a_shrunk_files_day_stays_failed_after_another_day_ran_and_turns_green_o
     assert materialize_range(lakehouse.defs, SAMPLE_DAY, SAMPLE_DAY, instance=instance).success
     days = check_days(lakehouse.defs, instance, dg.AssetCheckKey(RAW_ARCHIVE_KEY, SOURCES_INTACT))
     assert days == {"SUCCEEDED": {str(SAMPLE_DAY), str(NEXT_DAY)}}
+
+
+def _misdated_range(lakehouse) -> tuple[list[dt.date], str]:
+    """Three generated days; the middle day's first file is a renamed copy of the first day's."""
+    days = [SAMPLE_DAY + dt.timedelta(days=n) for n in range(3)]
+    generate(lakehouse.landing, users=2, days=3, start=days[0], seed=4,
+             options=GeneratorOptions(minutes_per_day=20, pairs_per_minute=4))
+    first, *_ = sorted(lakehouse.landing.glob(f"*-{days[0]}.csv"))
+    renamed = first.name.replace(str(days[0]), str(days[1]))
+    (lakehouse.landing / renamed).write_bytes(first.read_bytes())
+    return days, renamed
+
+
+def _gold_days(lakehouse) -> set[dt.date]:
+    return set(lakehouse.table("daily_user_bandwidth", "packetx_gold").column("log_date").to_pylist())
+
+
+def test_one_misdated_file_fails_its_own_day_and_the_range_s_other_days_are_built(lakehouse):
+    """24.11: the README demo's one run over a range built nothing when one day had a renamed copy."""
+    days, renamed = _misdated_range(lakehouse)
+    instance = dg.DagsterInstance.ephemeral()
+
+    with pytest.raises(dg.Failure, match=rf"{renamed}: \d+ of \d+ rows are not on the file's date {days[1]}"):
+        materialize_range(lakehouse.defs, days[0], days[-1], instance=instance)
+    assert _gold_days(lakehouse) == {days[0], days[2]}
+    with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
+        served = {row[0] for row in con.execute("SELECT DISTINCT log_date FROM gold.daily_user_bandwidth").fetchall()}
+    assert served == {days[0], days[2]}
+    # In the UI: the bad day is failed downstream of bronze (its run failed), the others materialised.
+    silver = dg.AssetKey(["packetx_silver", "packets"])
+    status = instance.get_status_by_partition(silver, [str(d) for d in days],
+                                              lakehouse.defs.resolve_assets_def(silver).partitions_def)
+    assert status == {str(days[0]): dg.AssetPartitionStatus.MATERIALIZED,
+                      str(days[1]): dg.AssetPartitionStatus.FAILED,
+                      str(days[2]): dg.AssetPartitionStatus.MATERIALIZED}
+
+    # Fixed: the copy is retracted (it was archived, so deleting it alone would keep it served).
+    retract(LocalObjectStore(lakehouse.settings.archive_dir), renamed, by="test", reason="a renamed copy",
+            now=dt.datetime.now(dt.UTC))
+    assert materialize_range(lakehouse.defs, days[1], days[1], instance=instance).success
+    assert _gold_days(lakehouse) == set(days)

@@ -55,11 +55,13 @@ IP_DIM_UNIQUE = "ip_dim_unique"
 DIMENSION_AUTOMATION = (
     dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()) & NOT_WITH_PARENTS
 ).with_label("any input day, after its run")
-#: What each dimension is rebuilt from (``date_dim``: not data, but it must follow new facts).
+#: What each dimension is rebuilt from (``date_dim``, ``direction_dim``: not data, but they must
+#: follow new facts, or automation would never build them where no pipeline run did).
 _INPUTS = {
     GOLD_USERS_DIM: GOLD_USER_IP_HOURLY,
     GOLD_IP_DIM: GOLD_DAILY_IPS,
     GOLD_DATE_DIM: GOLD_PACKETS_FACT,
+    GOLD_DIRECTION_DIM: GOLD_PACKETS_FACT,
 }
 
 
