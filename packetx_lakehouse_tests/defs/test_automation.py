@@ -67,7 +67,8 @@ def test_a_day_materialised_from_the_ui_flows_to_anomalies_and_serving(lakehouse
             asked.setdefault(key, []).append(partitions)
     # Anomalies re-score the day and the later days whose baseline it is part of; the dimensions
     # rebuild once; serving copies exactly the days whose gold or anomalies changed, after both.
-    assert asked[ANOMALIES] == [{str(d) for d in DAYS[1:]} | {str(OLD + dt.timedelta(days=n)) for n in range(8)}]
+    # (only days that have data: a day without any has nothing to score).
+    assert asked[ANOMALIES] == [{str(d) for d in DAYS[1:]}]
     assert all(asked[key] == [{None}] for key in DIMENSIONS)
     assert asked[SERVING] == [{str(d) for d in DAYS[1:]}]
     tick_of = {key: next(i for i, r in enumerate(ticks) if key in r) for key in (ANOMALIES, SERVING, *DIMENSIONS)}
@@ -145,3 +146,26 @@ def test_after_a_backfill_run_stopped_by_one_misdated_day_automation_builds_the_
     with duckdb.connect(str(lakehouse.settings.serving_path), read_only=True) as con:
         served = {row[0] for row in con.execute("SELECT DISTINCT log_date FROM gold.daily_user_bandwidth").fetchall()}
     assert served == {DAYS[0], DAYS[2]}
+
+
+def test_a_backfill_in_two_range_runs_and_a_rerun_leave_automation_nothing_to_launch(lakehouse):
+    """24.10: after a 4-day backfill in runs of 2 days the daemon launched silver/gold again for two
+    days, anomalies for the neighbouring days and the dimensions; ~25 more runs after one re-run."""
+    defs = build_definitions(lakehouse.settings.model_copy(update={"start_date": str(TODAY - dt.timedelta(days=20))}))
+    days = [DAYS[0] + dt.timedelta(days=n) for n in range(4)]
+    generate(lakehouse.landing, users=2, days=len(days), start=days[0], seed=9,
+             options=GeneratorOptions(minutes_per_day=30, pairs_per_minute=6))
+    instance = dg.DagsterInstance.ephemeral()
+    cursor, _ = _tick(defs, instance, None)
+    launched = []
+    for first, last in ((days[0], days[1]), (days[2], days[3])):
+        assert materialize_range(defs, first, last, instance=instance).success
+        cursor, requested = _tick(defs, instance, cursor)
+        launched.append(requested)
+    assert materialize_range(defs, days[1], days[1], instance=instance).success  # a re-run of one day
+    cursor, requested = _tick(defs, instance, cursor)
+    launched.append(requested)
+    # Each range run built its days whole, anomalies included; days without data are not scored.
+    # The re-run re-scored the two later days (their baseline includes it), so their serving copy
+    # follows: the one run the data needs.
+    assert launched == [{}, {}, {SERVING: {str(days[2]), str(days[3])}}]

@@ -23,7 +23,12 @@ from packetx_lakehouse.defs.tables import (
     redo_when_stale,
     split_days,
 )
-from packetx_lakehouse.lib.schemas import GOLD_HOURLY_BANDWIDTH, GOLD_TRAFFIC_ANOMALIES, GOLD_USER_HOURLY
+from packetx_lakehouse.lib.schemas import (
+    GOLD_DAILY_USER_BANDWIDTH,
+    GOLD_HOURLY_BANDWIDTH,
+    GOLD_TRAFFIC_ANOMALIES,
+    GOLD_USER_HOURLY,
+)
 from packetx_lakehouse.lib.storage.iceberg import (
     ensure_table,
     read_partitions,
@@ -35,11 +40,15 @@ from packetx_lakehouse.lib.transform import gold
 ANOMALIES_KEY = asset_key(GOLD_TRAFFIC_ANOMALIES)
 #: A day is re-scored when any day of its window changed, with whatever baseline exists: days
 #: without traffic are never materialised, so "no missing parent" (eager) would block the first
-#: week of every device forever.
+#: week of every device forever. Only a day with traffic (its own gold day exists) is scored: a
+#: day without any has nothing to score. A day the run that changed its window already re-scored
+#: (``days_rescored_after_run``) is not asked again.
 ANOMALY_AUTOMATION = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.missing()).allow(
+        dg.AssetSelection.assets(asset_key(GOLD_DAILY_USER_BANDWIDTH)))
     & ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
-).with_label("any day of its window updated")
+).with_label("a day with traffic whose window updated")
 
 
 def anomalies_assets(
@@ -47,8 +56,10 @@ def anomalies_assets(
 ) -> dg.AssetsDefinition:
     baseline = dg.AssetDep(asset_key(GOLD_USER_HOURLY),
                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-gold.BASELINE_DAYS))
+    # The day's own gold: whether it has traffic to score at all (see ANOMALY_AUTOMATION).
+    traffic = asset_key(GOLD_DAILY_USER_BANDWIDTH)
 
-    @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline],
+    @dg.multi_asset(name="traffic_anomalies", specs=[table_spec(GOLD_TRAFFIC_ANOMALIES, group="gold", deps=[baseline, traffic],
                                                                  automation_condition=ANOMALY_AUTOMATION)],
                     **daily_step(partitions, retry_policy=retry_policy))
     @redo_when_stale
