@@ -7,7 +7,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from packetx_lakehouse.defs.bronze.assets import LANDING_PROBLEMS_CHECK, PROBLEMS_TAG, SOURCES_INTACT
+from packetx_lakehouse.defs.bronze.assets import (
+    LANDING_PROBLEMS_CHECK,
+    PROBLEMS_TAG,
+    ROWS_ON_FILE_DATE,
+    SOURCES_INTACT,
+)
 from packetx_lakehouse.defs.conventions import RAW_ARCHIVE_KEY
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate, generate_day
 from packetx_lakehouse.devices.samples import SAMPLES_DIR
@@ -94,3 +99,7 @@ def test_one_misdated_file_fails_its_own_day_and_the_range_s_other_days_are_buil
             now=dt.datetime.now(dt.UTC))
     assert materialize_range(lakehouse.defs, days[1], days[1], instance=instance).success
     assert _gold_days(lakehouse) == set(days)
+    # Retracting resolved it: the day's checks pass (the retraction stays on record, as resolved).
+    for key in (dg.AssetCheckKey(dg.AssetKey(["packetx_raw", "packets"]), ROWS_ON_FILE_DATE),
+                dg.AssetCheckKey(RAW_ARCHIVE_KEY, LANDING_PROBLEMS_CHECK)):
+        assert check_days(lakehouse.defs, instance, key) == {"SUCCEEDED": {str(d) for d in days}}, key

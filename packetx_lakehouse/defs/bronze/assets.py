@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import dagster as dg
 import pyarrow as pa
 
-from packetx_lakehouse.defs.checks import DayChecks, problems_check
+from packetx_lakehouse.defs.checks import DayChecks, problem_list, problems_check
 from packetx_lakehouse.defs.conventions import (
     OWNERS,
     RAW_ARCHIVE_KEY,
@@ -35,6 +35,7 @@ from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.ingest.problems import (
     GONE,
     OFF_DATE,
+    RETRACTED,
     SHRUNK,
     LandingProblem,
     already_recorded,
@@ -92,7 +93,8 @@ def bronze_assets(
         dg.AssetCheckSpec(LANDING_PROBLEMS_CHECK, asset=RAW_ARCHIVE_KEY,
                           description="WARNs when a landing file is not ingested as it is: refused (size "
                           "bounds, not or corrupt gzip, binary data, line ends), empty or header only, badly "
-                          "named, skipped (links, sub-folders, hidden entries), retracted, gone or shrunk"),
+                          "named, skipped (links, sub-folders, hidden entries), gone or shrunk (a retracted "
+                          "file is listed as resolved)"),
         dg.AssetCheckSpec(SOURCES_INTACT, asset=RAW_ARCHIVE_KEY,
                           description="FAILS when an ingested file shrank, or left the landing area since the "
                           "last run, naming it with the rows and KB at stake (the archive keeps serving them)"),
@@ -288,8 +290,11 @@ def _checks(problems: list[LandingProblem]) -> list[dg.AssetCheckResult]:
     def described(kinds: tuple[str, ...]) -> list[str]:
         return [p.describe() for p in problems if p.fails and p.kind in kinds]
 
+    # A retracted file is a problem an operator resolved: recorded (table, metadata), no longer warned of.
+    resolved = [p.describe() for p in problems if p.kind == RETRACTED]
     return [
-        problems_check(LANDING_PROBLEMS_CHECK, [p.describe() for p in problems], RAW_ARCHIVE_KEY,
+        problems_check(LANDING_PROBLEMS_CHECK, [p.describe() for p in problems if p.kind != RETRACTED],
+                       RAW_ARCHIVE_KEY, metadata={"resolved": problem_list(resolved)} if resolved else None,
                        severity=dg.AssetCheckSeverity.WARN),
         problems_check(SOURCES_INTACT, described((SHRUNK, GONE)), RAW_ARCHIVE_KEY),
         problems_check(ROWS_ON_FILE_DATE, described((OFF_DATE,)), BRONZE_PACKETS_KEY),
