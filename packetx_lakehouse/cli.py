@@ -367,6 +367,52 @@ def cmd_retract(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _add_acknowledge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "acknowledge",
+        help="accept a landing problem you have looked at (a file gone from the landing area or shrunk: the "
+        "archive keeps serving the ingested version): its day's checks pass on the day's next run",
+    )
+    p.add_argument("file", help="the file's name as the problem names it, e.g. alice-2026-11-21.csv")
+    p.add_argument("--reason", default="looked at: the archived version is right", help="why, recorded with it")
+    p.add_argument("--undo", action="store_true", help="withdraw the acknowledgement (the problem counts again)")
+    p.add_argument("--no-run", action="store_true", help="only record it; the day's next run re-checks it")
+
+
+def cmd_acknowledge(args: argparse.Namespace) -> int:
+    """Record (or withdraw) the acknowledgement of a file's open landing problem, then run its day."""
+    from packetx_lakehouse.definitions import build_definitions
+    from packetx_lakehouse.defs.bronze.acknowledged import acknowledge, withdraw
+    from packetx_lakehouse.defs.resources import archive_store, open_catalog
+    from packetx_lakehouse.lib.ingest.archive import source_of_name
+    from packetx_lakehouse.lib.schemas import LANDING_PROBLEMS
+    from packetx_lakehouse.lib.storage.iceberg import ensure_table
+    from packetx_lakehouse.runner import materialize_range, project_instance
+
+    settings = Settings.from_env()
+    archive = archive_store(settings)
+    day, _ = source_of_name(args.file)
+    if args.undo:
+        if not withdraw(archive, day, args.file):
+            raise ValueError(f"{args.file} has no acknowledged problem on {day}")
+        print(f"Withdrew the acknowledgement of {args.file} on {day}.")
+    else:
+        recorded = ensure_table(open_catalog(settings), LANDING_PROBLEMS).scan().to_arrow().to_pylist()
+        open_problems = [p for p in recorded if p["object_key"] == args.file and p["log_date"] == day]
+        if not open_problems:
+            raise ValueError(f"no landing problem of {args.file} is recorded for {day}")
+        kind = open_problems[0]["kind"]
+        acknowledge(archive, day, args.file, kind, by=_who(), reason=args.reason, now=dt.datetime.now(dt.UTC))
+        print(f"Acknowledged {args.file} on {day} ({kind}: {open_problems[0]['reason']}).")
+    if args.no_run:
+        print(f"Its day's checks change on the day's next run: materialise {day} of daily_pipeline in the Dagster UI.")
+        return 0
+    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(), log_level="ERROR",
+                               raise_on_error=False)
+    print(f"Run {result.run_id} of {day} {'succeeded' if result.success else 'FAILED (see the Dagster UI)'}.")
+    return 0 if result.success else 1
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("bench", help="run the benchmark suite of this source checkout (see benchmarks/README.md); "
                    "its options (--small, --json PATH, --no-dagster) are passed on")
@@ -389,6 +435,7 @@ COMMANDS = {
     "dashboard": (_add_dashboard, cmd_dashboard),
     "ui": (_add_ui, cmd_ui),
     "retract": (_add_retract, cmd_retract),
+    "acknowledge": (_add_acknowledge, cmd_acknowledge),
     "bench": (_add_bench, cmd_bench),
 }
 

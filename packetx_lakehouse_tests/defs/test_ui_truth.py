@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from packetx_lakehouse import cli
 from packetx_lakehouse.defs.bronze.assets import (
     LANDING_PROBLEMS_CHECK,
     PROBLEMS_TAG,
@@ -103,3 +104,32 @@ def test_one_misdated_file_fails_its_own_day_and_the_range_s_other_days_are_buil
     for key in (dg.AssetCheckKey(dg.AssetKey(["packetx_raw", "packets"]), ROWS_ON_FILE_DATE),
                 dg.AssetCheckKey(RAW_ARCHIVE_KEY, LANDING_PROBLEMS_CHECK)):
         assert check_days(lakehouse.defs, instance, key) == {"SUCCEEDED": {str(d) for d in days}}, key
+
+
+def test_an_acknowledged_problem_stops_failing_its_day_and_stays_on_record(lakehouse, monkeypatch, capsys):
+    """A file cleaned out of the landing area after ingestion warns on every run of its day until an
+    operator acknowledges it (the archive keeps serving it)."""
+    monkeypatch.setenv("PACKETX_DATA_DIR", str(lakehouse.settings.data_dir))
+    monkeypatch.setenv("PACKETX_TRAFFIC_LOG_DIR", str(lakehouse.landing))
+    instance = dg.DagsterInstance.ephemeral()
+    path = lakehouse.write_log(ALICE, "")
+    path.write_bytes(SAMPLE)
+    assert materialize_range(lakehouse.defs, SAMPLE_DAY, SAMPLE_DAY, instance=instance).success
+    path.unlink()
+    for _ in range(2):  # the first run fails sources_intact, later ones warn
+        assert materialize_range(lakehouse.defs, SAMPLE_DAY, SAMPLE_DAY, instance=instance).success
+    warning = dg.AssetCheckKey(RAW_ARCHIVE_KEY, LANDING_PROBLEMS_CHECK)
+    assert check_days(lakehouse.defs, instance, warning) == {"FAILED": {str(SAMPLE_DAY)}}
+
+    assert cli.main(["acknowledge", ALICE, "--reason", "cleaned up after upload", "--no-run"]) == 0
+    assert f"Acknowledged {ALICE} on {SAMPLE_DAY} (gone:" in capsys.readouterr().out
+    result = materialize_range(lakehouse.defs, SAMPLE_DAY, SAMPLE_DAY, instance=instance)
+    assert check_days(lakehouse.defs, instance, warning) == {"SUCCEEDED": {str(SAMPLE_DAY)}}
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == LANDING_PROBLEMS_CHECK]
+    assert f"{ALICE}: " in evaluation.metadata["resolved"].value and "(acknowledged)" in evaluation.metadata[
+        "resolved"].value
+    assert [p["kind"] for p in lakehouse.table("landing_problems").to_pylist()] == ["gone"]  # still on record
+
+    assert cli.main(["acknowledge", ALICE, "--undo", "--no-run"]) == 0
+    materialize_range(lakehouse.defs, SAMPLE_DAY, SAMPLE_DAY, instance=instance)
+    assert check_days(lakehouse.defs, instance, warning) == {"FAILED": {str(SAMPLE_DAY)}}

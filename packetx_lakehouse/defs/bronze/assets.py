@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import dagster as dg
 import pyarrow as pa
 
+from packetx_lakehouse.defs.bronze.acknowledged import acknowledged, is_acknowledged
 from packetx_lakehouse.defs.checks import DayChecks, problem_list, problems_check
 from packetx_lakehouse.defs.conventions import (
     OWNERS,
@@ -94,7 +95,8 @@ def bronze_assets(
                           description="WARNs when a landing file is not ingested as it is: refused (size "
                           "bounds, not or corrupt gzip, binary data, line ends), empty or header only, badly "
                           "named, skipped (links, sub-folders, hidden entries), gone or shrunk (a retracted "
-                          "file is listed as resolved)"),
+                          "file, or a problem acknowledged with `packetx-lakehouse acknowledge`, is listed as "
+                          "resolved)"),
         dg.AssetCheckSpec(SOURCES_INTACT, asset=RAW_ARCHIVE_KEY,
                           description="FAILS when an ingested file shrank, or left the landing area since the "
                           "last run, naming it with the rows and KB at stake (the archive keeps serving them)"),
@@ -191,7 +193,7 @@ def bronze_assets(
         checks = DayChecks(context)
         failed: dict[str, list[str]] = {}
         for day in days:
-            for result in _checks(problems_by_day[day]):
+            for result in _checks(problems_by_day[day], acknowledged(archive_store, day)):
                 yield from checks.evaluate(day, result)
                 if not result.passed:
                     failed.setdefault(result.check_name, []).append(day.isoformat())
@@ -286,15 +288,20 @@ def _problems_md(problems: list[LandingProblem]) -> dg.MetadataValue:
                             "" if p.rows_at_stake is None else f"{p.rows_at_stake:,}") for p in problems])
 
 
-def _checks(problems: list[LandingProblem]) -> list[dg.AssetCheckResult]:
-    def described(kinds: tuple[str, ...]) -> list[str]:
-        return [p.describe() for p in problems if p.fails and p.kind in kinds]
+def _checks(problems: list[LandingProblem], acknowledgements: dict[str, dict[str, str]]) -> list[dg.AssetCheckResult]:
+    # Resolved by an operator: a retracted file, or a problem acknowledged (``packetx-lakehouse
+    # acknowledge``). Still recorded (table, check metadata), no longer failing; a file off its date
+    # must be renamed or retracted.
+    def resolved(p: LandingProblem) -> bool:
+        return p.kind == RETRACTED or (p.kind != OFF_DATE and is_acknowledged(p, acknowledgements))
 
-    # A retracted file is a problem an operator resolved: recorded (table, metadata), no longer warned of.
-    resolved = [p.describe() for p in problems if p.kind == RETRACTED]
+    def described(kinds: tuple[str, ...]) -> list[str]:
+        return [p.describe() for p in problems if p.fails and p.kind in kinds and not resolved(p)]
+
+    done = [p.describe() + ("" if p.kind == RETRACTED else " (acknowledged)") for p in problems if resolved(p)]
     return [
-        problems_check(LANDING_PROBLEMS_CHECK, [p.describe() for p in problems if p.kind != RETRACTED],
-                       RAW_ARCHIVE_KEY, metadata={"resolved": problem_list(resolved)} if resolved else None,
+        problems_check(LANDING_PROBLEMS_CHECK, [p.describe() for p in problems if not resolved(p)],
+                       RAW_ARCHIVE_KEY, metadata={"resolved": problem_list(done)} if done else None,
                        severity=dg.AssetCheckSeverity.WARN),
         problems_check(SOURCES_INTACT, described((SHRUNK, GONE)), RAW_ARCHIVE_KEY),
         problems_check(ROWS_ON_FILE_DATE, described((OFF_DATE,)), BRONZE_PACKETS_KEY),
