@@ -407,7 +407,7 @@ def cmd_acknowledge(args: argparse.Namespace) -> int:
     if args.no_run:
         print(f"Its day's checks change on the day's next run: materialise {day} of daily_pipeline in the Dagster UI.")
         return 0
-    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(), log_level="ERROR",
+    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(settings), log_level="ERROR",
                                raise_on_error=False)
     print(f"Run {result.run_id} of {day} {'succeeded' if result.success else 'FAILED (see the Dagster UI)'}.")
     return 0 if result.success else 1

@@ -23,7 +23,7 @@ from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.schemas import DAILY_TOTAL_CHANGES, DEVICE_STATUS, TABLES_BY_LAYER, TableDef
 from packetx_lakehouse.lib.storage.iceberg import ensure_table
 from packetx_lakehouse.progress import run_progress
-from packetx_lakehouse.runner import landing_days, materialize_range, project_instance
+from packetx_lakehouse.runner import failure_message, landing_days, materialize_range, project_instance
 from packetx_lakehouse.settings import Settings
 
 
@@ -104,9 +104,16 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
              if len(ranges) > 1 else "") + ") ...", flush=True)
     steps = len(defs.resolve_job_def(DAILY_PIPELINE).graph.node_defs)  # one per multi-asset
     instance = project_instance(settings)
+    failed_runs = 0
     for start, end in ranges:
         with run_progress(steps, f"daily_pipeline {start} .. {end}") as on_event:
-            result = materialize_range(defs, start, end, instance=instance, log_level="WARNING", on_event=on_event)
+            result = materialize_range(defs, start, end, instance=instance, log_level="WARNING", on_event=on_event,
+                                       raise_on_error=False)
+        if not result.success:
+            # A day that failed (a misdated file) stops only itself: the runner built the others.
+            failed_runs += 1
+            print(f"Run {result.run_id} FAILED: {failure_message(result)}\nThe stretch's other days were built.")
+            continue
         checks = result.get_asset_check_evaluations()
         failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in checks if not e.passed]
         print(f"Run {result.run_id} succeeded; asset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
@@ -126,7 +133,7 @@ def run_demo(*, users: int, days: int, seed: int) -> int:
     print_answers(settings.serving_path)
     print_devices(catalog)
     print("\nOpen the Dagster UI:  .venv/bin/packetx-lakehouse ui   -> http://127.0.0.1:3000")
-    return 0
+    return 1 if failed_runs else 0
 
 
 ANSWERS = {

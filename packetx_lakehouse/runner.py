@@ -161,7 +161,7 @@ def materialize_range(
                             ", ".join(map(str, blocked)))
                 run(start, end, rest, {AFTER_RUN_TAG: result.run_id})
         if raise_on_error and not result.success:
-            raise dg.Failure(description=f"Run {result.run_id} failed: {_failure_message(result)}"
+            raise dg.Failure(description=f"Run {result.run_id} failed: {failure_message(result)}"
                              + (f"\nThe other days were built by the runs after it (tag {AFTER_RUN_TAG}={result.run_id})."
                                 if blocked and first != last else ""))
         return result
@@ -193,7 +193,8 @@ def ranges_without(first: dt.date, last: dt.date, left_out: list[dt.date]) -> li
     return ranges
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """What failed in ``result``'s run: each failed step with its error's message."""
     failures = [e for e in result.all_events if e.is_step_failure]
     return "; ".join(f"{e.step_key}: {e.event_specific_data.error.message.strip()}" for e in failures) or "see its log"
 

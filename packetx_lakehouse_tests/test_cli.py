@@ -260,3 +260,25 @@ def test_the_demo_runs_only_days_with_data_however_far_apart_and_still_empties_a
     assert len(runs) == 3
     days = set(lakehouse.table("packets", "packetx_silver").column("log_date").to_pylist())
     assert days == {first, last}
+
+
+def test_the_demo_over_a_range_with_a_misdated_file_fails_that_day_and_builds_the_others(lakehouse, monkeypatch,
+                                                                                         capsys):
+    """Issue 24.11: a renamed copy among three generated days; the demo built nothing before."""
+    first = dt.date.today() - dt.timedelta(days=10)
+    days = [first + dt.timedelta(days=n) for n in range(3)]
+    generate(lakehouse.landing, users=2, days=3, start=first, seed=5,
+             options=GeneratorOptions(minutes_per_day=10, pairs_per_minute=3))
+    original = sorted(lakehouse.landing.glob(f"*-{first}.csv"))[0]
+    renamed = original.name.replace(str(first), str(days[1]))
+    (lakehouse.landing / renamed).write_bytes(original.read_bytes())
+    monkeypatch.setenv("PACKETX_DATA_DIR", str(lakehouse.settings.data_dir))
+    monkeypatch.setenv("PACKETX_START_DATE", first.isoformat())
+    monkeypatch.chdir(lakehouse.settings.data_dir.parent)  # no dagster.yaml here: an ephemeral instance
+
+    assert cli.main(["demo"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(rf"FAILED: .*{re.escape(renamed)}: \d+ of \d+ rows are not on the file's date {days[1]}", out)
+    assert "The stretch's other days were built." in out
+    gold = set(lakehouse.table("daily_user_bandwidth", "packetx_gold").column("log_date").to_pylist())
+    assert gold == {days[0], days[2]}
