@@ -47,6 +47,22 @@ def test_the_private_names_the_adapter_uses_exist():
     assert "active_execution.sleep_til_ready()" in inspect.getsource(inner_plan_execution_iterator)
 
 
+def test_a_day_check_targets_the_day_s_latest_materialisation_as_dagster_s_own_results_do():
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
+
+    assert set(AssetCheckEvaluationTargetMaterializationData.__annotations__) >= {"storage_id", "run_id", "timestamp"}
+    key = dg.AssetKey("day_table")
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-11-21"))
+        evaluation = dg.AssetCheckEvaluation(asset_key=key, check_name="c", passed=False, partition="2026-11-21")
+        targeted = dagster_internals.on_latest_materialization(evaluation, instance)
+        (record,) = instance.fetch_materializations(key, limit=1).records
+    assert targeted.target_materialization_data.storage_id == record.storage_id
+    assert (targeted.passed, targeted.partition) == (False, "2026-11-21")
+
+
 def test_dagster_still_busy_waits_for_a_pool_slot_without_the_adapter():
     """If this fails, Dagster sleeps between claims by itself now: ``install_claim_wait`` may go,
     once Dagster also honours a captured interrupt while a step waits for a slot."""
