@@ -3,7 +3,6 @@
 import datetime as dt
 import shutil
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -23,7 +22,7 @@ from packetx_lakehouse.lib.ingest.filenames import parse_log_file_name
 from packetx_lakehouse.lib.schemas import DAILY_TOTAL_CHANGES, DEVICE_STATUS, TABLES_BY_LAYER, TableDef
 from packetx_lakehouse.lib.storage.iceberg import ensure_table
 from packetx_lakehouse.progress import run_progress
-from packetx_lakehouse.runner import failure_message, landing_days, materialize_range, project_instance
+from packetx_lakehouse.runner import day_ranges, failure_message, landing_days, materialize_range, project_instance
 from packetx_lakehouse.settings import Settings
 
 
@@ -50,22 +49,6 @@ def seed_s3_landing(settings: Settings, *, users: int, days: int, seed: int) -> 
     with tempfile.TemporaryDirectory() as tmp:
         seed_landing(settings.model_copy(update={"traffic_log_dir": Path(tmp)}), users=users, days=days, seed=seed)
         return [result.name for result in upload_files(settings, sorted(Path(tmp).iterdir()))]
-
-
-def day_ranges(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """Stretches of consecutive days as ``(first, last)``, one run each.
-
-    A range run records Dagster events (planned, materialised, checked) for every asset on every
-    day in it, seconds per day on SQLite storage, even a day with nothing landed: captures months
-    apart must not pay for each day between them, a second run's start-up costs less.
-    """
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for day in sorted(days):
-        if ranges and day - ranges[-1][1] == dt.timedelta(days=1):
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return ranges
 
 
 def table_rows(catalog: Catalog, table_def: TableDef) -> int:

@@ -22,7 +22,7 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -156,7 +156,8 @@ def materialize_range(
             # cannot fail one day of a range run, so the blocked days stay failed with that run.
             done = {event.asset_key for event in result.get_asset_materialization_events()}
             rest = [key for key in (keys or sorted(job.asset_layer.executable_asset_keys)) if key not in done]
-            for start, end in ranges_without(first, last, blocked):
+            days = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+            for start, end in day_ranges(day for day in days if day not in blocked):
                 log.warning("%s..%s: building on after run %s stopped on %s", start, end, result.run_id,
                             ", ".join(map(str, blocked)))
                 run(start, end, rest, {AFTER_RUN_TAG: result.run_id})
@@ -176,20 +177,19 @@ def blocked_days(result: dg.ExecuteInProcessResult) -> list[dt.date]:
                    if not e.passed and e.blocking and e.severity == dg.AssetCheckSeverity.ERROR and e.partition})
 
 
-def ranges_without(first: dt.date, last: dt.date, left_out: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """The contiguous ranges of ``first..last`` that are not ``left_out``."""
+def day_ranges(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Stretches of consecutive days as ``(first, last)``, one run each.
+
+    A range run records Dagster events (planned, materialised, checked) for every asset on every
+    day in it, seconds per day on SQLite storage, even a day with nothing landed: captures months
+    apart must not pay for each day between them, a second run's start-up costs less.
+    """
     ranges: list[tuple[dt.date, dt.date]] = []
-    day, start = first, None
-    while day <= last:
-        if day in left_out:
-            if start is not None:
-                ranges.append((start, day - dt.timedelta(days=1)))
-            start = None
-        elif start is None:
-            start = day
-        day += dt.timedelta(days=1)
-    if start is not None:
-        ranges.append((start, last))
+    for day in sorted(days):
+        if ranges and day - ranges[-1][1] == dt.timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
     return ranges
 
 

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from packetx_lakehouse import cli, demo
+from packetx_lakehouse import cli, demo, runner
 from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.resources import archive_store
 from packetx_lakehouse.devices.generator import GeneratorOptions, generate
@@ -225,9 +225,9 @@ def test_explain_anomaly_names_what_changed_most(spiky, capsys):
 def test_day_ranges_are_the_stretches_of_consecutive_days():
     d = dt.date(2026, 11, 1)
     days = [d + dt.timedelta(days=n) for n in (9, 0, 1, 2, 30, 600, 601)]
-    assert demo.day_ranges(days) == [(d, d + dt.timedelta(days=2)), (d + dt.timedelta(days=9),) * 2,
+    assert runner.day_ranges(days) == [(d, d + dt.timedelta(days=2)), (d + dt.timedelta(days=9),) * 2,
                                      (d + dt.timedelta(days=30),) * 2, (d + dt.timedelta(days=600), d + dt.timedelta(days=601))]
-    assert demo.day_ranges([]) == []
+    assert runner.day_ranges([]) == []
 
 
 def test_the_demo_runs_only_days_with_data_however_far_apart_and_still_empties_a_retracted_day(lakehouse, monkeypatch):
