@@ -328,7 +328,6 @@ def _who() -> str:
 
 def cmd_retract(args: argparse.Namespace) -> int:
     """Record the retraction in the raw archive, then (unless ``--no-run``) run the day's pipeline."""
-    from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.defs.partitions import check_partition_key, daily_partitions
     from packetx_lakehouse.defs.resources import archive_store, landing_store
     from packetx_lakehouse.lib.ingest.archive import (
@@ -338,7 +337,6 @@ def cmd_retract(args: argparse.Namespace) -> int:
         source_of_name,
     )
     from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
-    from packetx_lakehouse.runner import materialize_range, project_instance
 
     settings = Settings.from_env()
     archive = archive_store(settings)
@@ -360,11 +358,7 @@ def cmd_retract(args: argparse.Namespace) -> int:
         print(problem or f"Its rows change in every layer on the day's next run: materialise {day} of the "
               "daily_pipeline job in the Dagster UI (or leave out --no-run to run it from here).")
         return 0
-    print(f"Running daily_pipeline for {day} ...", flush=True)
-    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(settings), log_level="ERROR",
-                               raise_on_error=False)
-    print(f"Run {result.run_id} {'succeeded' if result.success else 'FAILED (see the Dagster UI)'}.")
-    return 0 if result.success else 1
+    return _run_day(settings, day)
 
 
 def _add_acknowledge(sub: argparse._SubParsersAction) -> None:
@@ -381,13 +375,11 @@ def _add_acknowledge(sub: argparse._SubParsersAction) -> None:
 
 def cmd_acknowledge(args: argparse.Namespace) -> int:
     """Record (or withdraw) the acknowledgement of a file's open landing problem, then run its day."""
-    from packetx_lakehouse.definitions import build_definitions
     from packetx_lakehouse.defs.bronze.acknowledged import acknowledge, withdraw
     from packetx_lakehouse.defs.resources import archive_store, open_catalog
     from packetx_lakehouse.lib.ingest.archive import source_of_name
     from packetx_lakehouse.lib.schemas import LANDING_PROBLEMS
     from packetx_lakehouse.lib.storage.iceberg import ensure_table
-    from packetx_lakehouse.runner import materialize_range, project_instance
 
     settings = Settings.from_env()
     archive = archive_store(settings)
@@ -407,8 +399,17 @@ def cmd_acknowledge(args: argparse.Namespace) -> int:
     if args.no_run:
         print(f"Its day's checks change on the day's next run: materialise {day} of daily_pipeline in the Dagster UI.")
         return 0
-    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(settings), log_level="ERROR",
-                               raise_on_error=False)
+    return _run_day(settings, day)
+
+
+def _run_day(settings: Settings, day: dt.date) -> int:
+    """Run ``day`` of the daily pipeline here, on the lakehouse's own instance (so the UI shows it)."""
+    from packetx_lakehouse.definitions import build_definitions
+    from packetx_lakehouse.runner import materialize_range, project_instance
+
+    print(f"Running daily_pipeline for {day} ...", flush=True)
+    result = materialize_range(build_definitions(settings), day, day, instance=project_instance(settings),
+                               log_level="ERROR", raise_on_error=False)
     print(f"Run {result.run_id} of {day} {'succeeded' if result.success else 'FAILED (see the Dagster UI)'}.")
     return 0 if result.success else 1
 
