@@ -3,8 +3,10 @@ tiers, and a test process environment no developer setting leaks into.
 
 Tiers (``pytest -m TIER``; ``bash scripts/test.sh`` runs them all):
 
-- ``unit``: pure functions and in-process ``materialize`` runs on local storage. Parallel
-  (pytest-xdist), each test in its own temporary directory.
+- ``unit``: pure functions, Iceberg and DuckDB on local files: the fast loop while editing.
+- ``pipeline``: the Dagster definitions run in process (``materialize``, sensors, automation
+  conditions), the CLI and the demo, on local storage.
+  Both parallel (pytest-xdist), each test in its own temporary directory.
 - ``services``: the AWS path against moto server and PostgreSQL, the Celery profile with
   RabbitMQ and Redis.
 - ``e2e``: real processes of the product: ``dagster dev``, run processes stopped and killed
@@ -34,10 +36,10 @@ from packetx_lakehouse.settings import Settings
 TIERS = {
     "lib": "unit",
     "devices": "unit",
-    "defs": "unit",
-    "dashboard": "unit",
+    "defs": "pipeline",
+    "dashboard": "pipeline",
     "test_bench_profile.py": "unit",
-    "test_cli.py": "unit",
+    "test_cli.py": "pipeline",
     "test_dagster_internals.py": "unit",
     "test_definitions.py": "unit",
     "test_dependencies.py": "unit",
@@ -50,12 +52,12 @@ TIERS = {
 }
 #: Seconds a test of each tier may take (set-up and tear-down included) before it fails as hung:
 #: several times the slowest test of the tier on a loaded 2-core machine, never a speed target.
-TIMEOUTS = {"unit": 300, "services": 600, "e2e": 900, "browser": 600}
+TIMEOUTS = {"unit": 300, "pipeline": 300, "services": 600, "e2e": 900, "browser": 600}
 #: Tests that share a costly module- or package-scoped fixture (a served lakehouse, a ``dagster dev``,
 #: the Celery profile): one pytest-xdist worker runs each group (``--dist loadgroup``), so it is built once.
 SHARED = ("dashboard", "e2e", "distributed", "lib/transform/test_gold.py")
 #: Scheduled first, so the long tests do not end up alone on one worker at the end of the run.
-ORDER = {"e2e": 0, "services": 1, "browser": 2, "unit": 3}
+ORDER = {"e2e": 0, "services": 1, "browser": 2, "pipeline": 3, "unit": 4}
 TESTS = Path(__file__).resolve().parent
 
 # Hypothesis: the same examples on every CI run (a failure is one to reproduce, never a flake); a

@@ -2,7 +2,7 @@
 # Install the project into .venv from requirements.lock (exact versions, hashes checked; nothing is
 # resolved again), then run the test suite on every core with pytest-xdist.
 #   bash scripts/test.sh                every tier, as CI runs it (the heavy tests are scheduled first)
-#   bash scripts/test.sh -m unit        one tier: unit | services | e2e | browser (packetx_lakehouse_tests/conftest.py)
+#   bash scripts/test.sh -m unit        one tier: unit | pipeline | services | e2e | browser (packetx_lakehouse_tests/conftest.py)
 #   bash scripts/test.sh -m "not browser" -x packetx_lakehouse_tests/lib    any pytest arguments
 #   bash scripts/test.sh -n 0 FILE      serial, e.g. to debug one test
 # Browser tests need Debian's chromium; it is installed here when missing (root, as in CI).
