@@ -444,7 +444,7 @@ def runs_of_window(dagster_home: Path, since: float) -> dict[str, Any]:
     whole: dict[str, int] = defaultdict(int)
     failed: dict[str, int] = defaultdict(int)
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        for record in instance.get_run_records(filters=dg.RunsFilter(created_after=dt.datetime.fromtimestamp(since))):
+        for record in instance.get_run_records(filters=dg.RunsFilter(created_after=dt.datetime.fromtimestamp(since, dt.UTC))):
             run = record.dagster_run
             kind = ("landing refresh" if "packetx/refresh" in run.tags else run.tags.get("dagster/sensor_name")
                     or run.tags.get("dagster/schedule_name") or run.job_name)
