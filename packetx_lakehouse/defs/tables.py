@@ -33,6 +33,7 @@ from packetx_lakehouse.defs.metadata import iceberg_metadata, partition_metadata
 from packetx_lakehouse.lib.schemas import TableDef
 from packetx_lakehouse.lib.storage.iceberg import (
     HOURS_SUMMARY,
+    DayCounts,
     OnRetry,
     StaleSourceError,
     WriteResult,
@@ -204,6 +205,7 @@ class RunTables:
         *,
         generations: Mapping[dt.date, int],
         undated: bool = False,
+        counted: DayCounts | None = None,
         per_day: PerDay | None = None,
         report: bool = True,
         **metadata: object,
@@ -213,6 +215,7 @@ class RunTables:
 
         ``generations``: the source generation each day's rows were built from (see ``redo_when_stale``).
         ``undated``: also replace the rows whose day is null (what the whole run saw, not one day).
+        ``counted``: each day's figures that are not sums of its rows, kept with its totals.
         Each day's materialisation gets its row count and preview, plus ``per_day(day, rows)``;
         ``metadata`` is shared by every day of the commit.
 
@@ -222,7 +225,7 @@ class RunTables:
         with self._naming("writing", table_def, "to"):
             written = replace_partitions(self.table(table_def), data,
                                          values=[*self.days, *([None] if undated else [])],
-                                         generations=generations, sums=table_def.totals,
+                                         generations=generations, sums=table_def.totals, counted=counted,
                                          **self._write_options(context, table_def))
         self._tables[table_def] = data
         self._generations[table_def] = dict(generations)
@@ -236,6 +239,7 @@ class RunTables:
         *,
         continues: Mapping[dt.date, int],
         generations: Mapping[dt.date, int],
+        counted: DayCounts | None = None,
         per_day: PerDay | None = None,
         **metadata: object,
     ) -> dg.MaterializeResult:
@@ -248,7 +252,7 @@ class RunTables:
         """
         with self._naming("writing", table_def, "to"):
             written = append_rows(self.table(table_def), data, continues=continues, generations=generations,
-                                  sums=table_def.totals, **self._write_options(context, table_def))
+                                  sums=table_def.totals, counted=counted, **self._write_options(context, table_def))
         self._forget_refreshed(table_def)
         return self._result(context, table_def, data, written, per_day, metadata)
 

@@ -29,7 +29,7 @@ from packetx_lakehouse.defs.metadata import markdown_table, shorten
 from packetx_lakehouse.defs.partitions import check_partition_key, describe_partitions, partition_dates
 from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
 from packetx_lakehouse.defs.tables import PerDay, RunTables, add_day_metadata, redo_when_stale
-from packetx_lakehouse.lib.ingest.archive import DayTails, collect_tails
+from packetx_lakehouse.lib.ingest.archive import DayManifest, DayTails, collect_tails, lines_to_read, manifest_at
 from packetx_lakehouse.lib.ingest.bronze import BronzeBatch, ingest_days, ingest_tails, merge_batches
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
 from packetx_lakehouse.lib.ingest.limits import IngestLimits
@@ -49,7 +49,7 @@ from packetx_lakehouse.lib.schemas import (
     LANDING_PROBLEMS,
     TableDef,
 )
-from packetx_lakehouse.lib.storage.iceberg import recorded_totals, source_generations
+from packetx_lakehouse.lib.storage.iceberg import DayCounts, recorded_totals, source_generations
 from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
 
 #: The bronze tables with a row per line of a file: a refresh appends to both.
@@ -60,6 +60,10 @@ BRONZE_QUARANTINE_KEY = asset_key(BRONZE_QUARANTINE)
 LANDING_PROBLEMS_KEY = asset_key(LANDING_PROBLEMS)
 #: Check names: problems at the landing edge (WARN), ingested data contradicted (ERROR).
 LANDING_PROBLEMS_CHECK, SOURCES_INTACT, ROWS_ON_FILE_DATE = "landing_problems", "sources_intact", "rows_on_file_date"
+#: Check name: every archived line of a day is in bronze, as a row, a quarantined line, a header or a blank line.
+LINES_CONSERVED = "lines_conserved"
+#: A day's lines that are neither rows nor quarantined, kept with bronze's totals (``counted``).
+NOT_ROWS = ("headers", "blank_lines")
 #: Run tag of a run whose bronze checks failed on some day, naming them (the run may still succeed).
 PROBLEMS_TAG = "packetx/problems"
 #: Problems logged one by one per run; the rest are counted (all are in the table and metadata).
@@ -101,6 +105,11 @@ def bronze_assets(
                           description="FAILS when an ingested file shrank, or left the landing area since the "
                           "last run, naming it with the rows and KB at stake (the archive keeps serving them)"),
         # Blocking: nothing downstream of the day is built (by this run or by automation) until it passes.
+        dg.AssetCheckSpec(LINES_CONSERVED, asset=BRONZE_PACKETS_KEY, blocking=True,
+                          description="archive lines = bronze rows + quarantined + headers + blank lines: every "
+                          "line of the day's archived files (a cut last line included) is accounted for, from "
+                          "the archive manifest and the totals bronze's commits keep (WARNs when either is not "
+                          "recorded)"),
         dg.AssetCheckSpec(ROWS_ON_FILE_DATE, asset=BRONZE_PACKETS_KEY, blocking=True,
                           description="FAILS when most of a file's rows are not on the date in its name "
                           "(they are quarantined; the run stops with an error naming the file, and nothing "
@@ -165,15 +174,17 @@ def bronze_assets(
                     "problems": _problems_md(found)}
 
         # Bronze carries the source version (archive manifest generation) of each day it read.
+        counted = {day: {"headers": sum(f.headers for f in files_by_day[day]),
+                         "blank_lines": sum(f.blank for f in files_by_day[day])} for day in days}
         if tails is None:
             packets = tables.commit(context, BRONZE_PACKETS, batch.packets, generations=batch.generations,
-                                    per_day=packets_of_day)
+                                    counted=counted, per_day=packets_of_day)
             quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, generations=batch.generations,
                                        per_day=quarantine_of_day)
         else:
             since = {day: found.since for day, found in tails.items()}
             packets = _append_new_lines(context, tables, BRONZE_PACKETS, batch.packets, since, batch.generations,
-                                        packets_of_day)
+                                        packets_of_day, counted)
             quarantine = _append_new_lines(context, tables, BRONZE_QUARANTINE, batch.quarantine, since,
                                            batch.generations, quarantine_of_day)
         recorded = problems_table(problems, first_sightings(recorded_before), now)
@@ -193,7 +204,9 @@ def bronze_assets(
         checks = DayChecks(context)
         failed: dict[str, list[str]] = {}
         for day in days:
-            for result in _checks(problems_by_day[day], acknowledged(archive_store, day)):
+            lines = _lines_conserved(manifest_at(archive_store, day, batch.generations[day]),
+                                     *(recorded_totals(tables.table(t), day) for t in BRONZE_LINE_TABLES))
+            for result in [*_checks(problems_by_day[day], acknowledged(archive_store, day)), lines]:
                 yield from checks.evaluate(day, result)
                 if not result.passed:
                     failed.setdefault(result.check_name, []).append(day.isoformat())
@@ -249,7 +262,9 @@ def bronze_generation(tables: RunTables, day: dt.date) -> int | None:
     if len(generations) != 1:
         return None
     since = generations.pop()
-    if since and any(recorded_totals(tables.table(t), day) is None for t in BRONZE_LINE_TABLES):
+    totals = [recorded_totals(tables.table(t), day) for t in BRONZE_LINE_TABLES]
+    # Totals without the lines that are not rows: kept by an earlier version; one whole read records them.
+    if since and (None in totals or any(name not in totals[0] for name in NOT_ROWS)):
         return None
     return since
 
@@ -257,13 +272,41 @@ def bronze_generation(tables: RunTables, day: dt.date) -> int | None:
 def _append_new_lines(
     context: dg.AssetExecutionContext, tables: RunTables, table_def: TableDef, rows: pa.Table,
     since: dict[dt.date, int], generations: Mapping[dt.date, int], per_day: PerDay,
+    counted: DayCounts | None = None,
 ) -> dg.MaterializeResult:
-    """Append a refresh's new rows, or, with nothing new for any day, say so without a commit."""
+    """Append a refresh's new rows (and add ``counted``), or, with nothing new for any day, say so
+    without a commit."""
     moved = {day: generations[day] for day in since if generations[day] != since[day]}
     if not moved:
         return dg.MaterializeResult(asset_key=asset_key(table_def), metadata={"new_rows": 0})
     return tables.append(context, table_def, rows, continues={day: since[day] for day in moved}, generations=moved,
-                         per_day=per_day, new_rows=rows.num_rows)
+                         counted=counted, per_day=per_day, new_rows=rows.num_rows)
+
+
+def _lines_conserved(
+    manifest: DayManifest | None, packets: Mapping[str, int] | None, quarantine: Mapping[str, int] | None
+) -> dg.AssetCheckResult:
+    """Archive lines = bronze rows + quarantined + headers + blank lines, for one day.
+
+    ``manifest``: the day's source set at the generation bronze holds; ``packets`` and
+    ``quarantine``: the day's totals their tables keep. Both sides are read from what is recorded,
+    so the check costs nothing per row, on a refresh as on a rebuild.
+    """
+    archived = None if manifest is None else lines_to_read(manifest)
+    if archived is None or packets is None or quarantine is None or any(n not in packets for n in NOT_ROWS):
+        missing = ("the archive's line counts" if archived is None
+                   else "bronze's per-day totals (kept by an earlier version: a whole read of the day records them)")
+        return dg.AssetCheckResult(check_name=LINES_CONSERVED, asset_key=BRONZE_PACKETS_KEY, passed=False,
+                                   severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"problems": problem_list([f"not evaluated: {missing} are not recorded"])})
+    figures = {"archive_lines": archived, "rows": packets["records"], "quarantined": quarantine["records"],
+               "headers": packets["headers"], "blank_lines": packets["blank_lines"]}
+    accounted = sum(figures.values()) - archived
+    problems = [] if accounted == archived else [
+        f"{archived:,} lines in the day's archived files, but {figures['rows']:,} rows + {figures['quarantined']:,} "
+        f"quarantined + {figures['headers']:,} headers + {figures['blank_lines']:,} blank = {accounted:,} "
+        f"({accounted - archived:+,})"]
+    return problems_check(LINES_CONSERVED, problems, BRONZE_PACKETS_KEY, metadata=figures)
 
 
 def _log_problems(

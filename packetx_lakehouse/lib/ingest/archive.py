@@ -323,6 +323,19 @@ def manifest_at(archive: ObjectStore, day: dt.date, generation: int) -> DayManif
     return DayManifest(generation, files, base.retracted, frozenset(), base.replaced_at)
 
 
+def lines_to_read(manifest: DayManifest) -> int | None:
+    """The lines a whole read of the day's current files reads: each file's complete lines, plus
+    its last line when that is cut short (the reader judges it too; a refresh never extends such a
+    file). None when a file's count is unknown (a manifest written before counts were recorded, or
+    a generation inside a merged part). Retracted sources are not the day's: not counted."""
+    total = 0
+    for entry in manifest.files.values():
+        if entry.lines is None:
+            return None
+        total += entry.lines + (entry.size > 0 and not entry.ends_with_lf)
+    return total
+
+
 def _history_generations(archive: ObjectStore, day: dt.date) -> list[int]:
     prefix = _history_key(day, 0).rsplit("/", 1)[0] + "/"
     return [int(info.key.rsplit("-", 1)[1].removesuffix(".json")) for info in archive.list(prefix)]

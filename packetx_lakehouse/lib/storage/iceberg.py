@@ -296,6 +296,7 @@ def replace_partitions(
     values: Iterable[object],
     generations: Generations | None = None,
     sums: Sequence[str] = (),
+    counted: DayCounts | None = None,
     snapshot_properties: dict[str, str] | None = None,
     retries: int = COMMIT_ATTEMPTS,
     on_retry: OnRetry | None = None,
@@ -309,6 +310,9 @@ def replace_partitions(
         generations: The source generation of each day ``data`` was built from (the days it
             read, which may be more than ``values``, e.g. a baseline window). Recorded in the
             same commit; None writes without the guard.
+        sums: Columns whose per-day totals the commit records (``TOTALS_PROPERTY``).
+        counted: Per-day figures that are not sums of ``data``'s rows, recorded with the totals
+            (a day missing here records none).
 
     Raises:
         ValueError: if ``data`` holds rows outside ``values`` (they would survive the next
@@ -324,7 +328,7 @@ def replace_partitions(
         if stray:
             raise ValueError(f"rows for {sorted(stray)} outside the partitions being replaced")
     days = sorted(v for v in wanted if isinstance(v, dt.date))
-    totals = _Totals(sums, days, column, set_to=data) if days else None
+    totals = _Totals(sums, days, column, set_to=data, counted=counted or {}) if days else None
     write = _Write(expression, generations, totals=totals, summary=_changes_summary(days, None, generations))
     return _overwrite(table, data, write, snapshot_properties, retries, on_retry)
 
@@ -336,6 +340,7 @@ def append_rows(
     continues: Generations,
     generations: Generations,
     sums: Sequence[str] = (),
+    counted: DayCounts | None = None,
     snapshot_properties: dict[str, str] | None = None,
     retries: int = COMMIT_ATTEMPTS,
     on_retry: OnRetry | None = None,
@@ -345,6 +350,7 @@ def append_rows(
     A fast append (one new manifest, none rewritten): the cost of the commit does not grow with
     the day. The commit continues each day of ``continues`` from that generation to the one in
     ``generations``, and records both in the snapshot's summary (see ``changes_since``).
+    ``counted`` figures are added to the day's recorded ones (see ``replace_partitions``).
 
     Raises:
         MovedSourceError: if the table does not hold exactly the ``continues`` generation of a day.
@@ -352,7 +358,7 @@ def append_rows(
     days = sorted(continues)
     empty = frozenset(day for day, generation in continues.items() if generation == 0)
     write = _Write(None, generations, continues=continues,
-                   totals=_Totals(sums, days, "log_date", add=data, empty=empty),
+                   totals=_Totals(sums, days, "log_date", add=data, empty=empty, counted=counted or {}),
                    summary=_changes_summary(days, continues, generations))
     return _overwrite(table, data, write, snapshot_properties, retries, on_retry)
 
@@ -478,9 +484,15 @@ CHANGES_SUMMARY = "packetx.changes"
 HOURS_SUMMARY = "packetx.hours"
 
 
+#: Figures of a day a commit records with its totals that are not sums of its rows (bronze: the
+#: header and blank lines its files held), ``{day: {name: count}}``.
+DayCounts = Mapping[dt.date, Mapping[str, int]]
+
+
 @dataclass(frozen=True)
 class _Totals:
-    """How a commit moves the recorded totals of ``days``: set to ``set_to``'s, or by ``add`` minus ``remove``."""
+    """How a commit moves the recorded totals of ``days``: set to ``set_to``'s, or by ``add`` minus
+    ``remove``; ``counted`` figures are set, or added, the same way."""
 
     columns: Sequence[str]
     days: Sequence[dt.date]
@@ -490,20 +502,26 @@ class _Totals:
     remove: pa.Table | None = None
     #: Days the table holds nothing of yet (generation 0): their totals start from zero.
     empty: frozenset[dt.date] = frozenset()
+    counted: DayCounts = field(default_factory=dict)
 
     def properties(self, recorded: Mapping[str, str]) -> dict[str, str]:
         """The new ``TOTALS_PROPERTY`` values (none for a day whose earlier totals are unknown)."""
         out = {}
         for day in self.days:
             key = f"{TOTALS_PROPERTY}{day.isoformat()}"
+            counted = self.counted.get(day, {})
             if self.set_to is not None:
-                totals = day_sums(self.set_to, day, self.columns, self.column)
+                totals = day_sums(self.set_to, day, self.columns, self.column) | dict(counted)
             elif key in recorded or day in self.empty:
                 totals = json.loads(recorded[key]) if key in recorded else {}
+                known = {name for name in counted if name in totals or day in self.empty}
                 for sign, rows in ((1, self.add), (-1, self.remove)):
                     if rows is not None:
                         for name, value in day_sums(rows, day, self.columns, self.column).items():
                             totals[name] = totals.get(name, 0) + sign * value
+                # A figure an earlier version did not record stays unrecorded until the day is replaced.
+                for name in known:
+                    totals[name] = totals.get(name, 0) + counted[name]
             else:
                 continue
             out[key] = json.dumps(totals, sort_keys=True)
@@ -516,7 +534,10 @@ def day_sums(data: pa.Table, day: dt.date, columns: Sequence[str], column: str =
     Float columns (KB) are summed as whole micro-units, exact below 2**53 whatever the order of
     the rows or of the commits that add and remove them (a NaN shows as NaN).
     """
-    rows = data.filter(pc.equal(data.column(column), pa.scalar(day, data.schema.field(column).type)))
+    # Only the summed columns are filtered: a copy of every column of a week of silver, once per
+    # day, cost more than the sums themselves.
+    needed = data.select([column, *columns])
+    rows = needed.filter(pc.equal(needed.column(column), pa.scalar(day, data.schema.field(column).type)))
     sums: dict[str, float] = {"records": rows.num_rows}
     for name in columns:
         values = rows.column(name)

@@ -13,6 +13,7 @@ from packetx_lakehouse.lib.ingest.archive import (
     LandingRef,
     Part,
     collect_day,
+    lines_to_read,
     load_manifest,
     manifest_at,
     restore,
@@ -251,3 +252,18 @@ def test_two_runs_archiving_a_day_at_once_never_reuse_or_lose_a_generation(tmp_p
     assert manifest.files["alice-2026-11-20.csv"].size == len(HEADER + row + row)
     again = collect_day(landing, archive, DAY, landing.list(), now=NOW)
     assert (again.generation, again.newly_archived) == (1, [])
+
+
+def test_the_lines_a_whole_read_reads_count_a_cut_last_line_and_leave_retracted_files_out(stores):
+    landing, archive = stores
+    landing.put(ALICE, HEADER + rows(3) + b"alice,2026-11-20 10:5")  # a last line still being written
+    landing.put("bob-2026-11-20.csv", HEADER + rows(2).replace(b"alice", b"bob"))
+    landing.put("carol-2026-11-20.csv", HEADER + rows(1).replace(b"alice", b"carol"))
+    collect(stores)
+    assert lines_to_read(load_manifest(archive, DAY)) == (4 + 1) + 3 + 2
+    retract(archive, "carol-2026-11-20.csv", by="dave", reason="wrong day", now=NOW)
+    assert lines_to_read(load_manifest(archive, DAY)) == (4 + 1) + 3
+    # A generation inside a merged part has lost its count: nothing to compare with.
+    merged = Part("date=2026-11-20/m.gz", 500, 10, "aa" * 32, NOW.isoformat(), generation=5, from_generation=1, level=1)
+    unknown = ArchivedFile(ALICE, "", 500, None, (merged,))
+    assert lines_to_read(DayManifest(3, {ALICE: unknown})) is None

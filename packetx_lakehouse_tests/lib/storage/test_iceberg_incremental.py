@@ -107,3 +107,22 @@ def test_changes_cannot_be_told_across_a_replacement_or_an_expired_snapshot(tabl
     for generation in range(3, 3 + RECENT_SNAPSHOTS + 1):
         append_rows(table, rows(D2, [generation]), continues={D2: generation - 3}, generations={D2: generation - 2})
     assert changes_since(table.refresh(), D1, 2) is None  # that commit's snapshot has expired
+
+
+def test_counts_that_are_no_sum_of_rows_are_set_by_a_replacement_and_added_by_appends(table):
+    replace_partitions(table, rows(D1, [0]), values=[D1, D2], generations={D1: 1, D2: 1}, sums=("rows",),
+                       counted={D1: {"headers": 2, "blank_lines": 1}, D2: {"headers": 0, "blank_lines": 0}})
+    append_rows(table, rows(D1, [1]), continues={D1: 1}, generations={D1: 2}, sums=("rows",),
+                counted={D1: {"headers": 1, "blank_lines": 0}})
+    table = table.refresh()
+    assert recorded_totals(table, D1) == {"records": 2, "rows": 4, "headers": 3, "blank_lines": 1}
+    assert recorded_totals(table, D2) == {"records": 0, "rows": 0, "headers": 0, "blank_lines": 0}
+    # A day whose totals were kept without a count (an earlier version) does not start counting
+    # half-way: the count stays unrecorded until the day is replaced whole.
+    replace_partitions(table, rows(D2, [0]), values=[D2], generations={D2: 2}, sums=("rows",))
+    append_rows(table, rows(D2, [1]), continues={D2: 2}, generations={D2: 3}, sums=("rows",),
+                counted={D2: {"headers": 1}})
+    assert recorded_totals(table.refresh(), D2) == {"records": 2, "rows": 4}
+    replace_partitions(table, rows(D2, [0]), values=[D2], generations={D2: 4}, sums=("rows",),
+                       counted={D2: {"headers": 5}})
+    assert recorded_totals(table.refresh(), D2) == {"records": 1, "rows": 2, "headers": 5}
