@@ -100,9 +100,17 @@ def runs_of_one_host(instance: dg.DagsterInstance) -> bool:
     return isinstance(instance.run_storage, SqliteRunStorage)
 
 
-def on_latest_materialization(evaluation: dg.AssetCheckEvaluation, instance: dg.DagsterInstance) -> dg.AssetCheckEvaluation:
+#: Latest materialisations already looked up, by (asset key, partition): see ``on_latest_materialization``.
+KnownTargets = dict[tuple[dg.AssetKey, str], object]
+
+
+def on_latest_materialization(
+    evaluation: dg.AssetCheckEvaluation, instance: dg.DagsterInstance, known: KnownTargets | None = None
+) -> dg.AssetCheckEvaluation:
     """``evaluation`` targeting the latest materialisation of its asset's partition (as of now).
 
+    ``known``: the targets a caller already looked up, filled in here; several checks of one
+    asset-day then cost one query (the caller forgets an asset's entries when it materialises again).
     Without the private class (a changed Dagster) the evaluation is returned as it is: the UI then
     shows the day's check as not evaluated after the materialisation, never a wrong result.
     """
@@ -114,13 +122,20 @@ def on_latest_materialization(evaluation: dg.AssetCheckEvaluation, instance: dg.
         )
     except ImportError:
         return evaluation
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=evaluation.asset_key, asset_partitions=[evaluation.partition]), limit=1
-    ).records
-    if not records:
+    key = (evaluation.asset_key, evaluation.partition)
+    if known is None or key not in known:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=evaluation.asset_key, asset_partitions=[evaluation.partition]), limit=1
+        ).records
+        found = AssetCheckEvaluationTargetMaterializationData(
+            run_id=records[0].run_id, storage_id=records[0].storage_id, timestamp=records[0].timestamp,
+        ) if records else None
+        if known is None:
+            known = {}
+        known[key] = found
+    target = known[key]
+    if target is None:
         return evaluation
-    target = AssetCheckEvaluationTargetMaterializationData(
-        run_id=records[0].run_id, storage_id=records[0].storage_id, timestamp=records[0].timestamp)
     return dg.AssetCheckEvaluation(
         asset_key=evaluation.asset_key, check_name=evaluation.check_name, passed=evaluation.passed,
         metadata=evaluation.metadata, target_materialization_data=target, severity=evaluation.severity,

@@ -63,6 +63,24 @@ def test_a_day_check_targets_the_day_s_latest_materialisation_as_dagster_s_own_r
     assert (targeted.passed, targeted.partition) == (False, "2026-11-21")
 
 
+def test_the_checks_of_one_asset_day_share_one_lookup_until_the_caller_forgets_it():
+    key, day = dg.AssetKey("day_table"), "2026-11-21"
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day))
+        known = {}
+        first = dagster_internals.on_latest_materialization(
+            dg.AssetCheckEvaluation(asset_key=key, check_name="a", passed=True, partition=day), instance, known)
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day))
+        second = dagster_internals.on_latest_materialization(
+            dg.AssetCheckEvaluation(asset_key=key, check_name="b", passed=True, partition=day), instance, known)
+        fresh = dagster_internals.on_latest_materialization(
+            dg.AssetCheckEvaluation(asset_key=key, check_name="b", passed=True, partition=day), instance)
+        newest = instance.fetch_materializations(key, limit=1).records[0].storage_id
+    assert list(known) == [(key, day)]
+    assert first.target_materialization_data == second.target_materialization_data
+    assert fresh.target_materialization_data.storage_id == newest != first.target_materialization_data.storage_id
+
+
 def test_dagster_still_busy_waits_for_a_pool_slot_without_the_adapter():
     """If this fails, Dagster sleeps between claims by itself now: ``install_claim_wait`` may go,
     once Dagster also honours a captured interrupt while a step waits for a slot."""

@@ -63,8 +63,12 @@ def selected_checks(context: dg.AssetExecutionContext, asset: dg.AssetKey) -> se
 class DayChecks:
     """A daily step's check results, each on its day's partition, and the blocking ones that failed."""
 
-    def __init__(self, context: dg.AssetExecutionContext) -> None:
+    def __init__(self, context: dg.AssetExecutionContext, *, held_back: bool = False) -> None:
+        """``held_back``: the step's events reach Dagster only when its body ends
+        (``tables.redo_when_stale``), which targets each evaluation at its day's materialisation
+        then; looked up here, the target would be the materialisation before this run's."""
         self.context = context
+        self.held_back = held_back
         self.specs = {spec.key: spec for spec in context.assets_def.check_specs}
         self._emitted: set[dg.AssetCheckKey] = set()
         #: ``<asset> <check> on <day>: <problems>`` for every failed blocking check.
@@ -79,11 +83,12 @@ class DayChecks:
             # gates wait for it (a missing output would let them proceed).
             self._emitted.add(key)
             yield dg.Output(None, output_name=self.context.assets_def.get_output_name_for_asset_check_key(key))
-        yield on_latest_materialization(dg.AssetCheckEvaluation(
+        evaluation = dg.AssetCheckEvaluation(
             asset_key=key.asset_key, check_name=key.name, passed=result.passed, metadata=result.metadata,
             severity=result.severity, description=spec.description, blocking=spec.blocking,
             partition=day.isoformat(),
-        ), self.context.instance)
+        )
+        yield evaluation if self.held_back else on_latest_materialization(evaluation, self.context.instance)
         if not result.passed and spec.blocking and result.severity == dg.AssetCheckSeverity.ERROR:
             problems = result.metadata.get("problems")
             detail = f": {problems.value}" if problems is not None and problems.value != "none" else ""

@@ -27,7 +27,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
 
-from packetx_lakehouse.dagster_internals import on_latest_materialization
+from packetx_lakehouse.dagster_internals import KnownTargets, on_latest_materialization
 from packetx_lakehouse.defs.conventions import asset_key
 from packetx_lakehouse.defs.metadata import iceberg_metadata, partition_metadata
 from packetx_lakehouse.lib.schemas import TableDef
@@ -99,10 +99,15 @@ def redo_when_stale(step: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _released(context: dg.AssetExecutionContext, events: list[Any]) -> Iterator[Any]:
-    """Held-back events, each day's check evaluation re-targeted once the materialisations yielded
-    before it are recorded (it was built while they were held back)."""
+    """Held-back events, each day's check evaluation targeted once the materialisations yielded
+    before it are recorded (it was built while they were held back: ``DayChecks(held_back=True)``)."""
+    known: KnownTargets = {}
     for event in events:
-        yield on_latest_materialization(event, context.instance) if isinstance(event, dg.AssetCheckEvaluation) else event
+        if isinstance(event, dg.AssetCheckEvaluation):
+            event = on_latest_materialization(event, context.instance, known)
+        elif isinstance(event, dg.MaterializeResult):  # a newer materialisation of its days
+            known = {key: target for key, target in known.items() if key[0] != event.asset_key}
+        yield event
 
 
 #: A day's own figures for its materialisation, from that day's rows of the table.

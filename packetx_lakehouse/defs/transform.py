@@ -80,7 +80,7 @@ def transform_assets(
         context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, device_timezones: DeviceTimezonesResource
     ) -> Iterator[Event]:
         tables = RunTables(iceberg.load(), partition_dates(context))
-        checks = DayChecks(context)
+        checks = DayChecks(context, held_back=True)  # the step is @redo_when_stale
         refresh = _refresh_plan(context, tables) if refreshes_new_lines(context) else None
         if refresh is not None:
             yield from _refresh(context, tables, device_timezones, checks, refresh)
