@@ -259,19 +259,39 @@ def measure_one_day(root: Path, profile: Profile) -> dict[str, Any]:
     return out
 
 
-def profile_main(small: bool) -> int:
-    """``bench --profile``: the range's in-process run under a sampling profiler, printed by step."""
+def profile_main(small: bool, repeat: int = 1, json_path: Path | None = None) -> int:
+    """``bench --profile``: the range's in-process run under a sampling profiler, printed by step.
+
+    ``repeat`` runs it that many times, each in a fresh worker on a fresh lakehouse, and prints the
+    wall and CPU seconds of each and their medians (the figure to compare two versions by: one run
+    on a shared machine moves by a second either way), with the median run's profile.
+    """
     profile = SMALL if small else FULL
     root = Path(tempfile.mkdtemp(prefix="packetx-profile-"))
     try:
-        data_dir = root / "range"
-        generate_logs(data_dir / "traffic_log", users=profile.users, days=profile.days, pairs=profile.pairs_per_minute)
+        logs = root / "logs"
+        generate_logs(logs, users=profile.users, days=profile.days, pairs=profile.pairs_per_minute)
         last = BENCH_START + dt.timedelta(days=profile.days - 1)
-        result = run_worker("profile", data_dir, first=BENCH_START.isoformat(), last=last.isoformat())
+        results = []
+        for number in range(repeat):
+            data_dir = root / f"run-{number}"
+            shutil.copytree(logs, data_dir / "traffic_log")
+            results.append(run_worker("profile", data_dir, first=BENCH_START.isoformat(), last=last.isoformat()))
+            shutil.rmtree(data_dir, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"profile of {profile.users} users x {profile.days} days ({profile.name})")
-    print(format_profile(result))
+    median = sorted(results, key=lambda r: r["cpu_seconds"])[(len(results) - 1) // 2]
+    if repeat > 1:
+        for number, result in enumerate(results, 1):
+            print(f"run {number}: {result['wall_seconds']:.2f} s wall, {result['cpu_seconds']:.2f} CPU s")
+        print(f"median of {repeat}: {statistics.median(r['wall_seconds'] for r in results):.2f} s wall, "
+              f"{statistics.median(r['cpu_seconds'] for r in results):.2f} CPU s; the median run's profile:\n")
+    print(format_profile(median))
+    if json_path is not None:
+        json_path.write_text(json.dumps({"profile": profile.name, "runs": [
+            {"wall_seconds": round(r["wall_seconds"], 2), "cpu_seconds": round(r["cpu_seconds"], 2)} for r in results]},
+            indent=2) + "\n")
     return 0
 
 
@@ -507,6 +527,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="instead: the range's in-process run under a sampler that charges every CPU second to "
                         "the call it went to (packetx_lakehouse_harness/cpu_profile.py), printed by step")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="--profile: N runs, each in a fresh worker, with their medians (default 1)")
     parser.add_argument("--fleet", type=int, default=None, metavar="N", nargs="?", const=100,
                         help="instead: N busy devices (default 100) kept live by the landing sensor under a real "
                         "dagster dev, each appending a minute every 60 s (benchmarks/fleet.py)")
@@ -529,7 +551,7 @@ if __name__ == "__main__":
             hostile_main(list(CASES))
             sys.exit(0)
         if args.profile:
-            sys.exit(profile_main(small=args.small))
+            sys.exit(profile_main(small=args.small, repeat=args.repeat, json_path=args.json))
         if args.fleet is not None:
             from benchmarks import fleet
 
