@@ -39,7 +39,7 @@ from benchmarks.workload import (
 
 
 #: The steps of a run (ops of the daily job) that take data from bronze to gold, without serving.
-TO_GOLD_STEPS = ("bronze", "silver_and_gold", "traffic_anomalies", "star_dimensions")
+TO_GOLD_STEPS = ("bronze_to_gold", "traffic_anomalies", "star_dimensions")
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -92,7 +92,7 @@ def worker_pipeline(data_dir: Path, first: dt.date, last: dt.date, reference: bo
     out["step_seconds"] = steps
     out["rows"] = sum(  # one materialisation per day, each with that day's rows
         int(m.metadata["dagster/row_count"].value)
-        for m in result.asset_materializations_for_node("bronze")
+        for m in result.asset_materializations_for_node("bronze_to_gold")
         if m.asset_key.path == ["packetx_raw", "packets"]
     )
     out["peak_rss_mb"] = peak_rss_mb()

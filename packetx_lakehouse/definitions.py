@@ -15,7 +15,6 @@ from packetx_lakehouse.defs.automation.freshness import freshness_defs
 from packetx_lakehouse.defs.automation.jobs import daily_pipeline_job
 from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
 from packetx_lakehouse.defs.automation.schedules import daily_schedule
-from packetx_lakehouse.defs.bronze.assets import bronze_assets
 from packetx_lakehouse.defs.conventions import NETWORK_RETRY
 from packetx_lakehouse.defs.gold.anomalies import anomalies_assets
 from packetx_lakehouse.defs.gold.dimensions import dimension_assets
@@ -47,8 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # On AWS every lakehouse step reaches S3 and Glue; local files and SQLite need no retries.
     retry = {"retry_policy": NETWORK_RETRY if settings.is_aws else None}
     assets = [
-        bronze_assets(partitions, settings.ingest_limits, **retry),
-        transform_assets(partitions, **retry),
+        transform_assets(partitions, settings.ingest_limits, **retry),
         anomalies_assets(partitions, **retry),
         dimension_assets(partitions, **retry),
         serving_duckdb_assets(partitions, **retry),

@@ -100,15 +100,15 @@ def test_a_long_run_shows_progress_per_step_on_stderr_and_keeps_stdout_for_resul
     from packetx_lakehouse.progress import run_progress
 
     heard = []
-    with run_progress(5, "daily_pipeline") as on_event:
+    with run_progress(4, "daily_pipeline") as on_event:
         assert materialize_range(ran.defs, DAYS[0], DAYS[-1], log_level="ERROR",
                                  on_event=lambda e: (heard.append(e.event_type), on_event(e))).success
     out, err = capsys.readouterr()
     assert out == ""
-    for step in ("bronze", "silver_and_gold", "traffic_anomalies", "star_dimensions", "serving_duckdb"):
+    for step in ("bronze_to_gold", "traffic_anomalies", "star_dimensions", "serving_duckdb"):
         assert re.search(rf"done\s+{step}: \d+ materialisations", err), err
-    assert "5/5" in err
-    assert heard.count(dg.DagsterEventType.STEP_SUCCESS) == 5
+    assert "4/4" in err
+    assert heard.count(dg.DagsterEventType.STEP_SUCCESS) == 4
 
 
 def test_device_commands_run_without_importing_dagster(tmp_path):

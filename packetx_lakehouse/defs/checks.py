@@ -75,8 +75,11 @@ class DayChecks:
         self.blocking_failures: list[str] = []
 
     def evaluate(self, day: dt.date, result: dg.AssetCheckResult) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-        """Yield ``result`` as ``day``'s evaluation (and, once per check, the check's output)."""
+        """Yield ``result`` as ``day``'s evaluation (and, once per check, the check's output);
+        nothing for a check the (subset) run did not select."""
         key = dg.AssetCheckKey(result.asset_key, result.check_name)
+        if key not in self.context.selected_asset_check_keys:
+            return
         spec = self.specs[key]
         if key not in self._emitted:
             # What Dagster yields for an AssetCheckResult: marks the check as run, so the steps it

@@ -246,9 +246,11 @@ class RunTables:
         generations: Mapping[dt.date, int],
         counted: DayCounts | None = None,
         per_day: PerDay | None = None,
+        report: bool = True,
         **metadata: object,
-    ) -> dg.MaterializeResult:
-        """Add a refresh's new rows to the run's days (see ``append_rows``) and describe them.
+    ) -> dg.MaterializeResult | None:
+        """Add a refresh's new rows to the run's days (see ``append_rows``) and describe them
+        (``report`` False: say nothing, as ``commit``).
 
         Each day's materialisation gets the row count and preview of the rows added.
 
@@ -259,7 +261,7 @@ class RunTables:
             written = append_rows(self.table(table_def), data, continues=continues, generations=generations,
                                   sums=table_def.totals, counted=counted, **self._write_options(context, table_def))
         self._forget_refreshed(table_def)
-        return self._result(context, table_def, data, written, per_day, metadata)
+        return self._result(context, table_def, data, written, per_day, metadata) if report else None
 
     def replace_where(
         self,

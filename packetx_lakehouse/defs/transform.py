@@ -1,6 +1,8 @@
-"""Silver and gold's per-day tables in one step: the data flows in memory from layer to layer.
+"""Bronze, silver and gold's per-day tables in one step: the data flows in memory from layer to layer.
 
-Each layer still commits its own tables and has its own asset and checks. The step is
+Each layer still commits its own tables and has its own assets and checks; one ``RunTables``
+is handed from layer to layer, so silver takes the rows bronze just committed from memory (a
+backfill's week does not read five million rows back), and gold takes silver's. The step is
 subsettable: a layer re-run alone (from the UI, an automation condition, a test) reads its input
 from Iceberg (``RunTables``), which is exactly what a whole run would have handed it.
 A check asked for without its asset validates what Iceberg holds.
@@ -16,8 +18,9 @@ a layer left behind further than the kept snapshots reach) is a rebuild; both gi
 Checks are evaluated day by day (``DayChecks``): a rebuild on the rows it wrote, a refresh on the
 rows it wrote and on the day's totals every commit keeps in its table's metadata. Dagster's
 ``blocking`` acts between steps only, so a failed blocking check of silver is enforced here: gold
-is not built from that silver. Either way Dagster then fails the step, naming the check, and
-nothing downstream runs.
+is not built from that silver, and silver is not built from a bronze that failed one (or from a
+day whose file is mostly off its date: bronze stops the step). Either way Dagster then fails the
+step, naming the check, and nothing downstream runs.
 """
 
 
@@ -30,6 +33,7 @@ import polars as pl
 import pyarrow as pa
 from pyiceberg.expressions import And, EqualTo, In
 
+from packetx_lakehouse.defs.bronze import assets as bronze
 from packetx_lakehouse.defs.checks import KB_VALID, ROWS_CONSERVED, UNIQUE_KEY, DayChecks, selected_checks
 from packetx_lakehouse.defs.conventions import asset_key, daily_step, refreshes_new_lines
 from packetx_lakehouse.defs.gold import daily
@@ -37,6 +41,7 @@ from packetx_lakehouse.defs.partitions import partition_dates
 from packetx_lakehouse.defs.resources import (
     DeviceTimezonesResource,
     IcebergCatalogResource,
+    ObjectStoreResource,
 )
 from packetx_lakehouse.defs.silver import assets as silver
 from packetx_lakehouse.defs.tables import RunTables, redo_when_stale, split_days
@@ -52,6 +57,7 @@ from packetx_lakehouse.lib.schemas import (
     SILVER_PACKETS,
     TableDef,
 )
+from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.storage.iceberg import changes_since, recorded_totals, source_generations
 from packetx_lakehouse.lib.transform import gold
 from packetx_lakehouse.lib.transform.checks import KB_COLUMNS, ROW_COLUMNS, kb_totals, live_kb, live_rows, row_totals
@@ -59,29 +65,56 @@ from packetx_lakehouse.lib.transform.frames import MICRO_KB
 from packetx_lakehouse.lib.transform.silver import SilverChange, extend_silver, to_silver
 from packetx_lakehouse.lib.transform.upgrades import upgrade_row_grain_fact
 
-Event = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
+Event = bronze.Event
 SILVER_TABLES = (SILVER_PACKETS, SILVER_CONVERSATIONS)
+#: The name of the daily step (the op): what a run's steps and a failure message name.
+DAILY_STEP = "bronze_to_gold"
 
 
 def transform_assets(
-    partitions: dg.DailyPartitionsDefinition, *, retry_policy: dg.RetryPolicy | None = None
+    partitions: dg.DailyPartitionsDefinition,
+    limits: IngestLimits = IngestLimits(),
+    *,
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> dg.AssetsDefinition:
-    """Silver, its conversations and every per-day gold table, over ``partitions``."""
+    """The raw archive, bronze, silver, its conversations and every per-day gold table, over
+    ``partitions``; the landing sensor, schedules and backfills drive it.
+
+    Args:
+        partitions: The daily partitions.
+        limits: Per-file bounds (from the settings): a file past one is refused and recorded.
+        retry_policy: Where storage is reached over the network (AWS).
+    """
+    bronze_keys = {spec.key for spec in bronze.bronze_specs()}
+    layer_keys = {spec.key for spec in [*silver.silver_specs(), *daily.gold_daily_specs()]}
 
     @dg.multi_asset(
-        name="silver_and_gold",
-        specs=[*silver.silver_specs(), *daily.gold_daily_specs()],
+        name=DAILY_STEP,
+        specs=[*bronze.bronze_specs(), *silver.silver_specs(), *daily.gold_daily_specs()],
         can_subset=True,
-        **daily_step(partitions, check_specs=[*silver.silver_check_specs(), *daily.gold_daily_check_specs()],
-                     retry_policy=retry_policy),
+        **daily_step(partitions, check_specs=[*bronze.bronze_check_specs(), *silver.silver_check_specs(),
+                                              *daily.gold_daily_check_specs()], retry_policy=retry_policy),
     )
     @redo_when_stale
-    def silver_and_gold(
-        context: dg.AssetExecutionContext, iceberg: IcebergCatalogResource, device_timezones: DeviceTimezonesResource
+    def bronze_to_gold(
+        context: dg.AssetExecutionContext,
+        iceberg: IcebergCatalogResource,
+        landing: ObjectStoreResource,
+        raw_archive: ObjectStoreResource,
+        device_timezones: DeviceTimezonesResource,
     ) -> Iterator[Event]:
         tables = RunTables(iceberg.load(), partition_dates(context))
         checks = DayChecks(context, held_back=True)  # the step is @redo_when_stale
-        refresh = _refresh_plan(context, tables) if refreshes_new_lines(context) else None
+        if bronze_keys & context.selected_asset_keys:
+            # Commits bronze and keeps its rows in ``tables``: silver's input, handed over in memory.
+            yield from bronze.ingest_bronze(context, tables, checks, landing.store(), raw_archive.store(), partitions,
+                                            limits)
+            if checks.blocked("silver and gold are not built from this bronze and nothing downstream runs"):
+                return
+        if not layer_keys & context.selected_asset_keys and all(
+                key.asset_key not in layer_keys for key in context.selected_asset_check_keys):
+            return  # bronze alone
+        refresh = _refresh_plan(context, tables, layer_keys) if refreshes_new_lines(context) else None
         if refresh is not None:
             yield from _refresh(context, tables, device_timezones, checks, refresh)
             return
@@ -91,7 +124,7 @@ def transform_assets(
         yield from _gold(context, tables, device_timezones, checks)
         checks.blocked("nothing downstream of gold (anomalies, dimensions, serving) runs")
 
-    return silver_and_gold
+    return bronze_to_gold
 
 
 # --- rebuilding whole days ---------------------------------------------------------------------
@@ -197,10 +230,10 @@ class _Plan:
     gold: int
 
 
-def _refresh_plan(context: dg.AssetExecutionContext, tables: RunTables) -> _Plan | None:
-    """The refresh this run can make, or None for a rebuild: a run of one day, with the whole step
-    selected, whose silver and gold tables each agree on one generation and keep totals."""
-    if len(tables.days) != 1 or set(context.selected_asset_keys) != set(context.assets_def.keys):
+def _refresh_plan(context: dg.AssetExecutionContext, tables: RunTables, layer_keys: set[dg.AssetKey]) -> _Plan | None:
+    """The refresh this run can make, or None for a rebuild: a run of one day, with every silver
+    and gold asset selected, whose silver and gold tables each agree on one generation and keep totals."""
+    if len(tables.days) != 1 or not layer_keys <= set(context.selected_asset_keys):
         return None
     day = tables.days[0]
 

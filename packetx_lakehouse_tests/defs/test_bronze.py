@@ -104,7 +104,7 @@ def test_archive_is_content_addressed_and_bronze_replays_from_it(lakehouse):
     assert [p.sha256 for p in parts] == [hashlib.sha256(text[: parts[0].size]).hexdigest(),
                                          hashlib.sha256(text[parts[0].size:]).hexdigest()]
     assert all(p.sha256[:16] in p.key for p in parts)
-    materialization = result.asset_materializations_for_node("bronze")
+    materialization = result.asset_materializations_for_node("bronze_to_gold")
     archive_md = next(m for m in materialization if m.asset_key == RAW_ARCHIVE_KEY).metadata
     assert archive_md["files"].value == 1 and archive_md["newly_archived"].value == 1
 
@@ -116,7 +116,7 @@ def test_archive_is_content_addressed_and_bronze_replays_from_it(lakehouse):
 def test_metadata_shows_counts_and_preview(lakehouse):
     lakehouse.write_log(ALICE, BLOCK_1 + BLOCK_2 + "\n" + "garbage")
     result = _run(lakehouse)
-    by_key = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("bronze")}
+    by_key = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("bronze_to_gold")}
     packets_md = by_key[BRONZE_PACKETS_KEY]
     assert packets_md["dagster/row_count"].value == 3
     assert packets_md["quarantined"].value == 2  # bad IP + unterminated last line
@@ -149,7 +149,7 @@ def test_a_run_for_a_day_after_the_partitions_is_refused_naming_the_file_and_the
     assert not result.success
     assert result.get_asset_materialization_events() == []  # no layer, serving included, was touched
     (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert failure.step_key == "bronze"
+    assert failure.step_key == "bronze_to_gold"
     message = failure.step_failure_data.user_failure_data.description
     assert message.startswith(f"1 day(s) of the run are outside the partitions {TEST_START_DATE} .. {dt.date.today()} "
                               "(PACKETX_START_DATE through today in PACKETX_TIMEZONE=UTC); nothing was ingested: ")

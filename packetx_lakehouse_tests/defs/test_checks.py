@@ -51,7 +51,7 @@ def test_a_failed_blocking_silver_check_stops_gold_and_everything_after_it(day_i
     failed = {f"{e.asset_key.to_user_string()}:{e.check_name}" for e in result.get_asset_check_evaluations()
               if not e.passed}
     assert failed == {"packetx_silver/packets:kb_valid"}
-    assert "silver_and_gold" in _failure_message(result) and "packetx_silver/packets: kb_valid" in _failure_message(result)
+    assert "bronze_to_gold" in _failure_message(result) and "packetx_silver/packets: kb_valid" in _failure_message(result)
     logged = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
     assert f"packetx_silver/packets kb_valid on {DAY}: - kb: 0 negative, 1 NaN" in logged
     assert "gold is not built from this silver" in logged

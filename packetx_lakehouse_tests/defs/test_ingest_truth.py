@@ -68,7 +68,7 @@ def test_a_renamed_file_fails_the_run_naming_it_and_never_reaches_gold(cli_env):
 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_key == "bronze"
+    assert failure.step_key == "bronze_to_gold"
     message = failure.event_specific_data.error.message
     assert "alice-2026-11-30.csv: 197 of 197 rows are not on the file's date 2026-11-30" in message
     assert "packetx-lakehouse retract alice-2026-11-30.csv" in message

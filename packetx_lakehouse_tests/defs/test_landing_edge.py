@@ -187,7 +187,7 @@ def test_every_fault_ends_in_a_precise_reason_with_every_line_accounted_for(tmp_
     day = dt.date.fromisoformat(DAY)
     result = materialize_range(lakehouse.defs, day, day, selection="group:bronze")
     assert result.success
-    metadata = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("bronze")}
+    metadata = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("bronze_to_gold")}
     packets_md = metadata[BRONZE_PACKETS_KEY]
     # Accounting: every line of every file read is a row, a quarantined line, a header or a blank.
     accounted = (packets_md["dagster/partition_row_count"].value + packets_md["quarantined"].value

@@ -23,7 +23,7 @@ def _policies(settings: Settings) -> dict[str, dg.RetryPolicy | None]:
 
 def test_every_step_that_reaches_aws_or_a_warehouse_retries_with_backoff_and_local_steps_do_not():
     aws = _policies(Settings(env="aws", s3_bucket="b", warehouse_url="postgresql://u@127.0.0.1/db"))
-    assert set(aws.values()) == {NETWORK_RETRY} and {"bronze", "dynamodb_daily_aggregate", "warehouse_star_schema"} <= set(aws)
+    assert set(aws.values()) == {NETWORK_RETRY} and {"bronze_to_gold", "dynamodb_daily_aggregate", "warehouse_star_schema"} <= set(aws)
     assert NETWORK_RETRY.backoff == dg.Backoff.EXPONENTIAL and NETWORK_RETRY.max_retries >= 3
     local = _policies(Settings(warehouse_url="postgresql://u@127.0.0.1/db"))
     assert {name for name, policy in local.items() if policy} == {"warehouse_star_schema"}  # PostgreSQL: the network

@@ -1,16 +1,17 @@
 """Bronze: archive each day's landing files and land every line in Iceberg, good or bad.
 
-One multi-asset reads each file once and produces the raw archive, ``packetx_raw.packets``,
-``packetx_raw.quarantine`` and ``packetx_raw.landing_problems`` together, so they can never
-disagree about what was ingested. Its checks say what did not go in as it was: landing problems
-WARN; a file that shrank or vanished since it was ingested, or whose rows are mostly not on its
-date, FAILS (and the latter stops the run with an error naming the file).
+The first layer of the daily step (``defs/transform.py``) reads each file once and produces the
+raw archive, ``packetx_raw.packets``, ``packetx_raw.quarantine`` and ``packetx_raw.landing_problems``
+together, so they can never disagree about what was ingested. Its checks say what did not go in
+as it was: landing problems WARN; a file that shrank or vanished since it was ingested, or whose
+rows are mostly not on its date, FAILS (and the latter stops the run with an error naming the
+file); a day whose archived lines bronze does not all account for FAILS.
 """
 
 
 import collections
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import dagster as dg
 import pyarrow as pa
@@ -21,14 +22,12 @@ from packetx_lakehouse.defs.conventions import (
     OWNERS,
     RAW_ARCHIVE_KEY,
     asset_key,
-    daily_step,
     refreshes_new_lines,
     table_spec,
 )
 from packetx_lakehouse.defs.metadata import markdown_table, shorten
-from packetx_lakehouse.defs.partitions import check_partition_key, describe_partitions, partition_dates
-from packetx_lakehouse.defs.resources import IcebergCatalogResource, ObjectStoreResource
-from packetx_lakehouse.defs.tables import PerDay, RunTables, add_day_metadata, redo_when_stale
+from packetx_lakehouse.defs.partitions import check_partition_key, describe_partitions
+from packetx_lakehouse.defs.tables import PerDay, RunTables, add_day_metadata
 from packetx_lakehouse.lib.ingest.archive import DayManifest, DayTails, collect_tails, lines_to_read, manifest_at
 from packetx_lakehouse.lib.ingest.bronze import BronzeBatch, ingest_days, ingest_tails, merge_batches
 from packetx_lakehouse.lib.ingest.landing import group_landing_by_day
@@ -46,12 +45,14 @@ from packetx_lakehouse.lib.ingest.problems import (
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     BRONZE_QUARANTINE,
+    BRONZE_TABLES,
     LANDING_PROBLEMS,
     TableDef,
 )
 from packetx_lakehouse.lib.storage.iceberg import DayCounts, recorded_totals, source_generations
 from packetx_lakehouse.lib.storage.objectstore import ObjectInfo, ObjectStore
 
+Event = dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation
 #: The bronze tables with a row per line of a file: a refresh appends to both.
 BRONZE_LINE_TABLES = (BRONZE_PACKETS, BRONZE_QUARANTINE)
 
@@ -70,19 +71,8 @@ PROBLEMS_TAG = "packetx/problems"
 MAX_LOGGED_PROBLEMS = 20
 
 
-def bronze_assets(
-    partitions: dg.DailyPartitionsDefinition,
-    limits: IngestLimits = IngestLimits(),
-    *,
-    retry_policy: dg.RetryPolicy | None = None,
-) -> dg.AssetsDefinition:
-    """The bronze multi-asset over ``partitions``; the landing sensor and schedules drive it.
-
-    Args:
-        partitions: The daily partitions.
-        limits: Per-file bounds (from the settings): a file past one is refused and recorded.
-        retry_policy: Where storage is reached over the network (AWS).
-    """
+def bronze_specs() -> list[dg.AssetSpec]:
+    """The raw archive and bronze's three tables: written together by one reading of the files."""
     archive_spec = dg.AssetSpec(
         RAW_ARCHIVE_KEY,
         description="Immutable gzip copy of every ingested traffic-log version, content-addressed by "
@@ -92,9 +82,12 @@ def bronze_assets(
         group_name="bronze",
         owners=OWNERS,
     )
-    table_specs = [table_spec(t, group="bronze", deps=[RAW_ARCHIVE_KEY], automation_condition=None,
-                              kinds=("iceberg", "pyarrow")) for t in (BRONZE_PACKETS, BRONZE_QUARANTINE, LANDING_PROBLEMS)]
-    check_specs = [
+    return [archive_spec, *(table_spec(t, group="bronze", deps=[RAW_ARCHIVE_KEY], automation_condition=None,
+                                       kinds=("iceberg", "pyarrow")) for t in BRONZE_TABLES)]
+
+
+def bronze_check_specs() -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec(LANDING_PROBLEMS_CHECK, asset=RAW_ARCHIVE_KEY,
                           description="WARNs when a landing file is not ingested as it is: refused (size "
                           "bounds, not or corrupt gzip, binary data, line ends), empty or header only, badly "
@@ -116,80 +109,87 @@ def bronze_assets(
                           "downstream of the day is built until it passes)"),
     ]
 
-    @dg.multi_asset(name="bronze", specs=[archive_spec, *table_specs],
-                    **daily_step(partitions, check_specs=check_specs, retry_policy=retry_policy))
-    @redo_when_stale
-    def bronze(
-        context: dg.AssetExecutionContext,
-        iceberg: IcebergCatalogResource,
-        landing: ObjectStoreResource,
-        raw_archive: ObjectStoreResource,
-    ):
-        """Ingest every day of the run's partition range; each table gets one atomic commit."""
-        days = partition_dates(context)
-        landing_store, archive_store = landing.store(), raw_archive.store()
-        by_day, undated = group_landing_by_day(landing_store)
-        _refuse_days_outside(partitions, days, by_day)
-        now = dt.datetime.now(dt.UTC)
-        tables = RunTables(iceberg.load(), days)
-        tails = _new_lines(context, tables, landing_store, archive_store, by_day, now, limits)
-        if tails is not None:
-            batch = merge_batches([ingest_tails(tails[day], day, limits=limits) for day in days])
-        else:
-            batch = ingest_days(landing_store, archive_store, days, by_day, now=now, limits=limits)
-        for day in batch.days_without_files:
-            context.log.warning(f"No traffic-log files for {day} in {landing_store.describe('')} or the archive")
-        for file in batch.files:
-            context.log.info(f"{file.source_file}: {file.rows:,} rows, {file.quarantined:,} quarantined"
-                             + (" (clean: fast path)" if file.fast_path else "")
-                             + (f", {file.pending:,} bytes of a line still being written" if file.pending else ""))
-        problems = batch.problems + undated
-        recorded_before = tables.get(LANDING_PROBLEMS, undated=True)
-        _log_problems(context, problems, told=already_recorded(undated, recorded_before))
 
-        files_by_day = {day: [f for f in batch.files if f.log_date == day] for day in days}
-        # Problems of a day, and those of no day (bad names, links, sub-folders): every day's concern.
-        problems_by_day = {day: [p for p in problems if p.log_date in (day, None)] for day in days}
+def ingest_bronze(
+    context: dg.AssetExecutionContext,
+    tables: RunTables,
+    checks: DayChecks,
+    landing_store: ObjectStore,
+    archive_store: ObjectStore,
+    partitions: dg.DailyPartitionsDefinition,
+    limits: IngestLimits,
+) -> Iterator[Event]:
+    """Ingest every day of the run's partition range; each table gets one atomic commit.
 
-        def file_list(day: dt.date) -> dg.MetadataValue:
-            return markdown_table(
-                ["file", "lines", "rows", "quarantined", "off date", "sha256", "archive"],
-                [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f"{f.off_date:,}",
-                  f.sha256[:16], f.archive_state) for f in files_by_day[day]],
-            )
+    The first layer of the daily step (``defs/transform.py``): what it commits stays in ``tables``
+    for silver to read from memory. It raises ``dg.Failure`` (after everything is recorded) when a
+    file's rows are mostly off its date.
+    """
+    days = tables.days
+    by_day, undated = group_landing_by_day(landing_store)
+    _refuse_days_outside(partitions, days, by_day)
+    now = dt.datetime.now(dt.UTC)
+    tails = _new_lines(context, tables, landing_store, archive_store, by_day, now, limits)
+    if tails is not None:
+        batch = merge_batches([ingest_tails(tails[day], day, limits=limits) for day in days])
+    else:
+        batch = ingest_days(landing_store, archive_store, days, by_day, now=now, limits=limits)
+    for day in batch.days_without_files:
+        context.log.warning(f"No traffic-log files for {day} in {landing_store.describe('')} or the archive")
+    for file in batch.files:
+        context.log.info(f"{file.source_file}: {file.rows:,} rows, {file.quarantined:,} quarantined"
+                         + (" (clean: fast path)" if file.fast_path else "")
+                         + (f", {file.pending:,} bytes of a line still being written" if file.pending else ""))
+    problems = batch.problems + undated
+    recorded_before = tables.get(LANDING_PROBLEMS, undated=True)
+    _log_problems(context, problems, told=already_recorded(undated, recorded_before))
 
-        def packets_of_day(day: dt.date, _rows: object) -> dict[str, object]:
-            files = files_by_day[day]
-            return {"lines_read": sum(f.lines for f in files), "quarantined": sum(f.quarantined for f in files),
-                    "headers": sum(f.headers for f in files), "blank_lines": sum(f.blank for f in files),
-                    "files": file_list(day)}
+    files_by_day = {day: [f for f in batch.files if f.log_date == day] for day in days}
+    # Problems of a day, and those of no day (bad names, links, sub-folders): every day's concern.
+    problems_by_day = {day: [p for p in problems if p.log_date in (day, None)] for day in days}
 
-        def quarantine_of_day(_day: dt.date, rows: pa.Table) -> dict[str, object]:
-            reasons = collections.Counter(rows.column("reason").to_pylist()).most_common(10)
-            return {"top_reasons": markdown_table(["reason", "lines"], reasons)}
+    def file_list(day: dt.date) -> dg.MetadataValue:
+        return markdown_table(
+            ["file", "lines", "rows", "quarantined", "off date", "sha256", "archive"],
+            [(f.source_file, f"{f.lines:,}", f"{f.rows:,}", f"{f.quarantined:,}", f"{f.off_date:,}",
+              f.sha256[:16], f.archive_state) for f in files_by_day[day]],
+        )
 
-        def problems_of_day(day: dt.date, _rows: object) -> dict[str, object]:
-            found = problems_by_day[day]
-            return {"problems_by_kind": dg.MetadataValue.json(dict(collections.Counter(p.kind for p in found))),
-                    "problems": _problems_md(found)}
+    def packets_of_day(day: dt.date, _rows: object) -> dict[str, object]:
+        files = files_by_day[day]
+        return {"lines_read": sum(f.lines for f in files), "quarantined": sum(f.quarantined for f in files),
+                "headers": sum(f.headers for f in files), "blank_lines": sum(f.blank for f in files),
+                "files": file_list(day)}
 
-        # Bronze carries the source version (archive manifest generation) of each day it read.
-        counted = {day: {"headers": sum(f.headers for f in files_by_day[day]),
-                         "blank_lines": sum(f.blank for f in files_by_day[day])} for day in days}
-        if tails is None:
-            packets = tables.commit(context, BRONZE_PACKETS, batch.packets, generations=batch.generations,
-                                    counted=counted, per_day=packets_of_day)
-            quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, generations=batch.generations,
-                                       per_day=quarantine_of_day)
-        else:
-            since = {day: found.since for day, found in tails.items()}
-            packets = _append_new_lines(context, tables, BRONZE_PACKETS, batch.packets, since, batch.generations,
-                                        packets_of_day, counted)
-            quarantine = _append_new_lines(context, tables, BRONZE_QUARANTINE, batch.quarantine, since,
-                                           batch.generations, quarantine_of_day)
-        recorded = problems_table(problems, first_sightings(recorded_before), now)
-        landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, generations=batch.generations,
-                                         undated=True, per_day=problems_of_day)
+    def quarantine_of_day(_day: dt.date, rows: pa.Table) -> dict[str, object]:
+        reasons = collections.Counter(rows.column("reason").to_pylist()).most_common(10)
+        return {"top_reasons": markdown_table(["reason", "lines"], reasons)}
+
+    def problems_of_day(day: dt.date, _rows: object) -> dict[str, object]:
+        found = problems_by_day[day]
+        return {"problems_by_kind": dg.MetadataValue.json(dict(collections.Counter(p.kind for p in found))),
+                "problems": _problems_md(found)}
+
+    # Bronze carries the source version (archive manifest generation) of each day it read.
+    counted = {day: {"headers": sum(f.headers for f in files_by_day[day]),
+                     "blank_lines": sum(f.blank for f in files_by_day[day])} for day in days}
+    # Bronze's tables are always written together; a run that selected some of them reports those.
+    selected = context.selected_asset_keys
+    if tails is None:
+        packets = tables.commit(context, BRONZE_PACKETS, batch.packets, generations=batch.generations,
+                                counted=counted, per_day=packets_of_day, report=BRONZE_PACKETS_KEY in selected)
+        quarantine = tables.commit(context, BRONZE_QUARANTINE, batch.quarantine, generations=batch.generations,
+                                   per_day=quarantine_of_day, report=BRONZE_QUARANTINE_KEY in selected)
+    else:
+        since = {day: found.since for day, found in tails.items()}
+        packets = _append_new_lines(context, tables, BRONZE_PACKETS, batch.packets, since, batch.generations,
+                                    packets_of_day, counted)
+        quarantine = _append_new_lines(context, tables, BRONZE_QUARANTINE, batch.quarantine, since,
+                                       batch.generations, quarantine_of_day)
+    recorded = problems_table(problems, first_sightings(recorded_before), now)
+    landing_problems = tables.commit(context, LANDING_PROBLEMS, recorded, generations=batch.generations,
+                                     undated=True, per_day=problems_of_day, report=LANDING_PROBLEMS_KEY in selected)
+    if RAW_ARCHIVE_KEY in selected:
         add_day_metadata(context, RAW_ARCHIVE_KEY, {day: {
             "files": len(files_by_day[day]),
             "newly_archived": sum(f.archive_state in ("new version", "new lines") for f in files_by_day[day]),
@@ -198,25 +198,20 @@ def bronze_assets(
         } for day in days})
         yield dg.MaterializeResult(asset_key=RAW_ARCHIVE_KEY,
                                    metadata={"archive": dg.MetadataValue.path(archive_store.describe(""))})
-        yield packets
-        yield quarantine
-        yield landing_problems
-        checks = DayChecks(context, held_back=True)  # the step is @redo_when_stale
-        failed: dict[str, list[str]] = {}
-        for day in days:
-            lines = _lines_conserved(manifest_at(archive_store, day, batch.generations[day]),
-                                     *(recorded_totals(tables.table(t), day) for t in BRONZE_LINE_TABLES))
-            for result in [*_checks(problems_by_day[day], acknowledged(archive_store, day)), lines]:
-                yield from checks.evaluate(day, result)
-                if not result.passed:
-                    failed.setdefault(result.check_name, []).append(day.isoformat())
-        if failed:
-            # The run may succeed (a shrunk file's longer version is kept): the tag says it found problems.
-            context.instance.add_run_tags(context.run.run_id, {PROBLEMS_TAG: shorten("; ".join(
-                f"{name} failed on {', '.join(days_failed)}" for name, days_failed in failed.items()), 250)})
-        _stop_on_off_date_files(batch)
-
-    return bronze
+    yield from (result for result in (packets, quarantine, landing_problems) if result is not None)
+    failed: dict[str, list[str]] = {}
+    for day in days:
+        lines = _lines_conserved(manifest_at(archive_store, day, batch.generations[day]),
+                                 *(recorded_totals(tables.table(t), day) for t in BRONZE_LINE_TABLES))
+        for result in [*_checks(problems_by_day[day], acknowledged(archive_store, day)), lines]:
+            yield from checks.evaluate(day, result)
+            if not result.passed:
+                failed.setdefault(result.check_name, []).append(day.isoformat())
+    if failed:
+        # The run may succeed (a shrunk file's longer version is kept): the tag says it found problems.
+        context.instance.add_run_tags(context.run.run_id, {PROBLEMS_TAG: shorten("; ".join(
+            f"{name} failed on {', '.join(days_failed)}" for name, days_failed in failed.items()), 250)})
+    _stop_on_off_date_files(batch)
 
 
 def _refuse_days_outside(
@@ -273,14 +268,15 @@ def _append_new_lines(
     context: dg.AssetExecutionContext, tables: RunTables, table_def: TableDef, rows: pa.Table,
     since: dict[dt.date, int], generations: Mapping[dt.date, int], per_day: PerDay,
     counted: DayCounts | None = None,
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult | None:
     """Append a refresh's new rows (and add ``counted``), or, with nothing new for any day, say so
-    without a commit."""
+    without a commit (None: the run did not select the table)."""
     moved = {day: generations[day] for day in since if generations[day] != since[day]}
+    report = asset_key(table_def) in context.selected_asset_keys
     if not moved:
-        return dg.MaterializeResult(asset_key=asset_key(table_def), metadata={"new_rows": 0})
+        return dg.MaterializeResult(asset_key=asset_key(table_def), metadata={"new_rows": 0}) if report else None
     return tables.append(context, table_def, rows, continues={day: since[day] for day in moved}, generations=moved,
-                         counted=counted, per_day=per_day, new_rows=rows.num_rows)
+                         counted=counted, per_day=per_day, report=report, new_rows=rows.num_rows)
 
 
 def _lines_conserved(
