@@ -45,6 +45,7 @@ from packetx_lakehouse.defs.resources import (
 )
 from packetx_lakehouse.defs.silver import assets as silver
 from packetx_lakehouse.defs.tables import RunTables, redo_when_stale, split_days
+from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.schemas import (
     BRONZE_PACKETS,
     GOLD_DAILY_TABLES,
@@ -57,7 +58,6 @@ from packetx_lakehouse.lib.schemas import (
     SILVER_PACKETS,
     TableDef,
 )
-from packetx_lakehouse.lib.ingest.limits import IngestLimits
 from packetx_lakehouse.lib.storage.iceberg import changes_since, recorded_totals, source_generations
 from packetx_lakehouse.lib.transform import gold
 from packetx_lakehouse.lib.transform.checks import KB_COLUMNS, ROW_COLUMNS, kb_totals, live_kb, live_rows, row_totals
