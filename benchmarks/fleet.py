@@ -443,6 +443,8 @@ def runs_of_window(dagster_home: Path, since: float) -> dict[str, Any]:
     kinds: dict[str, list[float]] = defaultdict(list)
     whole: dict[str, int] = defaultdict(int)
     failed: dict[str, int] = defaultdict(int)
+    # What every run that is not a landing refresh was for: which assets of which day.
+    launched: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for record in instance.get_run_records(filters=dg.RunsFilter(created_after=dt.datetime.fromtimestamp(since, dt.UTC))):
             run = record.dagster_run
@@ -453,8 +455,12 @@ def runs_of_window(dagster_home: Path, since: float) -> dict[str, Any]:
             failed[kind] += run.status != dg.DagsterRunStatus.SUCCESS
             whole[kind] += any(any(m in (event.message or "") for m in WHOLE_DAY_MESSAGES)
                                for event in instance.all_logs(run.run_id))
+            if kind != "landing refresh":
+                launched[kind].append({"partition": run.tags.get("dagster/partition"),
+                                       "assets": sorted(k.to_user_string() for k in run.asset_selection or ())})
     return {kind: {"runs": len(seconds), "seconds": _percentiles(seconds), "not_success": failed[kind],
-                   "read_or_rebuilt_whole": whole[kind]} for kind, seconds in kinds.items()}
+                   "read_or_rebuilt_whole": whole[kind], **({"launched": launched[kind]} if kind in launched else {})}
+            for kind, seconds in kinds.items()}
 
 
 def _poll(visibility: Visibility, catalog: Any, settings: Any, day: dt.date, until: float) -> None:
@@ -519,6 +525,7 @@ def format_fleet(result: dict[str, Any]) -> str:
         f"  peak RSS (MB)               {result.get('peak_rss_mb')}",
         *(f"  runs: {kind:<20} {r['runs']} runs, p50 {r['seconds'].get('p50')} s, max {r['seconds'].get('max')} s, "
           f"{r['read_or_rebuilt_whole']} read or rebuilt their day whole, {r['not_success']} not successful"
+          + "".join(f"\n      {run['partition'] or 'no partition'}: {', '.join(run['assets'])}" for run in r.get("launched", []))
           for kind, r in result.get("runs", {}).items()),
         f"  one refresh after a minute  01:00 {refresh.get('01:00')}, 23:00 {refresh.get('23:00')}, "
         f"23:00 / 01:00 CPU {refresh.get('ratio_23_over_01_cpu')}x",
