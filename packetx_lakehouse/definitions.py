@@ -12,7 +12,7 @@ import dagster as dg
 
 from packetx_lakehouse.dagster_internals import install_claim_wait
 from packetx_lakehouse.defs.automation.freshness import freshness_defs
-from packetx_lakehouse.defs.automation.jobs import daily_pipeline_job
+from packetx_lakehouse.defs.automation.jobs import DailyTargets, daily_pipeline_job
 from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
 from packetx_lakehouse.defs.automation.schedules import daily_schedule
 from packetx_lakehouse.defs.conventions import NETWORK_RETRY
@@ -64,14 +64,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     operations = [silence_assets(SilencePolicy(threshold_minutes=settings.silence_minutes), **retry),
                   total_changes_assets(**retry)]
     watch = watch_defs(operations, settings.partition_timezone)
+    daily = DailyTargets.of(assets, without_checks=[freshness.check])
     return dg.Definitions(
         assets=assets + operations,
         asset_checks=[freshness.check],
-        jobs=[daily_pipeline_job(assets, without_checks=[freshness.check]), freshness.job, maintenance, watch.job],
-        schedules=[daily_schedule(partitions), freshness.schedule,
+        jobs=[daily_pipeline_job(daily), freshness.job, maintenance, watch.job],
+        schedules=[daily_schedule(partitions, daily), freshness.schedule,
                    maintenance_schedule(maintenance, settings.partition_timezone), watch.schedule],
         sensors=[
-            landing_sensor(partitions),
+            landing_sensor(partitions, daily),
             # Declared so that it runs by default: Dagster's implicit default sensor starts stopped.
             dg.AutomationConditionSensorDefinition(
                 "automation_condition_sensor",

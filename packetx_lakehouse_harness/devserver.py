@@ -207,14 +207,20 @@ class DagsterDev:
         )["partitionBackfillOrError"]["status"]
 
     def backfill_runs(self, backfill_id: str) -> list[dict[str, Any]]:
-        """The backfill's runs: job, status, tags, asset selection (null: the whole job), start/end (epoch s)."""
+        """The backfill's runs (see :meth:`runs_tagged`)."""
+        return self.runs_tagged("dagster/backfill", backfill_id)
+
+    def runs_tagged(self, key: str, value: str) -> list[dict[str, Any]]:
+        """Runs with a tag: job, status, tags, start/end (epoch s), the assets and checks they
+        targeted (null: the whole job, unnamed)."""
         return self.graphql(
-            """query($id: String!) {
-                 runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
-                   ... on Runs { results { runId jobName status startTime endTime tags { key value } assetSelection { path } } }
+            """query($key: String!, $value: String!) {
+                 runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
+                   ... on Runs { results { runId jobName status startTime endTime tags { key value }
+                                           assetSelection { path } assetCheckSelection { name assetKey { path } } } }
                  }
                }""",
-            id=backfill_id,
+            key=key, value=value,
         )["runsOrError"]["results"]
 
     def _sensor_selector(self, name: str) -> dict[str, str]:

@@ -32,8 +32,9 @@ NO_PARENT_BLOCKED = ~AC.any_deps_match(
 ).with_label("no parent failed a blocking check")
 #: Daily tables follow their parents by themselves, for ANY day: ``eager()`` acts on the latest
 #: partition only, so a day re-materialised from the UI a week later would stop where it was clicked.
-#: (A run that writes the child too, like ``daily_pipeline``, triggers nothing: any_deps_updated
-#: ignores updates made by a run that also targets the child.)
+#: (A run that writes the child too triggers nothing: any_deps_updated ignores updates made by a
+#: run that also targets the child, as far as the run records its targets. The landing sensor's and
+#: the schedule's requests name all of them, ``DailyTargets``.)
 DAILY_AUTOMATION = (AC.eager().without(AC.in_latest_time_window()) & NO_PARENT_BLOCKED).with_label("eager, any day")
 #: Wait for parents requested on the same tick: they may run in another run (the unpartitioned
 #: dimensions always do), and copying before they finish would serve stale dimensions.

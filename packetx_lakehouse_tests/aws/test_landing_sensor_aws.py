@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from packetx_lakehouse.defs.automation.landing_sensor import landing_sensor
-from packetx_lakehouse.defs.partitions import daily_partitions
+from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.resources import archive_resource, landing_resource, landing_store
 from packetx_lakehouse.devices.upload import upload_files
 from packetx_lakehouse.settings import Settings
@@ -16,7 +15,7 @@ def _tick(settings, cursor):
     context = dg.build_sensor_context(
         cursor=cursor, instance=dg.DagsterInstance.ephemeral(),
         resources={"landing": landing_resource(settings), "raw_archive": archive_resource(settings)})
-    return landing_sensor(daily_partitions(Settings(start_date=TEST_START_DATE)))(context)
+    return build_definitions(Settings(start_date=TEST_START_DATE)).resolve_sensor_def("landing_sensor")(context)
 
 
 def test_sensor_requests_new_and_grown_uploads_once(aws, aws_settings, tmp_path):

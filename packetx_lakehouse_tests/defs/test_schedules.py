@@ -3,15 +3,13 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from packetx_lakehouse.definitions import build_definitions
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
-from packetx_lakehouse.defs.automation.schedules import (
-    daily_schedule as build_daily_schedule,
-)
 from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.settings import Settings
 
 DAILY_PARTITIONS = daily_partitions(Settings())
-daily_schedule = build_daily_schedule(DAILY_PARTITIONS)
+daily_schedule = build_definitions(Settings()).resolve_schedule_def("daily_schedule")
 ROWS = "alice,2026-11-20 23:59,8.8.8.8,192.168.1.20,210,210\n"
 
 

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from packetx_lakehouse.defs.automation.landing_sensor import (
-    MAX_DAYS_PER_TICK,
-    landing_sensor,
-)
+from packetx_lakehouse.definitions import build_definitions
+from packetx_lakehouse.defs.automation.landing_sensor import MAX_DAYS_PER_TICK
 from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
 from packetx_lakehouse.defs.conventions import NEW_LINES, REFRESH_TAG
-from packetx_lakehouse.defs.partitions import daily_partitions
 from packetx_lakehouse.defs.resources import ObjectStoreResource
 from packetx_lakehouse.runner import materialize_range
 from packetx_lakehouse.settings import Settings
@@ -24,7 +21,7 @@ ROWS = (
     "alice,2026-11-20 09:53,8.8.8.8,192.168.1.20,210,1158.17\n"
     "alice,2026-11-20 09:53,192.168.1.20,142.250.1.1,948.173,1158.17\n"
 )
-SENSOR = landing_sensor(daily_partitions(Settings(start_date=TEST_START_DATE)))
+SENSOR = build_definitions(Settings(start_date=TEST_START_DATE)).resolve_sensor_def("landing_sensor")
 T1, T2, T3 = 1_763_600_000_000_000_000, 1_763_600_060_000_000_000, 1_763_600_120_000_000_000
 
 
@@ -193,3 +190,20 @@ def test_a_day_is_refreshed_by_one_run_at_a_time_which_takes_in_all_it_gained_me
     after = tick(lakehouse, first.cursor, instance=instance)
     assert requests(after) == [("2026-11-20", after.run_requests[0].run_key)]
     assert after.cursor == f'{{"files":{{"{ALICE}":[433,"{T3}"]}}}}'  # everything since, in one run
+
+
+def test_the_sensor_and_the_schedule_name_every_asset_and_check_of_the_daily_job(lakehouse):
+    """A run records only the targets its request names. Unnamed (a whole-job run records none),
+    automation could not tell that the refresh which updated silver also built gold: a tick that saw
+    silver's update before gold's asked for gold again, a whole-day rebuild from silver (three such
+    runs of 10 GB each in ten minutes of a 100-device fleet)."""
+    pin_mtime(lakehouse.write_log(ALICE, ROWS), T1)
+    (sensed,) = tick(lakehouse).run_requests
+    scheduled = lakehouse.defs.resolve_schedule_def("daily_schedule")(
+        dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 21, 0, 15, tzinfo=dt.UTC)))
+    job = lakehouse.defs.resolve_job_def(DAILY_PIPELINE)
+    assets, checks = job.asset_layer.selected_asset_keys, set(job.asset_layer.asset_graph.asset_check_keys)
+    assert dg.AssetKey(["packetx_gold", "hourly_bandwidth"]) in assets and len(checks) > 15
+    assert "yesterday_is_fresh" not in {check.name for check in checks}  # about now: never in a day's run
+    for request in (sensed, scheduled):
+        assert (set(request.asset_selection), set(request.asset_check_keys)) == (assets, checks)

@@ -70,6 +70,15 @@ def test_a_dropped_then_grown_file_reaches_gold(dagster_dev: DagsterDev, defs: d
         drop_seconds, grow_seconds = drop_and_grow_a_file(dagster_dev)
     finally:  # the backfill test's files are for the backfill alone
         assert dagster_dev.stop_sensor(sensor["id"]) == "STOPPED"
+    # Each refresh names every asset and check of the job, so automation sees that the run which
+    # updated silver built gold too, and never asks for gold again (a whole-day rebuild).
+    job = defs.resolve_job_def(DAILY_PIPELINE)
+    refreshes = dagster_dev.runs_tagged("dagster/sensor_name", "landing_sensor")
+    assert len(refreshes) >= 2
+    for run in refreshes:
+        assert {dg.AssetKey(a["path"]) for a in run["assetSelection"]} == job.asset_layer.selected_asset_keys
+        assert {dg.AssetCheckKey(dg.AssetKey(c["assetKey"]["path"]), c["name"]) for c in run["assetCheckSelection"]} \
+            == set(job.asset_layer.asset_graph.asset_check_keys)
     record_testsuite_property("file_drop_to_gold_seconds", round(drop_seconds, 1))
     record_testsuite_property("file_growth_to_gold_seconds", round(grow_seconds, 1))
     print(f"\nfile drop -> {TARGET.to_user_string()} materialised: {drop_seconds:.1f} s; "

@@ -14,7 +14,7 @@ import datetime as dt
 
 import dagster as dg
 
-from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE, DailyTargets
 from packetx_lakehouse.defs.conventions import NEW_LINES, REFRESH_TAG
 from packetx_lakehouse.defs.partitions import check_partition_key
 from packetx_lakehouse.defs.resources import ObjectStoreResource
@@ -50,7 +50,7 @@ def days_in_flight(instance: dg.DagsterInstance) -> set[dt.date]:
     return {dt.date.fromisoformat(run.tags["dagster/partition"]) for run in runs if "dagster/partition" in run.tags}
 
 
-def landing_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
+def landing_sensor(partitions: dg.DailyPartitionsDefinition, targets: DailyTargets) -> dg.SensorDefinition:
     @dg.sensor(job_name=DAILY_PIPELINE, minimum_interval_seconds=LANDING_SENSOR_INTERVAL_SECONDS,
                default_status=dg.DefaultSensorStatus.STOPPED)
     def landing_sensor(
@@ -71,7 +71,7 @@ def landing_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinit
         for message in diff.messages:
             context.log.warning(message)
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key, tags=REFRESH)
+            run_requests=[targets.request(run_key=r.run_key, partition_key=r.partition_key, tags=REFRESH)
                           for r in diff.requests],
             cursor=dump_cursor(diff.cursor),
             skip_reason=None if diff.requests else f"No new or grown traffic-log files in {store.describe('')}",

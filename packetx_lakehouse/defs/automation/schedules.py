@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE
+from packetx_lakehouse.defs.automation.jobs import DAILY_PIPELINE, DailyTargets
 
 
-def daily_schedule(partitions: dg.DailyPartitionsDefinition) -> dg.ScheduleDefinition:
+def daily_schedule(partitions: dg.DailyPartitionsDefinition, targets: DailyTargets) -> dg.ScheduleDefinition:
     zone = partitions.timezone
 
     @dg.schedule(job_name=DAILY_PIPELINE, cron_schedule="15 0 * * *", execution_timezone=zone,
@@ -21,6 +21,6 @@ def daily_schedule(partitions: dg.DailyPartitionsDefinition) -> dg.ScheduleDefin
     def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         """Yesterday, relative to the tick's own time (so a late or replayed tick picks the right day)."""
         yesterday = context.scheduled_execution_time.astimezone(ZoneInfo(zone)).date() - dt.timedelta(days=1)
-        return dg.RunRequest(run_key=yesterday.isoformat(), partition_key=yesterday.isoformat())
+        return targets.request(run_key=yesterday.isoformat(), partition_key=yesterday.isoformat())
 
     return daily_schedule
