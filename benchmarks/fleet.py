@@ -440,6 +440,8 @@ def runs_of_window(dagster_home: Path, since: float) -> dict[str, Any]:
     they took (start to end), and how many had to read or rebuild their day whole."""
     import dagster as dg
 
+    from packetx_lakehouse.defs.transform import DAILY_STEP
+
     kinds: dict[str, list[float]] = defaultdict(list)
     whole: dict[str, int] = defaultdict(int)
     failed: dict[str, int] = defaultdict(int)
@@ -453,8 +455,11 @@ def runs_of_window(dagster_home: Path, since: float) -> dict[str, Any]:
             if record.start_time and record.end_time:
                 kinds[kind].append(record.end_time - record.start_time)
             failed[kind] += run.status != dg.DagsterRunStatus.SUCCESS
-            whole[kind] += any(any(m in (event.message or "") for m in WHOLE_DAY_MESSAGES)
-                               for event in instance.all_logs(run.run_id))
+            logs = instance.all_logs(run.run_id)
+            # A refresh says when it fell back to its day whole; any other run of the daily step
+            # (a schedule's, a backfill's, automation's) builds its days whole by design.
+            whole[kind] += (any(any(m in (event.message or "") for m in WHOLE_DAY_MESSAGES) for event in logs)
+                            if kind == "landing refresh" else any(event.step_key == DAILY_STEP for event in logs))
             if kind != "landing refresh":
                 launched[kind].append({"partition": run.tags.get("dagster/partition"),
                                        "assets": sorted(k.to_user_string() for k in run.asset_selection or ())})
